@@ -28,14 +28,14 @@ import (
 
 // pki holds the paths of every generated file (absolute).
 type pki struct {
-	dir                                string
-	caCert, caKey                      string // serving CA: apiserver + kubelet serving certs
-	clientCACert, clientCAKey          string // client CA: admin, kubelet client, tests' own certs
-	apiserverCert, apiserverKey        string
-	adminCert, adminKey                string
-	kubeletCert, kubeletKey            string // fake kubelet's serving cert
+	dir                                 string
+	caCert, caKey                       string // serving CA: apiserver + kubelet serving certs
+	clientCACert, clientCAKey           string // client CA: admin, kubelet client, tests' own certs
+	apiserverCert, apiserverKey         string
+	adminCert, adminKey                 string
+	kubeletCert, kubeletKey             string // fake kubelet's serving cert
 	kubeletClientCert, kubeletClientKey string // apiserver -> kubelet client cert
-	saKey, saPub                       string // service-account token signing key
+	saKey, saPub                        string // service-account token signing key
 }
 
 func newPKI(runDir string) *pki {

@@ -1,0 +1,87 @@
+//! Wiring for the `canopy` commands: load config, connect upstream, bind, serve, drain. This is
+//! the program's edge, so errors here are `anyhow` with context for the operator.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::admin::Admin;
+use crate::auth::{Authenticator, StaticTokens, TokenReviewer};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::server::{listener, proxy_stack, tls};
+use crate::upstream::{Tunnels, Upstream};
+
+/// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let upstream = Upstream::connect(&config.upstream).await?;
+    let static_tokens = match &config.authentication.token_file {
+        Some(path) => Some(StaticTokens::load(path).context("authentication.tokenFile")?),
+        None => None,
+    };
+    let token_review =
+        config.authentication.token_review.map(|review| TokenReviewer::new(upstream.kube.clone(), review));
+    let authenticator = Authenticator::new(static_tokens, token_review);
+    let tls = Arc::new(tls::server_config(&config.server)?);
+
+    // Everything that can be wrong with the configuration has been checked; only now bind.
+    let tcp = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+    let admin_tcp = TcpListener::bind(config.server.admin_listen)
+        .await
+        .with_context(|| format!("server.adminListen: cannot bind {}", config.server.admin_listen))?;
+    tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
+
+    let metrics = Metrics::new();
+    let tunnels = Tunnels::new(metrics.clone());
+    let service = proxy_stack(authenticator, &upstream, tunnels.clone(), metrics.clone());
+    let admin = Admin { metrics, upstream: upstream.http.clone() };
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(admin.serve(admin_tcp, async move {
+        let _ = admin_stopped.await;
+    }));
+
+    listener::serve(tcp, tls, service, shutdown_signal(), config.server.shutdown_grace, tunnels).await;
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `canopy kubeconfig`: a kubeconfig for `user` that points at this Canopy.
+pub fn kubeconfig(config: &Config, user: &str, token: Option<String>) -> anyhow::Result<String> {
+    let token = match token {
+        Some(token) => Some(token),
+        None => match &config.authentication.token_file {
+            Some(path) => StaticTokens::load(path)?.token_of(user).map(str::to_owned),
+            None => None,
+        },
+    };
+    let ca = tls::trust_anchor_pem(&config.server)?;
+    let rendered = crate::kubeconfig::render(&config.server.public_url, &ca, user, token.as_deref());
+    Ok(serde_json::to_string_pretty(&rendered)?)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("interrupt received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

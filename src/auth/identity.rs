@@ -1,0 +1,28 @@
+//! Who a caller is, once authenticated.
+
+use std::collections::BTreeMap;
+
+/// An authenticated caller, as Canopy will impersonate them upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// User name (`alice`, `system:serviceaccount:ns:name`).
+    pub user: String,
+    /// Stable user id, when the authenticator gives one.
+    pub uid: Option<String>,
+    /// Groups, in the order the authenticator gave them.
+    pub groups: Vec<String>,
+    /// Extra attributes (e.g. `authentication.kubernetes.io/credential-id`).
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// The identity a connection's verified client certificate carries, set on every request of
+/// that connection by the listener. `None` when the client sent no certificate.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity(pub Option<Identity>);
+
+impl Identity {
+    /// An identity with just a user name and groups.
+    pub fn new(user: impl Into<String>, groups: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self { user: user.into(), groups: groups.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+}

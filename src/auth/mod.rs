@@ -1,0 +1,68 @@
+//! Authentication: who is calling. Client certificates (verified in the TLS handshake), static
+//! tokens for development, and bearer tokens checked by TokenReview — the same sources, in the
+//! same order, that kube-apiserver consults. [`AuthenticateLayer`] puts the resulting
+//! [`Identity`] on the request or answers 401.
+
+mod client_cert;
+mod identity;
+mod layer;
+mod static_tokens;
+mod token_review;
+
+pub use client_cert::identity_from_der;
+pub use identity::{Identity, PeerIdentity};
+pub use layer::{AuthenticateLayer, AuthenticateService};
+pub use static_tokens::{StaticTokens, TokenFileError};
+pub use token_review::{ReviewError, TokenReviewer};
+
+use crate::status::Status;
+
+/// The credential a request presents, besides its connection's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer …`, or the WebSocket subprotocol form browsers use.
+    Bearer(String),
+    /// No credential in the request.
+    None,
+}
+
+/// All configured ways to establish an identity.
+#[derive(Clone, Default)]
+pub struct Authenticator {
+    static_tokens: Option<std::sync::Arc<StaticTokens>>,
+    token_review: Option<TokenReviewer>,
+}
+
+impl Authenticator {
+    /// An authenticator over the given sources; client certificates are always honoured when
+    /// the listener verified one.
+    pub fn new(static_tokens: Option<StaticTokens>, token_review: Option<TokenReviewer>) -> Self {
+        Self { static_tokens: static_tokens.map(std::sync::Arc::new), token_review }
+    }
+
+    /// Identifies the caller: certificate first, then static tokens, then TokenReview.
+    pub async fn authenticate(&self, peer: &PeerIdentity, credential: &Credential) -> Result<Identity, Status> {
+        if let Some(identity) = &peer.0 {
+            return Ok(identity.clone());
+        }
+        let Credential::Bearer(token) = credential else {
+            return Err(Status::unauthorized("Unauthorized"));
+        };
+        if let Some(identity) = self.static_tokens.as_ref().and_then(|t| t.lookup(token)) {
+            return Ok(identity.clone());
+        }
+        if let Some(reviewer) = &self.token_review {
+            match reviewer.review(token).await {
+                Ok(Some(identity)) => return Ok(identity),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot verify a bearer token");
+                    return Err(Status::service_unavailable(
+                        "cannot verify the bearer token right now: the upstream apiserver is unavailable",
+                    ));
+                }
+            }
+        }
+        Err(Status::unauthorized("Unauthorized"))
+    }
+}

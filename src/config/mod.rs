@@ -1,0 +1,209 @@
+//! Canopy's configuration in two stages: [`raw`] is the file as written (serde, unknown keys
+//! rejected); [`Config`] is the validated form the rest of the program uses. Every error names
+//! the file and the config path at fault, and nothing is bound to a port before it passes.
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raw::RawConfig;
+
+/// A configuration error, naming the file and the config path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    /// The file is not YAML/JSON of the expected shape.
+    #[error("{file}: {at}: {message}")]
+    Parse { file: PathBuf, at: String, message: String },
+    /// A value has the right shape but is not acceptable.
+    #[error("{file}: {at}: {message}")]
+    Invalid { file: PathBuf, at: String, message: String },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub authentication: AuthConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Base URL tenants use, e.g. `https://127.0.0.1:6443`.
+    pub public_url: String,
+    pub tls: TlsSource,
+    pub client_ca_file: Option<PathBuf>,
+    pub shutdown_grace: Duration,
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// Operator-provided PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Generated at start, signed by a CA kept in `dir`.
+    Generated { dir: PathBuf, extra_sans: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub token_file: Option<PathBuf>,
+    pub token_review: Option<TokenReviewConfig>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenReviewConfig {
+    pub ttl: Duration,
+    pub negative_ttl: Duration,
+    pub max_entries: usize,
+}
+
+impl Config {
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_owned(), source })?;
+        Self::from_str(file, &text)
+    }
+
+    /// Parses and validates `text`, read from `file`.
+    pub fn from_str(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let parse_error = |at: String, message: String| ConfigError::Parse { file: file.to_owned(), at, message };
+        // YAML is parsed into a JSON value first so that serde_path_to_error can name the exact
+        // config path of a shape error.
+        let value: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| parse_error("(document)".into(), e.to_string()))?
+        };
+        let raw: RawConfig = serde_path_to_error::deserialize(value)
+            .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?;
+        Self::from_raw(file, raw)
+    }
+
+    fn from_raw(file: &Path, raw: RawConfig) -> Result<Self, ConfigError> {
+        let invalid =
+            |at: &str, message: String| ConfigError::Invalid { file: file.to_owned(), at: at.to_owned(), message };
+        let base = file.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &str| base.join(p);
+
+        let listen: SocketAddr = raw
+            .server
+            .listen
+            .parse()
+            .map_err(|e| invalid("server.listen", format!("{:?} is not host:port: {e}", raw.server.listen)))?;
+        let admin_listen: SocketAddr = raw.server.admin_listen.parse().map_err(|e| {
+            invalid("server.adminListen", format!("{:?} is not host:port: {e}", raw.server.admin_listen))
+        })?;
+        let public_url = match raw.server.public_url {
+            Some(url) => {
+                let parsed: http::Uri =
+                    url.parse().map_err(|e| invalid("server.publicUrl", format!("{url:?}: {e}")))?;
+                if parsed.scheme_str() != Some("https") || parsed.host().is_none() {
+                    return Err(invalid("server.publicUrl", format!("{url:?} must be an https:// URL")));
+                }
+                url.trim_end_matches('/').to_owned()
+            }
+            None => format!("https://{listen}"),
+        };
+        let tls = match (raw.server.tls.cert_file, raw.server.tls.key_file) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert: resolve(&cert), key: resolve(&key) },
+            (None, None) => TlsSource::Generated {
+                dir: resolve(raw.server.tls.generated_dir.as_deref().unwrap_or(".canopy")),
+                extra_sans: raw.server.tls.extra_sans,
+            },
+            (Some(_), None) => return Err(invalid("server.tls.keyFile", "certFile is set, keyFile is missing".into())),
+            (None, Some(_)) => {
+                return Err(invalid("server.tls.certFile", "keyFile is set, certFile is missing".into()));
+            }
+        };
+        let token_review = raw.authentication.token_review;
+        if token_review.enabled && token_review.max_entries == 0 {
+            return Err(invalid("authentication.tokenReview.maxEntries", "must be at least 1".into()));
+        }
+        Ok(Config {
+            file: file.to_owned(),
+            server: ServerConfig {
+                listen,
+                admin_listen,
+                public_url,
+                tls,
+                client_ca_file: raw.server.client_ca_file.as_deref().map(resolve),
+                shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds),
+            },
+            upstream: UpstreamConfig {
+                kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
+                context: raw.upstream.context,
+            },
+            authentication: AuthConfig {
+                token_file: raw.authentication.token_file.as_deref().map(resolve),
+                token_review: token_review.enabled.then(|| TokenReviewConfig {
+                    ttl: Duration::from_secs(token_review.cache_ttl_seconds),
+                    negative_ttl: Duration::from_secs(token_review.negative_cache_ttl_seconds),
+                    max_entries: token_review.max_entries,
+                }),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(Path::new("/etc/canopy/config.yaml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = load("").unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:6443");
+        assert_eq!(config.server.public_url, "https://127.0.0.1:6443");
+        assert!(config.authentication.token_review.is_some());
+        assert!(
+            matches!(config.server.tls, TlsSource::Generated { ref dir, .. } if dir == Path::new("/etc/canopy/.canopy"))
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let err = load("server:\n  tls:\n    certFiles: x\n").unwrap_err().to_string();
+        assert!(err.starts_with("/etc/canopy/config.yaml: server.tls.certFiles: unknown field `certFiles`"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_its_path() {
+        let err = load("server:\n  listen: nowhere\n").unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let err = load("authentication:\n  tokenReview:\n    cacheTtlSeconds: soon\n").unwrap_err().to_string();
+        assert!(err.contains("authentication.tokenReview.cacheTtlSeconds"), "{err}");
+    }
+
+    #[test]
+    fn half_a_key_pair_is_refused() {
+        let err = load("server:\n  tls:\n    certFile: a.crt\n").unwrap_err().to_string();
+        assert!(err.contains("server.tls.keyFile"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let config = load("upstream:\n  kubeconfig: admin.kubeconfig\n").unwrap();
+        assert_eq!(config.upstream.kubeconfig.unwrap(), Path::new("/etc/canopy/admin.kubeconfig"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The configuration file as written: plain serde structs, unknown keys rejected, defaults filled.
+//! Nothing here is checked beyond its shape; `config::Config::from_raw` does that once.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    /// Listener, TLS and shutdown settings.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Where the real apiserver is and how Canopy authenticates to it.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// How callers prove who they are.
+    #[serde(default)]
+    pub authentication: RawAuthentication,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawServer {
+    /// `host:port` of the tenant-facing TLS listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `host:port` of the plain-HTTP admin listener (`/livez`, `/readyz`, `/metrics`).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// The URL tenants use to reach Canopy, written into generated kubeconfigs.
+    pub public_url: Option<String>,
+    /// Serving certificate.
+    #[serde(default)]
+    pub tls: RawTls,
+    /// CA bundle whose client certificates are accepted as identities (CN user, O groups).
+    pub client_ca_file: Option<String>,
+    /// How long open connections may drain after SIGTERM before they are closed.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            public_url: None,
+            tls: RawTls::default(),
+            client_ca_file: None,
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTls {
+    /// PEM certificate chain; with `keyFile`. Absent: generated at start.
+    pub cert_file: Option<String>,
+    /// PEM private key for `certFile`.
+    pub key_file: Option<String>,
+    /// Where a generated CA is kept (`ca.crt`, `ca.key`) so it survives restarts.
+    pub generated_dir: Option<String>,
+    /// Extra DNS names or IPs for a generated serving certificate.
+    #[serde(default)]
+    pub extra_sans: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUpstream {
+    /// Kubeconfig for the real apiserver; absent: `KUBECONFIG`, `~/.kube/config` or in-cluster.
+    pub kubeconfig: Option<String>,
+    /// Context within that kubeconfig; absent: its current context.
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuthentication {
+    /// Static token file (`token,user,uid,"group1,group2"`), for development.
+    pub token_file: Option<String>,
+    /// Bearer tokens checked by TokenReview against the upstream.
+    #[serde(default)]
+    pub token_review: RawTokenReview,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTokenReview {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long an accepted token is trusted without asking again.
+    #[serde(default = "default_ttl")]
+    pub cache_ttl_seconds: u64,
+    /// How long a refused token is refused without asking again.
+    #[serde(default = "default_negative_ttl")]
+    pub negative_cache_ttl_seconds: u64,
+    /// Bound on cached tokens.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+}
+
+impl Default for RawTokenReview {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cache_ttl_seconds: default_ttl(),
+            negative_cache_ttl_seconds: default_negative_ttl(),
+            max_entries: default_max_entries(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6443".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:6444".into()
+}
+fn default_grace() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+fn default_ttl() -> u64 {
+    120
+}
+fn default_negative_ttl() -> u64 {
+    10
+}
+fn default_max_entries() -> usize {
+    10_000
+}

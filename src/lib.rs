@@ -1,0 +1,19 @@
+//! Canopy: a virtual-cluster API proxy for Kubernetes. It sits in front of a real
+//! kube-apiserver, authenticates each caller, and forwards their requests as themselves.
+//!
+//! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
+//! classifies and cleans, [`upstream`] forwards; [`status`] renders every error, [`metrics`] and
+//! [`admin`] report, [`config`] is validated once at load.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod request;
+pub mod server;
+pub mod status;
+pub mod upstream;

@@ -1,0 +1,91 @@
+//! The `canopy` binary: parse flags, load config, hand over to [`canopy::app`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use canopy::config::Config;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "canopy", version, about = "A virtual-cluster API proxy for Kubernetes")]
+struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CANOPY_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the proxy until SIGTERM.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print a kubeconfig that points USER at this Canopy.
+    Kubeconfig {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// User the kubeconfig is for.
+        #[arg(long)]
+        user: String,
+        /// Bearer token to embed; default: the user's token from the static token file.
+        #[arg(long, env = "CANOPY_TOKEN")]
+        token: Option<String>,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        /// Configuration file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    // ring is the only provider compiled in; installing it explicitly keeps rustls from guessing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("canopy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::serve(config))
+        }
+        Command::Kubeconfig { config, user, token } => {
+            println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token)?);
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            Config::load(&config)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANOPY_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,330 @@
+//! Classifies an HTTP request the way kube-apiserver's `RequestInfoFactory` does: verb (including
+//! list, watch and deletecollection), API group and version, resource, subresource, namespace and
+//! name. A pure function over method, path and query, so it is unit-tested and fuzzable.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+/// What a request is, in Kubernetes terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// True for `/api/...` and `/apis/...` requests that name a resource.
+    pub is_resource_request: bool,
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`,
+    /// `proxy`, or the lower-cased method for non-resource requests.
+    pub verb: String,
+    /// `api` or `apis` for resource requests.
+    pub api_prefix: String,
+    /// Empty for the core group.
+    pub api_group: String,
+    /// `v1`, `v1beta1`, …
+    pub api_version: String,
+    /// Namespace named in the path, empty for cluster-scoped requests.
+    pub namespace: String,
+    /// Plural resource name.
+    pub resource: String,
+    /// `status`, `log`, `exec`, …
+    pub subresource: String,
+    /// Object name, or the exact `metadata.name` of a field selector on a list or watch.
+    pub name: String,
+    /// Path segments after the subresource (a `proxy` subresource's target path).
+    pub rest: Vec<String>,
+}
+
+/// Why a path cannot be classified safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InfoError {
+    /// The path has `.` or `..` segments, empty inner segments, or an encoded `/` or `\`:
+    /// forms that different HTTP stacks resolve differently, so none is accepted.
+    #[error("the request path {0:?} is not in canonical form")]
+    NotCanonical(String),
+    /// A segment is not valid percent-encoded UTF-8.
+    #[error("the request path {0:?} is not valid UTF-8 once decoded")]
+    BadEncoding(String),
+}
+
+impl RequestInfo {
+    /// Classifies `method path?query`. `path` is the raw (still percent-encoded) path.
+    pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Self, InfoError> {
+        let segments = decode_segments(path)?;
+        let mut info = RequestInfo { verb: method.as_str().to_ascii_lowercase(), ..Default::default() };
+
+        let mut parts: &[String] = &segments;
+        let prefix = match parts.first().map(String::as_str) {
+            Some(p @ ("api" | "apis")) => p,
+            _ => return Ok(info),
+        };
+        parts = &parts[1..];
+        if prefix == "apis" {
+            let Some((group, rest)) = parts.split_first() else { return Ok(info) };
+            info.api_group = group.clone();
+            parts = rest;
+        }
+        let Some((version, rest)) = parts.split_first() else { return Ok(info) };
+        if rest.is_empty() {
+            // `/api/v1` and `/apis/g/v` are discovery documents, not resources.
+            return Ok(info);
+        }
+        info.api_prefix = prefix.to_owned();
+        info.api_version = version.clone();
+        parts = rest;
+        info.is_resource_request = true;
+        info.verb = match *method {
+            Method::POST => "create",
+            Method::GET | Method::HEAD => "get",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE => "delete",
+            _ => "",
+        }
+        .to_owned();
+
+        // Deprecated `/api/v1/watch/...` and `/api/v1/proxy/...` forms put the verb in the path.
+        if let Some(special @ ("watch" | "proxy")) = parts.first().map(String::as_str) {
+            if parts.len() < 2 {
+                info.is_resource_request = false;
+                info.verb = method.as_str().to_ascii_lowercase();
+                return Ok(info);
+            }
+            info.verb = special.to_owned();
+            parts = &parts[1..];
+        }
+
+        if parts.first().map(String::as_str) == Some("namespaces")
+            && let Some(ns) = parts.get(1)
+        {
+            info.namespace = ns.clone();
+            // `/namespaces/x/status` and `/namespaces/x/finalize` are subresources of the
+            // namespace object itself; anything else is a resource inside namespace x.
+            if parts.len() > 2 && !matches!(parts[2].as_str(), "status" | "finalize") {
+                parts = &parts[2..];
+            }
+        }
+        if let Some(resource) = parts.first() {
+            info.resource = resource.clone();
+        }
+        if let Some(name) = parts.get(1) {
+            info.name = name.clone();
+        }
+        if let Some(subresource) = parts.get(2) {
+            info.subresource = subresource.clone();
+        }
+        if parts.len() > 3 {
+            info.rest = parts[3..].to_vec();
+        }
+
+        let query = Query::parse(query.unwrap_or(""));
+        if info.name.is_empty() && info.verb == "get" {
+            info.verb = if query.watch { "watch" } else { "list" }.to_owned();
+            if let Some(name) = query.exact_name {
+                info.name = name;
+            }
+        }
+        if info.name.is_empty() && info.verb == "delete" {
+            info.verb = "deletecollection".to_owned();
+        }
+        Ok(info)
+    }
+}
+
+/// The parts of a list query that change the classification.
+struct Query {
+    watch: bool,
+    exact_name: Option<String>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Self {
+        let mut parsed = Query { watch: false, exact_name: None };
+        for (key, value) in form_pairs(query) {
+            match key.as_str() {
+                "watch" => parsed.watch = matches!(value.as_str(), "true" | "1"),
+                "fieldSelector" => parsed.exact_name = exact_name_in_selector(&value),
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+/// `metadata.name=x` (or `==`) as the only term a field selector holds about the name.
+fn exact_name_in_selector(selector: &str) -> Option<String> {
+    selector.split(',').find_map(|term| {
+        let (key, value) = term.split_once("==").or_else(|| term.split_once('='))?;
+        (key.trim() == "metadata.name" && !key.ends_with('!')).then(|| value.trim().to_owned())
+    })
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+pub fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(key), form_decode(value))
+    })
+}
+
+fn form_decode(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+/// Splits a raw path into decoded segments, refusing forms that could be read two ways.
+fn decode_segments(path: &str) -> Result<Vec<String>, InfoError> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    trimmed
+        .split('/')
+        .map(|raw| {
+            let lower = raw.to_ascii_lowercase();
+            if raw.is_empty() || lower.contains("%2f") || lower.contains("%5c") || raw.contains('\\') {
+                return Err(InfoError::NotCanonical(path.to_owned()));
+            }
+            let decoded = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| InfoError::BadEncoding(path.to_owned()))?
+                .into_owned();
+            if decoded == "." || decoded == ".." {
+                return Err(InfoError::NotCanonical(path.to_owned()));
+            }
+            Ok(decoded)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(method: Method, uri: &str) -> RequestInfo {
+        let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
+        RequestInfo::parse(&method, path, query).unwrap()
+    }
+
+    #[test]
+    fn classifies_like_the_apiserver() {
+        // (method, uri, verb, group, version, namespace, resource, subresource, name)
+        let cases = [
+            (Method::GET, "/api/v1/namespaces", "list", "", "v1", "", "namespaces", "", ""),
+            (Method::GET, "/api/v1/namespaces/ns", "get", "", "v1", "ns", "namespaces", "", "ns"),
+            (Method::PUT, "/api/v1/namespaces/ns/finalize", "update", "", "v1", "ns", "namespaces", "finalize", "ns"),
+            (Method::GET, "/api/v1/namespaces/ns/pods", "list", "", "v1", "ns", "pods", "", ""),
+            (Method::GET, "/api/v1/namespaces/ns/pods?watch=true", "watch", "", "v1", "ns", "pods", "", ""),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/pods?watch=1&fieldSelector=metadata.name%3Dp",
+                "watch",
+                "",
+                "v1",
+                "ns",
+                "pods",
+                "",
+                "p",
+            ),
+            (Method::GET, "/api/v1/pods", "list", "", "v1", "", "pods", "", ""),
+            (Method::GET, "/api/v1/watch/namespaces/ns/pods", "watch", "", "v1", "ns", "pods", "", ""),
+            (Method::POST, "/api/v1/namespaces/ns/pods/p/exec", "create", "", "v1", "ns", "pods", "exec", "p"),
+            (Method::GET, "/api/v1/namespaces/ns/pods/p/log", "get", "", "v1", "ns", "pods", "log", "p"),
+            (
+                Method::DELETE,
+                "/apis/apps/v1/namespaces/ns/deployments",
+                "deletecollection",
+                "apps",
+                "v1",
+                "ns",
+                "deployments",
+                "",
+                "",
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/ns/deployments/d/scale",
+                "patch",
+                "apps",
+                "v1",
+                "ns",
+                "deployments",
+                "scale",
+                "d",
+            ),
+            (
+                Method::GET,
+                "/apis/storage.k8s.io/v1/storageclasses/sc",
+                "get",
+                "storage.k8s.io",
+                "v1",
+                "",
+                "storageclasses",
+                "",
+                "sc",
+            ),
+            (
+                Method::POST,
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                "create",
+                "authorization.k8s.io",
+                "v1",
+                "",
+                "selfsubjectaccessreviews",
+                "",
+                "",
+            ),
+        ];
+        for (method, uri, verb, group, version, ns, resource, sub, name) in cases {
+            let got = info(method, uri);
+            assert!(got.is_resource_request, "{uri}");
+            assert_eq!(
+                (
+                    got.verb.as_str(),
+                    got.api_group.as_str(),
+                    got.api_version.as_str(),
+                    got.namespace.as_str(),
+                    got.resource.as_str(),
+                    got.subresource.as_str(),
+                    got.name.as_str()
+                ),
+                (verb, group, version, ns, resource, sub, name),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn discovery_and_other_paths_are_not_resource_requests() {
+        for uri in
+            ["/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1", "/openapi/v3", "/version", "/", "/healthz"]
+        {
+            let got = info(Method::GET, uri);
+            assert!(!got.is_resource_request, "{uri}");
+            assert_eq!(got.verb, "get");
+        }
+    }
+
+    #[test]
+    fn proxy_subresource_keeps_its_path() {
+        let got = info(Method::GET, "/api/v1/namespaces/ns/services/s:80/proxy/a/b");
+        assert_eq!((got.resource.as_str(), got.name.as_str(), got.subresource.as_str()), ("services", "s:80", "proxy"));
+        assert_eq!(got.rest, ["a", "b"]);
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for path in [
+            "/api/v1/namespaces/a%2Fb/pods",
+            "/api/v1/namespaces/../kube-system/pods",
+            "/api//v1/pods",
+            "/api/v1/namespaces/%2e%2e/pods",
+            "/api/v1/namespaces/a%5cb",
+        ] {
+            assert!(RequestInfo::parse(&Method::GET, path, None).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn percent_encoded_segments_are_decoded() {
+        let got = info(Method::GET, "/api/v1/namespaces/n%73/pods");
+        assert_eq!(got.namespace, "ns");
+    }
+}

@@ -1,0 +1,12 @@
+//! What a request is and what it may carry: classification ([`info`], [`classify`]) and the
+//! header hygiene that keeps a client from smuggling identity past Canopy ([`headers`],
+//! [`guard`]).
+
+pub mod classify;
+pub mod guard;
+pub mod headers;
+pub mod info;
+
+pub use classify::ClassifyLayer;
+pub use guard::IdentityGuardLayer;
+pub use info::RequestInfo;

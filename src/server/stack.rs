@@ -1,0 +1,43 @@
+//! The request pipeline: one tower stack, one concern per layer, outermost first.
+
+use std::convert::Infallible;
+
+use http::{Request, Response};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+
+use crate::auth::{AuthenticateLayer, Authenticator};
+use crate::body::Body;
+use crate::metrics::{Metrics, MetricsLayer};
+use crate::request::{ClassifyLayer, IdentityGuardLayer};
+use crate::status::RenderStatusLayer;
+use crate::upstream::{Forward, Tunnels, Upstream};
+
+/// The whole pipeline as one service; it never fails, every error is a `Status` response.
+pub type ProxyService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// Assembles the pipeline.
+pub fn proxy_stack(
+    authenticator: Authenticator,
+    upstream: &Upstream,
+    tunnels: Tunnels,
+    metrics: Metrics,
+) -> ProxyService {
+    let stack = ServiceBuilder::new()
+        // Every `Status` error from the layers below becomes a Kubernetes Status response here,
+        // so no layer renders its own and kubectl prints each one as it would the apiserver's.
+        .layer(RenderStatusLayer)
+        // Classify once, first: every later layer (and metrics) reads the RequestInfo, and a
+        // path that could be read two ways never gets further.
+        .layer(ClassifyLayer)
+        // Metrics sit outside authentication so refusals are counted with their codes.
+        .layer(MetricsLayer::new(metrics.clone()))
+        // Authenticate before looking at what the caller asks for: 401 comes before 403, as in
+        // the apiserver. The credential is removed from the request here.
+        .layer(AuthenticateLayer::new(authenticator))
+        // A known caller still may not pick its upstream identity.
+        .layer(IdentityGuardLayer)
+        // Innermost: send upstream as the caller, stream the answer back.
+        .service(Forward::new(upstream.http.clone(), tunnels, metrics));
+    BoxCloneSyncService::new(stack)
+}

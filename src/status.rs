@@ -1,0 +1,192 @@
+//! Kubernetes `Status` errors: every error Canopy itself answers with is one of these, so kubectl
+//! prints `Error from server (Forbidden): …` exactly as it would for the apiserver.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::{self, Body};
+
+/// An API error, rendered as a `kind: Status` object with the matching HTTP code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// HTTP status code, also written as `code` in the body.
+    pub code: StatusCode,
+    /// Machine-readable `reason` (`Forbidden`, `NotFound`, `Unauthorized`, …).
+    pub reason: &'static str,
+    /// Human-readable message; never holds a name the caller may not see.
+    pub message: String,
+}
+
+impl Status {
+    fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self { code, reason, message: message.into() }
+    }
+
+    /// 400: the request itself is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    /// 401: no identity could be established.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// 403: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    /// 404: the object (or anything the caller may not know about) does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+
+    /// 500: Canopy itself failed.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+
+    /// 502: the upstream answered with something that is not HTTP we can relay.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "BadGateway", message)
+    }
+
+    /// 503: the upstream apiserver cannot be reached right now.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
+    }
+
+    /// The `Status` object as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            kind: &'static str,
+            api_version: &'static str,
+            metadata: serde_json::Map<String, serde_json::Value>,
+            status: &'static str,
+            message: &'a str,
+            reason: &'static str,
+            code: u16,
+        }
+        let wire = Wire {
+            kind: "Status",
+            api_version: "v1",
+            metadata: serde_json::Map::new(),
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            code: self.code.as_u16(),
+        };
+        // Serializing a struct of strings and integers cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// The HTTP response carrying this status.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(body::full(self.to_json()));
+        *response.status_mut() = self.code;
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.reason, self.code.as_u16(), self.message)
+    }
+}
+
+impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_is_what_kubectl_parses() {
+        let json: serde_json::Value = serde_json::from_slice(&Status::forbidden("no \"way\"").to_json()).unwrap();
+        assert_eq!(json["kind"], "Status");
+        assert_eq!(json["apiVersion"], "v1");
+        assert_eq!(json["status"], "Failure");
+        assert_eq!(json["reason"], "Forbidden");
+        assert_eq!(json["code"], 403);
+        assert_eq!(json["message"], "no \"way\"");
+    }
+
+    #[test]
+    fn response_carries_code_and_content_type() {
+        let response = Status::service_unavailable("down").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}
+
+/// The outermost layer: renders every [`Status`] error from the layers below as its response,
+/// so no layer renders its own and the stack as a whole never fails.
+#[derive(Clone, Copy, Default)]
+pub struct RenderStatusLayer;
+
+impl<S> tower::Layer<S> for RenderStatusLayer {
+    type Service = RenderStatus<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RenderStatus { inner, not_ready: None }
+    }
+}
+
+/// See [`RenderStatusLayer`].
+#[derive(Clone)]
+pub struct RenderStatus<S> {
+    inner: S,
+    /// A readiness failure, answered to the next call instead of failing the connection.
+    not_ready: Option<Status>,
+}
+
+impl<S, Req> tower::Service<Req> for RenderStatus<S>
+where
+    S: tower::Service<Req, Response = Response<Body>, Error = Status>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        futures_util::future::Ready<Result<Response<Body>, std::convert::Infallible>>,
+        RenderFuture<S::Future>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        if let Err(status) = std::task::ready!(self.inner.poll_ready(cx)) {
+            self.not_ready = Some(status);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match self.not_ready.take() {
+            Some(status) => futures_util::future::Either::Left(futures_util::future::ready(Ok(status.into_response()))),
+            None => futures_util::future::Either::Right(RenderFuture { inner: self.inner.call(request) }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`RenderStatus`].
+    pub struct RenderFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Future for RenderFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Status>>,
+{
+    type Output = Result<Response<Body>, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let result = std::task::ready!(self.project().inner.poll(cx));
+        std::task::Poll::Ready(Ok(result.unwrap_or_else(Status::into_response)))
+    }
+}

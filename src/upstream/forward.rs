@@ -1,0 +1,105 @@
+//! The innermost service: sends an authenticated request to the apiserver as its caller and
+//! relays the answer, streaming both bodies and tunnelling protocol upgrades.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use tower::{Service, ServiceExt};
+
+use super::{Tunnels, UpstreamService, impersonation_headers};
+use crate::auth::Identity;
+use crate::body::{self, Body, BoxError};
+use crate::metrics::Metrics;
+use crate::request::headers;
+use crate::status::Status;
+
+/// Forwards requests upstream with impersonation headers.
+#[derive(Clone)]
+pub struct Forward {
+    upstream: UpstreamService,
+    tunnels: Tunnels,
+    metrics: Metrics,
+}
+
+impl Forward {
+    pub fn new(upstream: UpstreamService, tunnels: Tunnels, metrics: Metrics) -> Self {
+        Self { upstream, tunnels, metrics }
+    }
+}
+
+impl Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        // The upstream is a connection pool; readiness is awaited per call below.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let upstream = self.upstream.clone();
+        let tunnels = self.tunnels.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let identity = request
+                .extensions()
+                .get::<Identity>()
+                .cloned()
+                .ok_or_else(|| Status::internal("request reached forwarding without an identity"))?;
+            let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+            let (parts, body) = request.into_parts();
+            let mut outgoing = Request::new(body);
+            *outgoing.method_mut() = parts.method;
+            *outgoing.uri_mut() = parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".parse(), |pq| pq.as_str().parse())
+                .map_err(|_| Status::bad_request("invalid request URI"))?;
+            *outgoing.headers_mut() = parts.headers;
+            headers::strip_request(outgoing.headers_mut());
+            impersonation_headers(&identity, outgoing.headers_mut()).map_err(|e| Status::bad_request(e.to_string()))?;
+
+            let mut response = upstream.oneshot(outgoing).await.map_err(|error| {
+                metrics.upstream_error(error_kind(&error));
+                tracing::warn!(error = %error_chain(&*error), "upstream request failed");
+                Status::service_unavailable("the upstream apiserver is unavailable")
+            })?;
+
+            let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            headers::strip_response(response.headers_mut(), switching);
+            match (switching, client_upgrade) {
+                (true, Some(client)) => {
+                    tunnels.spawn(client, hyper::upgrade::on(&mut response));
+                    Ok(response.map(|_| body::empty()))
+                }
+                (true, None) => {
+                    Err(Status::bad_gateway("the upstream switched protocols on a request that did not ask to"))
+                }
+                (false, _) => Ok(response.map(body::boxed)),
+            }
+        })
+    }
+}
+
+fn error_kind(error: &BoxError) -> &'static str {
+    match error.downcast_ref::<hyper_util::client::legacy::Error>() {
+        Some(e) if e.is_connect() => "connect",
+        Some(_) => "request",
+        None => "client",
+    }
+}
+
+/// The error and its sources on one line, for logs.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
