@@ -1,0 +1,291 @@
+//! Shared helpers for the end-to-end tests: the running real-apiserver harness, a Canopy
+//! process per test, kubeconfigs, and clients (the machine's kubectl, the harness-built kubectl,
+//! raw HTTPS).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The harness started by `integration-tests/up.sh`, read from its run directory's `env` file.
+pub struct Harness {
+    pub run_dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Harness {
+    /// The harness every test shares: `CANOPY_HARNESS_DIR`, or `integration-tests/.run`.
+    pub fn shared() -> &'static Harness {
+        static SHARED: OnceLock<Harness> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let dir = std::env::var_os("CANOPY_HARNESS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/.run"));
+            Harness::at(&dir)
+        })
+    }
+
+    /// Reads the harness whose run directory is `dir`; panics with the command to run if none is up.
+    pub fn at(dir: &Path) -> Harness {
+        let text = std::fs::read_to_string(dir.join("env")).unwrap_or_else(|e| {
+            panic!("no harness at {}: {e}; start one with integration-tests/up.sh {}", dir.display(), dir.display())
+        });
+        assert!(dir.join("ready").exists(), "harness at {} is not ready", dir.display());
+        Harness { run_dir: dir.to_owned(), env: parse_env(&text) }
+    }
+
+    pub fn var(&self, key: &str) -> &str {
+        self.env.get(key).unwrap_or_else(|| panic!("harness env has no {key}"))
+    }
+
+    /// The bearer token of a harness user (`admin`, `alice`, …, `nobody`).
+    pub fn token(&self, user: &str) -> &str {
+        self.var(&format!("TOKEN_{}", user.to_uppercase()))
+    }
+
+    pub fn server(&self) -> &str {
+        self.var("KUBE_SERVER")
+    }
+
+    /// Both kubectls: the one built from the harness's Kubernetes release and the machine's own.
+    pub fn kubectls(&self) -> Vec<PathBuf> {
+        let mut all = vec![PathBuf::from(self.var("KUBECTL"))];
+        if let Some(machine) = which("kubectl") {
+            all.push(machine);
+        }
+        all
+    }
+}
+
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+            (k.trim().to_owned(), v.replace("'\\''", "'"))
+        })
+        .collect()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// A free loopback port (bound and released; a small race other tests avoid by using their own).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Settings for one Canopy process.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Verify client certificates against the harness's client CA.
+    pub client_ca: bool,
+    /// Contents of a static token file.
+    pub static_tokens: Option<String>,
+    /// Shutdown grace period.
+    pub grace_seconds: Option<u64>,
+}
+
+/// A running `canopy serve`, killed on drop.
+pub struct Canopy {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub admin: String,
+    pub config: PathBuf,
+    pub ca_file: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+impl Canopy {
+    pub fn start(harness: &Harness) -> Canopy {
+        Self::start_with(harness, Options::default())
+    }
+
+    pub fn start_with(harness: &Harness, options: Options) -> Canopy {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let mut config = format!(
+            "server:\n  listen: 127.0.0.1:{port}\n  adminListen: 127.0.0.1:{admin_port}\n  tls:\n    generatedDir: tls\n  shutdownGraceSeconds: {}\n",
+            options.grace_seconds.unwrap_or(5)
+        );
+        if options.client_ca {
+            config.push_str(&format!("  clientCaFile: {}\n", harness.var("CLIENT_CA_CERT")));
+        }
+        config.push_str(&format!("upstream:\n  kubeconfig: {}\n", harness.var("CANOPY_UPSTREAM_KUBECONFIG")));
+        config.push_str("authentication:\n  tokenReview:\n    cacheTtlSeconds: 60\n");
+        if let Some(tokens) = &options.static_tokens {
+            std::fs::write(dir.path().join("tokens.csv"), tokens).unwrap();
+            config.push_str("  tokenFile: tokens.csv\n");
+        }
+        let config_path = dir.path().join("canopy.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let stderr_log = dir.path().join("canopy.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_canopy"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("CANOPY_LOG", "info,canopy=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .unwrap();
+        let canopy = Canopy {
+            child,
+            ca_file: dir.path().join("tls/ca.crt"),
+            dir,
+            url: format!("https://127.0.0.1:{port}"),
+            admin: format!("127.0.0.1:{admin_port}"),
+            config: config_path,
+            stderr_log,
+        };
+        canopy.wait_until(|| canopy.admin_get("/livez").map(|(code, _)| code == 200).unwrap_or(false), "live");
+        canopy
+    }
+
+    fn wait_until(&self, mut ready: impl FnMut() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready() {
+            assert!(Instant::now() < deadline, "canopy never became {what}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A plain-HTTP GET on the admin port: (code, body).
+    pub fn admin_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.admin)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((code, body))
+    }
+
+    /// Writes a kubeconfig for `user` with `token` via `canopy kubeconfig`, returns its path.
+    pub fn kubeconfig(&self, user: &str, token: &str) -> PathBuf {
+        let output = Command::new(env!("CARGO_BIN_EXE_canopy"))
+            .args(["kubeconfig", "--config"])
+            .arg(&self.config)
+            .args(["--user", user, "--token", token])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "canopy kubeconfig: {}", String::from_utf8_lossy(&output.stderr));
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, &output.stdout).unwrap();
+        path
+    }
+
+    /// A reqwest client trusting Canopy's CA.
+    pub fn http(&self) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.ca_file).unwrap()).unwrap();
+        reqwest::Client::builder().add_root_certificate(ca).build().unwrap()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Canopy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `kubectl` with `kubeconfig`; returns the output (never panics on a non-zero exit).
+pub fn kubectl(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_stdin(bin, kubeconfig, args, None)
+}
+
+/// Runs `kubectl` with `stdin` as its standard input.
+pub fn kubectl_stdin(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts failure and returns stderr.
+pub fn fails(output: Output) -> String {
+    assert!(!output.status.success(), "command unexpectedly succeeded: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A name unique to this test run, for namespaces and objects.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Creates a namespace directly as admin (not through Canopy).
+pub fn admin_namespace(harness: &Harness, prefix: &str) -> String {
+    let name = unique(prefix);
+    ok(kubectl(&harness.kubectls()[0], Path::new(harness.var("ADMIN_KUBECONFIG")), &["create", "namespace", &name]));
+    name
+}
+
+/// Waits until `check` holds, at most `limit`.
+pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
