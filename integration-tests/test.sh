@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests and the end-to-end suite against a real kube-apiserver.
+# Starts the harness (integration-tests/.run) if it is not running, and stops it again if it
+# started it. Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+run_dir="${CANOPY_HARNESS_DIR:-$here/.run}"
+
+started=0
+if [ ! -f "$run_dir/ready" ] || ! kill -0 "$(grep '^HARNESS_PID=' "$run_dir/env" 2>/dev/null | cut -d= -f2 | tr -d "'")" 2>/dev/null; then
+	started=1
+fi
+"$here/up.sh" "$run_dir" >/dev/null
+if [ "$started" = 1 ]; then
+	trap '"$here/down.sh" "$run_dir" >/dev/null 2>&1 || true' EXIT
+fi
+
+cd "$root"
+# Test binaries run one after another; tests inside one run in parallel, each with its own
+# Canopy process and namespaces.
+CANOPY_HARNESS_DIR="$run_dir" cargo test --release --locked "$@"
