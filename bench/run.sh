@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Canopy benchmark: the real apiserver directly vs through Canopy vs through `kubectl proxy`,
+# driven by wrk. Starts everything it needs, stops everything it started on exit, and writes
+# the figures into bench/RESULTS.md. See bench/README.md.
+#
+#   bash bench/run.sh                  # 10 s per cell
+#   BENCH_SECONDS=5 bash bench/run.sh  # shorter
+#   BENCH_KEEP=1 bash bench/run.sh     # leave the harness (apiserver) running afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+run="$root/bench/.run"
+harness_dir="$run/harness"
+seconds="${BENCH_SECONDS:-10}"
+warmup="${BENCH_WARMUP:-2}"
+keep="${BENCH_KEEP:-0}"
+
+# The command as typed, with the knobs that were set, for RESULTS.md.
+command="bash bench/run.sh${*:+ $*}"
+for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS; do
+	if [ -n "${!knob:-}" ]; then command="$knob=${!knob} $command"; fi
+done
+
+log() { echo "[bench] $*" >&2; }
+
+canopy_pid=""
+proxy_pid=""
+
+stop_pid() { # NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
+	local name="$1" pid="$2"
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name (pid $pid) still running after 10s, killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+	log "stopped $name (pid $pid)"
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "kubectl proxy" "$proxy_pid"
+	stop_pid canopy "$canopy_pid"
+	if [ "$keep" = 1 ]; then
+		log "BENCH_KEEP=1: harness left running; stop it with: integration-tests/down.sh bench/.run/harness"
+	else
+		integration-tests/down.sh "$harness_dir" || true
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. wrk
+if ! command -v wrk >/dev/null; then
+	log "installing wrk"
+	apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+command -v wrk >/dev/null || { log "wrk is not available"; exit 1; }
+
+mkdir -p "$run"
+
+# 2. Harness (real kube-apiserver + etcd), Canopy, kubectl proxy
+log "starting the harness in bench/.run/harness (first build takes minutes)"
+env_file="$(integration-tests/up.sh "$harness_dir")"
+set -a
+# shellcheck disable=SC1090
+source "$env_file"
+set +a
+
+log "building canopy (release)"
+cargo build --release --quiet
+canopy_bin="$root/target/release/canopy"
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+canopy_port="$(free_port)"
+admin_port="$(free_port)"
+proxy_port="$(free_port)"
+while [ "$admin_port" = "$canopy_port" ]; do admin_port="$(free_port)"; done
+while [ "$proxy_port" = "$canopy_port" ] || [ "$proxy_port" = "$admin_port" ]; do proxy_port="$(free_port)"; done
+
+cat >"$run/canopy.yaml" <<EOF
+server:
+  listen: 127.0.0.1:$canopy_port
+  adminListen: 127.0.0.1:$admin_port
+  tls:
+    generatedDir: $run/canopy-tls
+upstream:
+  kubeconfig: $CANOPY_UPSTREAM_KUBECONFIG
+authentication:
+  tokenReview: {cacheTtlSeconds: 120}
+EOF
+
+log "starting canopy on 127.0.0.1:$canopy_port (admin $admin_port), log bench/.run/canopy.log"
+CANOPY_LOG="${CANOPY_LOG:-warn,rustls=error}" "$canopy_bin" serve --config "$run/canopy.yaml" >"$run/canopy.log" 2>&1 &
+canopy_pid=$!
+
+# The machine's kubectl is the peer; the harness-built one is the fallback.
+proxy_kubectl="$(command -v kubectl || echo "$KUBECTL")"
+log "starting kubectl proxy on 127.0.0.1:$proxy_port, log bench/.run/kubectl-proxy.log"
+"$proxy_kubectl" proxy --address=127.0.0.1 --port="$proxy_port" --kubeconfig="$ADMIN_KUBECONFIG" \
+	>"$run/kubectl-proxy.log" 2>&1 &
+proxy_pid=$!
+
+wait_http() { # NAME PID URL: up to 60 s for a 200
+	local name="$1" pid="$2" url="$3"
+	for _ in $(seq 300); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$name exited; its log:"
+			tail -n 30 "$run/$name.log" >&2
+			exit 1
+		fi
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ]; then return 0; fi
+		sleep 0.2
+	done
+	log "$name not ready after 60s ($url); its log:"
+	tail -n 30 "$run/$name.log" >&2
+	exit 1
+}
+wait_http canopy "$canopy_pid" "http://127.0.0.1:$admin_port/readyz"
+wait_http kubectl-proxy "$proxy_pid" "http://127.0.0.1:$proxy_port/readyz"
+log "canopy (pid $canopy_pid) and kubectl proxy (pid $proxy_pid) ready; harness pid $HARNESS_PID"
+
+server_version="$(curl -s --cacert "$KUBE_CA_FILE" -H "Authorization: Bearer $TOKEN_ADMIN" "$KUBE_SERVER/version" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin).get("gitVersion","?"))' 2>/dev/null || echo "?")"
+proxy_version="$("$proxy_kubectl" version --client -o json 2>/dev/null |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])' 2>/dev/null || echo "?")"
+canopy_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo "+uncommitted changes")"
+wrk_version="$(wrk --version 2>&1 | head -n1 | awk '{print $2}' || true)"
+versions="- Versions: kube-apiserver $server_version; kubectl proxy $proxy_version; canopy $canopy_rev (release build); wrk $wrk_version"
+
+# 3./4. Seed, measure, report
+python3 "$root/bench/driver.py" \
+	--env-file "$env_file" \
+	--canopy-url "https://127.0.0.1:$canopy_port" \
+	--canopy-ca "$run/canopy-tls/ca.crt" \
+	--canopy-pid "$canopy_pid" \
+	--proxy-url "http://127.0.0.1:$proxy_port" \
+	--proxy-pid "$proxy_pid" \
+	--seconds "$seconds" \
+	--warmup "$warmup" \
+	--out-dir "$run/wrk" \
+	--results "$root/bench/RESULTS.md" \
+	--command "$command" \
+	--versions "$versions"
