@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod request;
 pub mod server;
 pub mod status;
+pub mod tree;
 pub mod upstream;

@@ -3,12 +3,16 @@
 //! the file and the config path at fault, and nothing is bound to a port before it passes.
 
 pub mod raw;
+pub mod raw_tree;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use raw::RawConfig;
+
+use crate::tree::Tree;
 
 /// A configuration error, naming the file and the config path at fault.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
     pub authentication: AuthConfig,
+    /// The compiled tenancy tree.
+    pub tree: Arc<Tree>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,8 +142,10 @@ impl Config {
         if token_review.enabled && token_review.max_entries == 0 {
             return Err(invalid("authentication.tokenReview.maxEntries", "must be at least 1".into()));
         }
+        let tree = Tree::compile(&raw.tree, "tree").map_err(|e| invalid(&e.at, e.message))?;
         Ok(Config {
             file: file.to_owned(),
+            tree: Arc::new(tree),
             server: ServerConfig {
                 listen,
                 admin_listen,

@@ -16,6 +16,9 @@ pub struct RawConfig {
     /// How callers prove who they are.
     #[serde(default)]
     pub authentication: RawAuthentication,
+    /// The tenancy tree.
+    #[serde(default)]
+    pub tree: super::raw_tree::RawTree,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,124 @@
+//! The tenancy tree as written in the configuration file (see `tree::Tree` for its meaning).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// `tree:` — the platform's tenants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTree {
+    /// Domain of Canopy's labels on namespaces (`<node>.tree.<domain>/depth`).
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    /// Custom roles, by name, usable by members besides `admin`, `edit` and `view`.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RawRole>,
+    /// Top-level nodes.
+    #[serde(default)]
+    pub nodes: Vec<RawNode>,
+}
+
+fn default_domain() -> String {
+    "canopy.dev".into()
+}
+
+/// A custom role: the rules of a ClusterRole Canopy maintains upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRole {
+    pub rules: Vec<RawRule>,
+}
+
+/// A node of the tree.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNode {
+    /// DNS label, unique among siblings.
+    pub name: String,
+    /// Physical prefix of this node's namespaces; top-level nodes only (default `<name>-`).
+    pub prefix: Option<String>,
+    /// Local names of the namespaces this node owns.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Existing physical namespaces adopted under a local name: `local: physical`.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// Who may use this node's subtree, and as what.
+    #[serde(default)]
+    pub members: Vec<RawMember>,
+    /// The ceiling of this subtree; absent: the parent's.
+    pub allow: Option<RawAllow>,
+    #[serde(default)]
+    pub children: Vec<RawNode>,
+}
+
+/// A subject bound at a node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMember {
+    pub kind: RawSubjectKind,
+    pub name: String,
+    /// For ServiceAccounts: the namespace's local name at this node.
+    pub namespace: Option<String>,
+    /// `admin`, `edit`, `view`, or a custom role.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum RawSubjectKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+/// What a subtree may ever do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAllow {
+    /// Namespaced resources × verbs.
+    #[serde(default)]
+    pub resources: Vec<RawRule>,
+    /// Cluster-scoped resources the subtree may read.
+    #[serde(default)]
+    pub cluster_resources: Vec<RawClusterRule>,
+    /// `exec`, `attach`, `portforward`, `log`, `proxy`.
+    #[serde(default)]
+    pub subresources: Vec<String>,
+    /// Namespace creation inside the subtree.
+    #[serde(default)]
+    pub namespaces: RawNamespaceAllow,
+}
+
+/// A rule in RBAC's shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRule {
+    #[serde(default = "core_group")]
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+}
+
+/// A readable cluster-scoped resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawClusterRule {
+    #[serde(default = "core_group")]
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+fn core_group() -> Vec<String> {
+    vec![String::new()]
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNamespaceAllow {
+    #[serde(default)]
+    pub create: bool,
+    /// Most namespaces the subtree may hold in all.
+    #[serde(default)]
+    pub quota: u32,
+}

@@ -1,0 +1,149 @@
+//! The tenancy tree, compiled once from the configuration and then shared read-only: every
+//! request is decided against one immutable snapshot (design invariant 9).
+//!
+//! Nodes have paths (`acme`, `acme/web`); each owns physical namespaces named
+//! `prefix(node) + local`, where a top-level node's prefix defaults to `<name>-` and a child's is
+//! `prefix(parent) + name + "-"`. Compilation checks names, prefixes, duplicate namespaces,
+//! roles and that no child's ceiling exceeds its parent's, naming the config path at fault.
+
+pub mod ceiling;
+mod compile;
+mod labels;
+
+pub use ceiling::{Ceiling, Rule};
+pub use labels::Labels;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::auth::Identity;
+use crate::config::raw_tree::RawSubjectKind;
+
+/// Index of a node in [`Tree::nodes`].
+pub type NodeId = usize;
+
+/// Why a tree was refused: the config path at fault and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct TreeError {
+    pub at: String,
+    pub message: String,
+}
+
+/// A compiled tree.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    /// Label domain.
+    pub domain: String,
+    /// Nodes, parents before children.
+    pub nodes: Vec<Node>,
+    /// Custom roles by name.
+    pub roles: BTreeMap<String, Vec<Rule>>,
+    by_path: HashMap<String, NodeId>,
+    by_physical: HashMap<String, (NodeId, usize)>,
+}
+
+/// One node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    /// `acme/web`.
+    pub path: String,
+    pub parent: Option<NodeId>,
+    pub children: Vec<NodeId>,
+    /// 1 for top-level nodes.
+    pub depth: usize,
+    /// Physical prefix of this node's namespaces, e.g. `acme-web-`.
+    pub prefix: String,
+    pub namespaces: Vec<OwnedNamespace>,
+    pub members: Vec<Member>,
+    /// Effective ceiling (own, or the parent's).
+    pub ceiling: Ceiling,
+}
+
+/// A namespace declared in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedNamespace {
+    /// Name at the owning node.
+    pub local: String,
+    pub physical: String,
+}
+
+/// A subject bound at a node with a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub kind: RawSubjectKind,
+    pub name: String,
+    /// Physical namespace of a ServiceAccount.
+    pub namespace: Option<String>,
+    pub role: String,
+}
+
+impl Member {
+    /// Whether `identity` is this subject.
+    pub fn matches(&self, identity: &Identity) -> bool {
+        match self.kind {
+            RawSubjectKind::User => identity.user == self.name,
+            RawSubjectKind::Group => identity.groups.contains(&self.name),
+            RawSubjectKind::ServiceAccount => self
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| identity.user == format!("system:serviceaccount:{ns}:{}", self.name)),
+        }
+    }
+}
+
+impl Tree {
+    /// The node at `path` (`acme/web`).
+    pub fn node(&self, path: &str) -> Option<NodeId> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Whether `node` is `ancestor` or lies below it.
+    pub fn is_within(&self, mut node: NodeId, ancestor: NodeId) -> bool {
+        loop {
+            if node == ancestor {
+                return true;
+            }
+            match self.nodes[node].parent {
+                Some(parent) => node = parent,
+                None => return false,
+            }
+        }
+    }
+
+    /// `node` and every node below it.
+    pub fn subtree(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        (node..self.nodes.len()).filter(move |&n| self.is_within(n, node))
+    }
+
+    /// The nodes where `identity` is a member, with the role it holds there.
+    pub fn memberships<'a>(&'a self, identity: &'a Identity) -> impl Iterator<Item = (NodeId, &'a Member)> + 'a {
+        self.nodes
+            .iter()
+            .enumerate()
+            .flat_map(move |(id, node)| node.members.iter().filter(|m| m.matches(identity)).map(move |m| (id, m)))
+    }
+
+    /// `identity`'s membership at `node` or its nearest ancestor: membership at a node grants
+    /// every view in its subtree, never above it.
+    pub fn member_at(&self, identity: &Identity, node: NodeId) -> Option<&Member> {
+        let mut current = Some(node);
+        while let Some(n) = current {
+            if let Some(member) = self.nodes[n].members.iter().find(|m| m.matches(identity)) {
+                return Some(member);
+            }
+            current = self.nodes[n].parent;
+        }
+        None
+    }
+
+    /// The node that declares `physical` in the config, and the namespace's entry there.
+    pub fn declared(&self, physical: &str) -> Option<(NodeId, &OwnedNamespace)> {
+        self.by_physical.get(physical).map(|&(node, i)| (node, &self.nodes[node].namespaces[i]))
+    }
+
+    /// Canopy's label keys and values for namespaces of `node`.
+    pub fn labels(&self, node: NodeId) -> Labels<'_> {
+        Labels { tree: self, node }
+    }
+}
