@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// `tree:` — the platform's tenants.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawTree {
     /// Domain of Canopy's labels on namespaces (`<node>.tree.<domain>/depth`).
@@ -17,6 +17,12 @@ pub struct RawTree {
     /// Top-level nodes.
     #[serde(default)]
     pub nodes: Vec<RawNode>,
+}
+
+impl Default for RawTree {
+    fn default() -> Self {
+        Self { domain: default_domain(), roles: BTreeMap::new(), nodes: Vec::new() }
+    }
 }
 
 fn default_domain() -> String {
