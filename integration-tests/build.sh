@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the harness and kubectl into integration-tests/.bin/. Go's own build
+# Build the harness and kubectl into integration-tests/.bin/ (or $BIN_DIR). Go's own build
 # cache makes this a few seconds when nothing changed; the first (cold) build
 # on a fresh machine takes minutes.
 set -euo pipefail
@@ -19,6 +19,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 go mod download
-mkdir -p .bin
+bin="${BIN_DIR:-.bin}" # BIN_DIR: build elsewhere (e.g. to time a cold build)
+mkdir -p "$bin"
 export CGO_ENABLED=0
-go build -trimpath -ldflags "$ldflags" -o .bin/ ./cmd/harness ./cmd/kubectl
+go build -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/harness ./cmd/kubectl

@@ -10,11 +10,17 @@ run_dir_of() {
 }
 
 # harness_pid RUN_DIR: prints the pid of the live harness for RUN_DIR, if any.
-# The command line is checked too, so a recycled pid is not mistaken for it.
+# It must hold RUN_DIR/lock open (the harness flocks it), so a recycled pid
+# is never mistaken for it.
 harness_pid() {
-	local pid
+	local pid f
 	pid="$(cat "$1/harness.pid" 2>/dev/null || true)"
-	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--run-dir $1 " || return 1
-	echo "$pid"
+	[ -n "$pid" ] && [ -d "/proc/$pid/fd" ] || return 1
+	for f in /proc/"$pid"/fd/*; do
+		if [ "$(readlink "$f" 2>/dev/null)" = "$1/lock" ]; then
+			echo "$pid"
+			return 0
+		fi
+	done
+	return 1
 }

@@ -79,7 +79,6 @@ func (k *kubelet) serve(ctx context.Context, port int) (*http.Server, error) {
 			NextProtos:   []string{"http/1.1"}, // SPDY upgrades need HTTP/1.1
 		},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:     nil,
 	}
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -46,6 +46,7 @@ type harness struct {
 	tokensFile      string
 	adminKubeconfig string
 	stdoutIsLog     bool
+	lock            *os.File // flocked run-dir/lock; must stay open (and reachable) to hold the lock
 }
 
 func (h *harness) path(parts ...string) string {
@@ -179,6 +180,9 @@ func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
 	os.Remove(h.path("ready"))
 	if ctx.Err() != nil {
 		h.say("signal received, shutting down")
+		if errors.Is(err, context.Canceled) {
+			err = nil // stopped while starting: not a failure
+		}
 	}
 	stop() // a second signal now kills the process the default way
 	return errors.Join(err, h.shutdown(ctx, apiDone, ctrlDone, etcd.Close))
@@ -237,7 +241,7 @@ func (h *harness) setupLogAndLock() error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return fmt.Errorf("another harness is running on %s", h.runDir)
 	}
-	// lock stays open (and locked) for the life of the process.
+	h.lock = lock // unreachable, the GC would close it and so release the lock
 	logf, err := os.OpenFile(h.path("harness.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
