@@ -85,6 +85,9 @@ func apiserverArgs(h *harness) []string {
 		// logging an error every 10s. Nothing here routes through that Service.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// On SIGTERM, give the HTTP server 2s (not --request-timeout, 60s)
+		// before cutting long-running requests such as logs -f.
+		"--shutdown-send-retry-after=true",
 	}
 }
 

@@ -195,7 +195,9 @@ func (h *harness) shutdown(ctx context.Context, apiDone, ctrlDone <-chan struct{
 		// context, so just exit; etcd's data is safe without a clean close.
 		return nil
 	}
-	deadline := time.After(10 * time.Second)
+	// Bounded: open streams (logs -f, port-forward, watches) must not hold
+	// the shutdown. Exiting without a clean etcd close is safe (like SIGKILL).
+	deadline := time.After(6 * time.Second)
 	for _, c := range []<-chan struct{}{apiDone, ctrlDone} {
 		select {
 		case <-c:
@@ -203,7 +205,13 @@ func (h *harness) shutdown(ctx context.Context, apiDone, ctrlDone <-chan struct{
 			klog.Warning("harness: shutdown timed out waiting for a component")
 		}
 	}
-	closeEtcd()
+	etcdDone := make(chan struct{})
+	go func() { closeEtcd(); close(etcdDone) }()
+	select {
+	case <-etcdDone:
+	case <-time.After(3 * time.Second):
+		klog.Warning("harness: etcd did not close within 3s")
+	}
 	h.say("stopped")
 	klog.Flush()
 	return nil
