@@ -11,11 +11,13 @@ if ! pid="$(harness_pid "$run_dir")"; then
 	exit 0
 fi
 kill -TERM "$pid" 2>/dev/null || true
+# Gone = no longer holds the lock (a zombie waiting for its reaper still
+# answers kill -0, but has closed its files).
 for _ in $(seq 300); do
-	kill -0 "$pid" 2>/dev/null || break
+	harness_pid "$run_dir" >/dev/null || break
 	sleep 0.1
 done
-if kill -0 "$pid" 2>/dev/null; then
+if harness_pid "$run_dir" >/dev/null && alive "$pid"; then
 	echo "harness (pid $pid) still running after 30s, killing it" >&2
 	kill -KILL "$pid" 2>/dev/null || true
 	sleep 0.2

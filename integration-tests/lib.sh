@@ -24,3 +24,11 @@ harness_pid() {
 	done
 	return 1
 }
+
+# alive PID: the process exists and is not a zombie (the harness is detached,
+# so whoever reaps it may take a while; a zombie still answers kill -0).
+alive() {
+	local s
+	s="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+	[[ "$s" != Z* ]]
+}

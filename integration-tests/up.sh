@@ -29,8 +29,8 @@ fi
 
 deadline=$((SECONDS + timeout))
 until [ -f "$run_dir/ready" ]; do
-	if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-		kill -0 "$pid" 2>/dev/null && echo "harness not ready after ${timeout}s" >&2 || echo "harness exited" >&2
+	if ! alive "$pid" || [ $SECONDS -ge $deadline ]; then
+		alive "$pid" && echo "harness not ready after ${timeout}s" >&2 || echo "harness exited" >&2
 		echo "---- last lines of $run_dir/harness.log ----" >&2
 		tail -n 40 "$run_dir/harness.log" >&2
 		exit 1

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -114,13 +115,12 @@ func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	h.say("etcd ready on 127.0.0.1:%d after %.2fs", h.state.EtcdClientPort, time.Since(start).Seconds())
-	apiDone := make(chan struct{})
-	go func() {
-		defer close(apiDone)
+	var components sync.WaitGroup // apiserver, controllers
+	components.Go(func() {
 		if err := runAPIServer(ctx, h); err != nil {
 			errc <- fmt.Errorf("kube-apiserver: %w", err)
 		}
-	}()
+	})
 	go func() {
 		if err := <-etcd.Err(); err != nil {
 			errc <- fmt.Errorf("etcd: %w", err)
@@ -136,18 +136,16 @@ func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
 	if err != nil {
 		return err
 	}
-	ctrlDone := make(chan struct{})
 	err = func() error {
 		if err := waitReady(ctx, client, errc); err != nil {
 			return err
 		}
 		h.say("apiserver ready at https://127.0.0.1:%d after %.2fs", h.state.APIServerPort, time.Since(start).Seconds())
-		go func() {
-			defer close(ctrlDone)
+		components.Go(func() {
 			if err := runControllers(ctx, h); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("controllers: %w", err)
 			}
-		}()
+		})
 		n, err := applyBootstrap(ctx, cfg, bootstrapDir)
 		if err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
@@ -184,26 +182,25 @@ func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
 			err = nil // stopped while starting: not a failure
 		}
 	}
-	stop() // a second signal now kills the process the default way
-	return errors.Join(err, h.shutdown(ctx, apiDone, ctrlDone, etcd.Close))
+	signaled := ctx.Err() != nil
+	stop() // cancels ctx (stopping the components); a second signal now kills the process
+	if !signaled {
+		// Failed: exit now; etcd's data is safe without a clean close.
+		return err
+	}
+	return errors.Join(err, h.shutdown(&components, etcd.Close))
 }
 
 // shutdown waits (bounded) for the apiserver and controllers, then stops etcd.
-func (h *harness) shutdown(ctx context.Context, apiDone, ctrlDone <-chan struct{}, closeEtcd func()) error {
-	if ctx.Err() == nil {
-		// Stopped on an error, not a signal: nothing cancels the components'
-		// context, so just exit; etcd's data is safe without a clean close.
-		return nil
-	}
-	// Bounded: open streams (logs -f, port-forward, watches) must not hold
-	// the shutdown. Exiting without a clean etcd close is safe (like SIGKILL).
-	deadline := time.After(6 * time.Second)
-	for _, c := range []<-chan struct{}{apiDone, ctrlDone} {
-		select {
-		case <-c:
-		case <-deadline:
-			klog.Warning("harness: shutdown timed out waiting for a component")
-		}
+// Open streams (logs -f, port-forward, watches) must not hold the shutdown;
+// exiting without a clean etcd close is safe (like SIGKILL).
+func (h *harness) shutdown(components *sync.WaitGroup, closeEtcd func()) error {
+	done := make(chan struct{})
+	go func() { components.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(6 * time.Second):
+		klog.Warning("harness: shutdown timed out waiting for the apiserver or controllers")
 	}
 	etcdDone := make(chan struct{})
 	go func() { closeEtcd(); close(etcdDone) }()
