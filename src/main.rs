@@ -47,6 +47,11 @@ enum Command {
         /// Configuration file.
         config: PathBuf,
     },
+    /// Print the tenancy tree: nodes, namespaces, members and effective ceilings.
+    Tree {
+        /// Configuration file.
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,8 +79,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig { config } => {
-            Config::load(&config)?;
-            println!("{}: ok", config.display());
+            let loaded = Config::load(&config)?;
+            println!("{}: ok ({} tree nodes)", config.display(), loaded.tree.nodes.len());
+            Ok(())
+        }
+        Command::Tree { config } => {
+            print!("{}", Config::load(&config)?.tree.render());
             Ok(())
         }
     }

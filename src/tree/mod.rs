@@ -9,6 +9,7 @@
 pub mod ceiling;
 mod compile;
 mod labels;
+mod render;
 
 pub use ceiling::{Ceiling, Rule};
 pub use labels::Labels;

@@ -1,0 +1,105 @@
+//! `canopy tree`: the tree as text, like `kubectl hns tree` — nodes, their namespaces, members and
+//! effective ceilings, for the platform team to read what a configuration means.
+
+use std::fmt::Write;
+
+use super::{Ceiling, NodeId, Tree};
+
+impl Tree {
+    /// The whole tree, one node per line followed by indented details.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let tops: Vec<NodeId> = (0..self.nodes.len()).filter(|&n| self.nodes[n].parent.is_none()).collect();
+        for (i, &top) in tops.iter().enumerate() {
+            self.render_node(&mut out, top, "", i + 1 == tops.len(), true);
+        }
+        if out.is_empty() {
+            out.push_str("(no tenants: Canopy forwards every caller as themselves)\n");
+        }
+        out
+    }
+
+    fn render_node(&self, out: &mut String, id: NodeId, indent: &str, last: bool, top: bool) {
+        let node = &self.nodes[id];
+        let (branch, next_indent) = match (top, last) {
+            (true, _) => ("", String::new()),
+            (false, true) => ("└── ", format!("{indent}    ")),
+            (false, false) => ("├── ", format!("{indent}│   ")),
+        };
+        let _ = writeln!(out, "{indent}{branch}{}  (prefix {:?})", node.name, node.prefix);
+        let detail =
+            if node.children.is_empty() { format!("{next_indent}    ") } else { format!("{next_indent}│   ") };
+        if !node.namespaces.is_empty() {
+            let names: Vec<String> = node
+                .namespaces
+                .iter()
+                .map(|ns| {
+                    if ns.physical == format!("{}{}", node.prefix, ns.local) {
+                        ns.physical.clone()
+                    } else {
+                        format!("{} (alias {})", ns.physical, ns.local)
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{detail}namespaces: {}", names.join(", "));
+        }
+        if !node.members.is_empty() {
+            let members: Vec<String> =
+                node.members.iter().map(|m| format!("{:?} {} as {}", m.kind, m.name, m.role)).collect();
+            let _ = writeln!(out, "{detail}members: {}", members.join(", "));
+        }
+        let _ = writeln!(out, "{detail}allow: {}", describe(&node.ceiling));
+        for (i, &child) in node.children.iter().enumerate() {
+            self.render_node(out, child, &next_indent, i + 1 == node.children.len(), false);
+        }
+    }
+}
+
+fn describe(ceiling: &Ceiling) -> String {
+    let rules: Vec<String> = ceiling
+        .resources
+        .iter()
+        .map(|r| {
+            let groups: Vec<&str> = r.groups.iter().map(|g| if g.is_empty() { "core" } else { g.as_str() }).collect();
+            format!(
+                "{}/{} [{}]",
+                groups.join("|"),
+                r.resources.iter().cloned().collect::<Vec<_>>().join("|"),
+                r.verbs.iter().cloned().collect::<Vec<_>>().join(",")
+            )
+        })
+        .collect();
+    let mut text = rules.join("; ");
+    if !ceiling.cluster_read.is_empty() {
+        let read: Vec<String> = ceiling.cluster_read.iter().flat_map(|r| r.resources.iter().cloned()).collect();
+        let _ = write!(text, "; read {}", read.join(", "));
+    }
+    let subresources: Vec<&str> = ceiling.subresources.iter().map(String::as_str).collect();
+    let _ =
+        write!(text, "; subresources {}", if subresources.is_empty() { "none".into() } else { subresources.join(",") });
+    if ceiling.namespace_create {
+        let _ = write!(text, "; may create namespaces (quota {})", ceiling.namespace_quota);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw_tree::RawTree;
+
+    #[test]
+    fn renders_nodes_namespaces_members_and_ceilings() {
+        let raw: RawTree = serde_saphyr::from_str(
+            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log]}\n",
+        )
+        .unwrap();
+        let text = Tree::compile(&raw, "tree").unwrap().render();
+        assert!(text.starts_with("acme  (prefix \"acme-\")\n"), "{text}");
+        assert!(text.contains("├── web  (prefix \"acme-web-\")"), "{text}");
+        assert!(text.contains("namespaces: acme-web-dev"), "{text}");
+        assert!(text.contains("└── data"), "{text}");
+        assert!(text.contains("core/pods [get]; subresources log"), "{text}");
+        assert!(text.contains("members: User alice as admin"), "{text}");
+    }
+}
