@@ -89,6 +89,9 @@ impl Tree {
         }
         for (local, physical) in &raw.aliases {
             namespaces.push(self.own(id, local, physical.clone(), &format!("{at}.aliases.{local}"))?);
+            let canonical = format!("{prefix}{local}");
+            self.alias_by_canonical.insert(canonical.clone(), physical.clone());
+            self.canonical_by_alias.insert(physical.clone(), canonical);
         }
         let mut members = Vec::new();
         for (i, m) in raw.members.iter().enumerate() {

@@ -41,6 +41,9 @@ pub struct Tree {
     pub roles: BTreeMap<String, Vec<Rule>>,
     by_path: HashMap<String, NodeId>,
     by_physical: HashMap<String, (NodeId, usize)>,
+    /// Aliases: canonical name (`prefix(owner) + local`) → physical, and back.
+    alias_by_canonical: HashMap<String, String>,
+    canonical_by_alias: HashMap<String, String>,
 }
 
 /// One node.
@@ -141,6 +144,16 @@ impl Tree {
     /// The node that declares `physical` in the config, and the namespace's entry there.
     pub fn declared(&self, physical: &str) -> Option<(NodeId, &OwnedNamespace)> {
         self.by_physical.get(physical).map(|&(node, i)| (node, &self.nodes[node].namespaces[i]))
+    }
+
+    /// The physical namespace an alias's canonical name stands for.
+    pub fn alias_of(&self, canonical: &str) -> Option<&str> {
+        self.alias_by_canonical.get(canonical).map(String::as_str)
+    }
+
+    /// The canonical name (`prefix(owner) + local`) of an aliased physical namespace.
+    pub fn canonical_of(&self, physical: &str) -> Option<&str> {
+        self.canonical_by_alias.get(physical).map(String::as_str)
     }
 
     /// Canopy's label keys and values for namespaces of `node`.

@@ -1,0 +1,101 @@
+//! Namespace names inside JSON documents: objects, lists, watch events, Tables and Status
+//! errors. Every string field called `namespace` (object metadata, Events' involvedObject,
+//! RoleBinding subjects, access-review attributes) and the name of every Namespace object is
+//! mapped; the same walk serves requests (virtual → physical) and responses (physical → virtual).
+
+use serde_json::Value;
+
+/// Rewrites namespace names in `value` with `map`; names `map` refuses are left as they are
+/// (callers confine requests so that refused names do not reach here).
+pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    match value {
+        Value::Object(object) => {
+            let is_namespace_object = object.get("kind").and_then(Value::as_str) == Some("Namespace");
+            for (key, field) in object.iter_mut() {
+                match (key.as_str(), field) {
+                    ("namespace", Value::String(name)) => replace(name, map),
+                    ("metadata", Value::Object(metadata)) if is_namespace_object => {
+                        if let Some(Value::String(name)) = metadata.get_mut("name") {
+                            replace(name, map);
+                        }
+                        for inner in metadata.values_mut() {
+                            map_namespaces(inner, map);
+                        }
+                    }
+                    (_, inner) => map_namespaces(inner, map),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| map_namespaces(item, map)),
+        _ => {}
+    }
+}
+
+fn replace(name: &mut String, map: &dyn Fn(&str) -> Option<String>) {
+    if let Some(mapped) = map(name) {
+        *name = mapped;
+    }
+}
+
+/// Replaces quoted occurrences of `physical` in a Status message with `virtual_name`, so
+/// `namespaces "acme-web-dev" not found` reads `namespaces "dev" not found`.
+pub fn map_status_message(value: &mut Value, physical: &str, virtual_name: &str) {
+    if value.get("kind").and_then(Value::as_str) != Some("Status") {
+        return;
+    }
+    if let Some(Value::String(message)) = value.get_mut("message") {
+        *message = message.replace(&format!("\"{physical}\""), &format!("\"{virtual_name}\""));
+        *message = message.replace(&format!("namespace {physical}"), &format!("namespace {virtual_name}"));
+    }
+    if let Some(Value::Object(details)) = value.get_mut("details")
+        && let Some(Value::String(name)) = details.get_mut("name")
+        && name == physical
+    {
+        *name = virtual_name.to_owned();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn strip(name: &str) -> Option<String> {
+        name.strip_prefix("acme-").map(str::to_owned)
+    }
+
+    #[test]
+    fn objects_lists_events_and_tables_are_mapped() {
+        let mut doc = json!({
+            "kind": "List",
+            "items": [
+                {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "acme-dev"}},
+                {"kind": "Event", "metadata": {"namespace": "acme-dev"}, "involvedObject": {"namespace": "acme-dev", "name": "p"}},
+                {"kind": "RoleBinding", "subjects": [{"kind": "ServiceAccount", "name": "s", "namespace": "acme-dev"}]},
+                {"kind": "Namespace", "metadata": {"name": "acme-dev", "labels": {"x": "acme-dev"}}},
+                {"kind": "Table", "rows": [{"cells": ["c"], "object": {"metadata": {"namespace": "acme-dev"}}}]},
+            ]
+        });
+        map_namespaces(&mut doc, &strip);
+        let text = doc.to_string();
+        assert_eq!(text.matches("acme-dev").count(), 1, "only the label value stays: {text}");
+        assert_eq!(doc["items"][3]["metadata"]["name"], "dev");
+        assert_eq!(doc["items"][1]["involvedObject"]["namespace"], "dev");
+        assert_eq!(doc["items"][4]["rows"][0]["object"]["metadata"]["namespace"], "dev");
+    }
+
+    #[test]
+    fn names_the_map_refuses_are_left_alone() {
+        let mut doc = json!({"metadata": {"namespace": "kube-system"}});
+        map_namespaces(&mut doc, &strip);
+        assert_eq!(doc["metadata"]["namespace"], "kube-system");
+    }
+
+    #[test]
+    fn status_messages_use_the_virtual_name() {
+        let mut status = json!({"kind": "Status", "message": "namespaces \"acme-dev\" not found", "details": {"name": "acme-dev", "kind": "namespaces"}});
+        map_status_message(&mut status, "acme-dev", "dev");
+        assert_eq!(status["message"], "namespaces \"dev\" not found");
+        assert_eq!(status["details"]["name"], "dev");
+    }
+}

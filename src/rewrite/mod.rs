@@ -1,0 +1,7 @@
+//! Pure rewriting between what a view shows and what upstream holds: namespace names
+//! ([`names`]) and the JSON documents that carry them ([`json`]).
+
+pub mod json;
+pub mod names;
+
+pub use names::ViewNames;

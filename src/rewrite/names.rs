@@ -1,0 +1,97 @@
+//! Namespace names as a view shows them. Physical `acme-web-dev` is `dev` in view `acme/web` and
+//! `web-dev` in view `acme`: the virtual name is the namespace's canonical name
+//! (`prefix(owner) + local`) without the view's prefix, so translation is exact and reversible.
+//! An alias adopts an existing physical namespace under a local name; it translates through its
+//! canonical name. A physical name outside the view has no virtual name at all.
+
+use crate::tree::{NodeId, Tree};
+
+/// Translation between virtual and physical namespace names for one view.
+#[derive(Clone, Copy)]
+pub struct ViewNames<'a> {
+    tree: &'a Tree,
+    view: NodeId,
+}
+
+impl<'a> ViewNames<'a> {
+    pub fn new(tree: &'a Tree, view: NodeId) -> Self {
+        Self { tree, view }
+    }
+
+    fn prefix(&self) -> &str {
+        &self.tree.nodes[self.view].prefix
+    }
+
+    /// The physical name of `virtual_name` in this view, if the view owns such a namespace.
+    pub fn to_physical(&self, virtual_name: &str) -> Option<String> {
+        let canonical = format!("{}{virtual_name}", self.prefix());
+        let physical = self.tree.alias_of(&canonical).map_or(canonical, str::to_owned);
+        self.owns(&physical).then_some(physical)
+    }
+
+    /// The virtual name of `physical`, if the view owns it.
+    pub fn to_virtual(&self, physical: &str) -> Option<String> {
+        if !self.owns(physical) {
+            return None;
+        }
+        let canonical = self.tree.canonical_of(physical).unwrap_or(physical);
+        canonical.strip_prefix(self.prefix()).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    /// Whether `physical` belongs to the view's subtree.
+    pub fn owns(&self, physical: &str) -> bool {
+        self.tree.declared(physical).is_some_and(|(owner, _)| self.tree.is_within(owner, self.view))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw_tree::RawTree;
+
+    fn tree() -> Tree {
+        let raw: RawTree = serde_saphyr::from_str(
+            "nodes:\n  - name: acme\n    namespaces: [ops]\n    children:\n      - name: web\n        namespaces: [dev]\n        aliases: {legacy: old-web}\n  - name: globex\n    namespaces: [main]\n",
+        )
+        .unwrap();
+        Tree::compile(&raw, "tree").unwrap()
+    }
+
+    #[test]
+    fn names_are_relative_to_the_view_and_reversible() {
+        let tree = tree();
+        let acme = ViewNames::new(&tree, tree.node("acme").unwrap());
+        let web = ViewNames::new(&tree, tree.node("acme/web").unwrap());
+        assert_eq!(web.to_physical("dev").as_deref(), Some("acme-web-dev"));
+        assert_eq!(acme.to_physical("web-dev").as_deref(), Some("acme-web-dev"));
+        assert_eq!(web.to_virtual("acme-web-dev").as_deref(), Some("dev"));
+        assert_eq!(acme.to_virtual("acme-web-dev").as_deref(), Some("web-dev"));
+        assert_eq!(acme.to_virtual("acme-ops").as_deref(), Some("ops"));
+        for (view, names) in [(acme, ["ops", "web-dev", "web-legacy"]), (web, ["dev", "legacy", "legacy"])] {
+            for name in names {
+                let physical = view.to_physical(name).unwrap();
+                assert_eq!(view.to_virtual(&physical).as_deref(), Some(name));
+            }
+        }
+    }
+
+    #[test]
+    fn aliases_translate_through_their_canonical_name() {
+        let tree = tree();
+        let web = ViewNames::new(&tree, tree.node("acme/web").unwrap());
+        assert_eq!(web.to_physical("legacy").as_deref(), Some("old-web"));
+        assert_eq!(web.to_virtual("old-web").as_deref(), Some("legacy"));
+    }
+
+    #[test]
+    fn names_outside_the_view_do_not_exist() {
+        let tree = tree();
+        let web = ViewNames::new(&tree, tree.node("acme/web").unwrap());
+        assert_eq!(web.to_physical("ops"), None);
+        assert_eq!(web.to_virtual("acme-ops"), None);
+        assert_eq!(web.to_virtual("globex-main"), None);
+        assert_eq!(web.to_virtual("kube-system"), None);
+        assert_eq!(web.to_physical("../globex-main"), None);
+        assert_eq!(web.to_physical(""), None);
+    }
+}
