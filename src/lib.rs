@@ -13,6 +13,7 @@ pub mod body;
 pub mod config;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod reconcile;
 pub mod request;
 pub mod server;
 pub mod status;

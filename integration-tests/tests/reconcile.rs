@@ -50,6 +50,10 @@ struct Running {
 
 impl Running {
     async fn start(tree: Arc<Tree>, lease_namespace: &str, identity: &str) -> Running {
+        // Reconciler logs, shown with a failing test's output.
+        let filter =
+            tracing_subscriber::EnvFilter::new(std::env::var("CANOPY_LOG").unwrap_or_else(|_| "canopy=info".into()));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         let client = client(Harness::shared().var("CANOPY_UPSTREAM_KUBECONFIG")).await;
         let (trees, rx) = watch::channel(tree);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -248,6 +252,32 @@ async fn removed_members_lose_their_bindings_and_nothing_else_is_touched() {
         rbs.create(&PostParams::default(), &foreign).await.unwrap();
     }
 
+    // A tenant namespace joining the subtree where Canopy's name for bob is already taken.
+    let taken = format!("{u}-web-taken");
+    let namespace = Namespace {
+        metadata: ObjectMeta { name: Some(taken.clone()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+    let squatter = RoleBinding {
+        metadata: ObjectMeta { name: Some("canopy:edit:user:bob".into()), ..ObjectMeta::default() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "view".into(),
+        },
+        subjects: None,
+    };
+    let taken_rbs: Api<RoleBinding> = Api::namespaced(admin.clone(), &taken);
+    taken_rbs.create(&PostParams::default(), &squatter).await.unwrap();
+    let web = running.trees.borrow().node(&format!("{u}/web")).unwrap();
+    let labels_of_web = running.trees.borrow().labels(web).for_owned_namespace();
+    let patch = serde_json::json!({"metadata": {"labels": labels_of_web}});
+    Api::<Namespace>::all(admin.clone()).patch(&taken, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    until("bindings in the joining namespace", || async { bindings(&admin, &taken).await == all }).await;
+    let squatter = taken_rbs.get("canopy:edit:user:bob").await.unwrap();
+    assert_eq!((squatter.role_ref.name.as_str(), squatter.metadata.labels), ("view", None));
+
     // Drift is repaired: a deleted binding comes back, a stray tree label goes, others stay.
     rbs.delete("canopy:admin:user:alice", &DeleteParams::default()).await.unwrap();
     let stray = format!("elsewhere.tree.{u}.test/depth");
@@ -287,6 +317,7 @@ async fn removed_members_lose_their_bindings_and_nothing_else_is_touched() {
     })
     .await;
     assert!(rbs.get_opt("keep-me").await.unwrap().is_some());
+    assert!(taken_rbs.get_opt("canopy:edit:user:bob").await.unwrap().is_some());
     running.stop().await;
 }
 
