@@ -36,7 +36,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let metrics = Metrics::new();
     let tunnels = Tunnels::new(metrics.clone());
-    let service = proxy_stack(authenticator, &upstream, tunnels.clone(), metrics.clone());
+    // Each request reads the newest tree from this channel; reloads will publish into it.
+    let (_publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
+    let service = proxy_stack(authenticator, trees, &upstream, tunnels.clone(), metrics.clone());
     let admin = Admin { metrics, upstream: upstream.http.clone() };
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin.serve(admin_tcp, async move {
@@ -50,8 +52,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `canopy kubeconfig`: a kubeconfig for `user` that points at this Canopy.
-pub fn kubeconfig(config: &Config, user: &str, token: Option<String>) -> anyhow::Result<String> {
+/// `canopy kubeconfig`: a kubeconfig for `user` that points at this Canopy, in `view` if given.
+pub fn kubeconfig(config: &Config, user: &str, token: Option<String>, view: Option<&str>) -> anyhow::Result<String> {
+    let server = match view {
+        Some(view) => {
+            anyhow::ensure!(
+                config.tree.node(view).is_some(),
+                "view {view:?} is not a node of the tree in {}",
+                config.file.display()
+            );
+            format!("{}/v/{view}", config.server.public_url)
+        }
+        None => config.server.public_url.clone(),
+    };
     let token = match token {
         Some(token) => Some(token),
         None => match &config.authentication.token_file {
@@ -60,7 +73,7 @@ pub fn kubeconfig(config: &Config, user: &str, token: Option<String>) -> anyhow:
         },
     };
     let ca = tls::trust_anchor_pem(&config.server)?;
-    let rendered = crate::kubeconfig::render(&config.server.public_url, &ca, user, token.as_deref());
+    let rendered = crate::kubeconfig::render(&server, &ca, user, token.as_deref());
     Ok(serde_json::to_string_pretty(&rendered)?)
 }
 

@@ -41,6 +41,10 @@ enum Command {
         /// Bearer token to embed; default: the user's token from the static token file.
         #[arg(long, env = "CANOPY_TOKEN")]
         token: Option<String>,
+        /// View (tree path, e.g. `acme/web`) the kubeconfig's server URL selects; default: the
+        /// user's home node.
+        #[arg(long)]
+        view: Option<String>,
     },
     /// Validate a configuration file and exit.
     CheckConfig {
@@ -74,8 +78,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::serve(config))
         }
-        Command::Kubeconfig { config, user, token } => {
-            println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token)?);
+        Command::Kubeconfig { config, user, token, view } => {
+            println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token, view.as_deref())?);
             Ok(())
         }
         Command::CheckConfig { config } => {

@@ -1,5 +1,5 @@
-//! The layer that classifies each request once ([`RequestInfo`]) and stores the result in its
-//! extensions for every later layer; paths that could be read two ways are refused with 400.
+//! The layer that classifies each request once — the view its URL names ([`super::ViewPath`]) and
+//! what it asks for ([`RequestInfo`]) — and stores both in its extensions for every later layer; paths that could be read two ways are refused with 400.
 
 use std::task::{Context, Poll};
 
@@ -8,6 +8,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::RequestInfo;
+use super::view::split_view;
 use crate::body::Body;
 use crate::status::Status;
 
@@ -42,13 +43,25 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let uri = request.uri();
-        match RequestInfo::parse(request.method(), uri.path(), uri.query()) {
-            Ok(info) => {
-                request.extensions_mut().insert(info);
-                Either::Right(self.inner.call(request))
+        let uri = request.uri().clone();
+        let (view, path) = split_view(uri.path());
+        let info = match RequestInfo::parse(request.method(), path, uri.query()) {
+            Ok(info) => info,
+            Err(error) => return Either::Left(ready(Err(Status::bad_request(error.to_string())))),
+        };
+        if view.0.is_some() {
+            // Later layers and upstream see the path inside the view.
+            let inner_uri = match uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+            match inner_uri.parse() {
+                Ok(inner) => *request.uri_mut() = inner,
+                Err(_) => return Either::Left(ready(Err(Status::bad_request("invalid request URI")))),
             }
-            Err(error) => Either::Left(ready(Err(Status::bad_request(error.to_string())))),
         }
+        request.extensions_mut().insert(info);
+        request.extensions_mut().insert(view);
+        Either::Right(self.inner.call(request))
     }
 }

@@ -3,7 +3,26 @@
 //! name. A pure function over method, path and query, so it is unit-tested and fuzzable.
 
 use http::Method;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str};
+
+/// Characters escaped when a path segment is written back: everything outside RFC 3986 `pchar`.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// What a request is, in Kubernetes terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +48,10 @@ pub struct RequestInfo {
     pub name: String,
     /// Path segments after the subresource (a `proxy` subresource's target path).
     pub rest: Vec<String>,
+    /// Every decoded path segment, to rebuild the path with names translated.
+    pub segments: Vec<String>,
+    /// Index in `segments` of the namespace name, if the path names one.
+    pub namespace_segment: Option<usize>,
 }
 
 /// Why a path cannot be classified safely.
@@ -48,22 +71,42 @@ impl RequestInfo {
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Self, InfoError> {
         let segments = decode_segments(path)?;
         let mut info = RequestInfo { verb: method.as_str().to_ascii_lowercase(), ..Default::default() };
+        info.parse_segments(method, &segments, query);
+        info.segments = segments;
+        Ok(info)
+    }
 
-        let mut parts: &[String] = &segments;
+    /// The path with the namespace segment replaced by `namespace`, segments re-encoded.
+    pub fn path_with_namespace(&self, namespace: &str) -> String {
+        let mut path = String::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            let segment = if Some(i) == self.namespace_segment { namespace } else { segment.as_str() };
+            path.push('/');
+            path.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        path
+    }
+
+    fn parse_segments(&mut self, method: &Method, segments: &[String], query: Option<&str>) {
+        let info = self;
+        let mut parts: &[String] = segments;
         let prefix = match parts.first().map(String::as_str) {
             Some(p @ ("api" | "apis")) => p,
-            _ => return Ok(info),
+            _ => return,
         };
         parts = &parts[1..];
         if prefix == "apis" {
-            let Some((group, rest)) = parts.split_first() else { return Ok(info) };
+            let Some((group, rest)) = parts.split_first() else { return };
             info.api_group = group.clone();
             parts = rest;
         }
-        let Some((version, rest)) = parts.split_first() else { return Ok(info) };
+        let Some((version, rest)) = parts.split_first() else { return };
         if rest.is_empty() {
             // `/api/v1` and `/apis/g/v` are discovery documents, not resources.
-            return Ok(info);
+            return;
         }
         info.api_prefix = prefix.to_owned();
         info.api_version = version.clone();
@@ -84,7 +127,7 @@ impl RequestInfo {
             if parts.len() < 2 {
                 info.is_resource_request = false;
                 info.verb = method.as_str().to_ascii_lowercase();
-                return Ok(info);
+                return;
             }
             info.verb = special.to_owned();
             parts = &parts[1..];
@@ -94,6 +137,7 @@ impl RequestInfo {
             && let Some(ns) = parts.get(1)
         {
             info.namespace = ns.clone();
+            info.namespace_segment = Some(segments.len() - parts.len() + 1);
             // `/namespaces/x/status` and `/namespaces/x/finalize` are subresources of the
             // namespace object itself; anything else is a resource inside namespace x.
             if parts.len() > 2 && !matches!(parts[2].as_str(), "status" | "finalize") {
@@ -123,7 +167,6 @@ impl RequestInfo {
         if info.name.is_empty() && info.verb == "delete" {
             info.verb = "deletecollection".to_owned();
         }
-        Ok(info)
     }
 }
 
@@ -320,6 +363,20 @@ mod tests {
         ] {
             assert!(RequestInfo::parse(&Method::GET, path, None).is_err(), "{path}");
         }
+    }
+
+    #[test]
+    fn the_namespace_segment_can_be_replaced() {
+        for (uri, expected) in [
+            ("/api/v1/namespaces/dev/pods/p/log", "/api/v1/namespaces/acme-dev/pods/p/log"),
+            ("/api/v1/namespaces/dev", "/api/v1/namespaces/acme-dev"),
+            ("/api/v1/watch/namespaces/dev/pods", "/api/v1/watch/namespaces/acme-dev/pods"),
+            ("/apis/apps/v1/namespaces/d%65v/deployments", "/apis/apps/v1/namespaces/acme-dev/deployments"),
+        ] {
+            assert_eq!(info(Method::GET, uri).path_with_namespace("acme-dev"), expected, "{uri}");
+        }
+        let odd = info(Method::GET, "/api/v1/namespaces/dev/services/s:80/proxy/a%20b");
+        assert_eq!(odd.path_with_namespace("x"), "/api/v1/namespaces/x/services/s:80/proxy/a%20b");
     }
 
     #[test]

@@ -6,7 +6,9 @@ pub mod classify;
 pub mod guard;
 pub mod headers;
 pub mod info;
+pub mod view;
 
 pub use classify::ClassifyLayer;
 pub use guard::IdentityGuardLayer;
 pub use info::RequestInfo;
+pub use view::ViewPath;

@@ -1,16 +1,20 @@
 //! The request pipeline: one tower stack, one concern per layer, outermost first.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use http::{Request, Response};
+use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::body::Body;
 use crate::metrics::{Metrics, MetricsLayer};
+use crate::policy::TenancyLayer;
 use crate::request::{ClassifyLayer, IdentityGuardLayer};
 use crate::status::RenderStatusLayer;
+use crate::tree::Tree;
 use crate::upstream::{Forward, Tunnels, Upstream};
 
 /// The whole pipeline as one service; it never fails, every error is a `Status` response.
@@ -19,6 +23,7 @@ pub type ProxyService = BoxCloneSyncService<Request<Body>, Response<Body>, Infal
 /// Assembles the pipeline.
 pub fn proxy_stack(
     authenticator: Authenticator,
+    trees: watch::Receiver<Arc<Tree>>,
     upstream: &Upstream,
     tunnels: Tunnels,
     metrics: Metrics,
@@ -37,6 +42,9 @@ pub fn proxy_stack(
         .layer(AuthenticateLayer::new(authenticator))
         // A known caller still may not pick its upstream identity.
         .layer(IdentityGuardLayer)
+        // The tenancy tree: view, confinement, ceilings, virtual names both ways. Innermost
+        // but for forwarding, so it rewrites exactly what goes upstream and what comes back.
+        .layer(TenancyLayer::new(trees))
         // Innermost: send upstream as the caller, stream the answer back.
         .service(Forward::new(upstream.http.clone(), tunnels, metrics));
     BoxCloneSyncService::new(stack)

@@ -47,6 +47,9 @@ impl Tree {
         if !is_dns_label(&raw.name) {
             return Err(err(".name", format!("{:?} is not a DNS label (lower-case letters, digits, '-')", raw.name)));
         }
+        if crate::request::view::API_ROOTS.contains(&raw.name.as_str()) {
+            return Err(err(".name", format!("{:?} is reserved: view URLs would be ambiguous", raw.name)));
+        }
         if let Some(first) = siblings.insert(raw.name.clone(), at.to_owned()) {
             return Err(err(".name", format!("{:?} is already used by its sibling at {first}", raw.name)));
         }

@@ -1,0 +1,172 @@
+//! Tenancy decisions (design invariants 1–3): which view a request is made from, whether the
+//! caller may use it, and what the request may touch there — namespaces of the view's subtree
+//! only (anything else is 404 with the virtual name, so existence is not revealed), resources and
+//! subresources within the view's ceiling, cluster-scoped resources only when allowlisted for
+//! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
+
+mod layer;
+
+pub use layer::{TenancyLayer, TenancyService};
+
+use crate::auth::Identity;
+use crate::request::{RequestInfo, ViewPath};
+use crate::rewrite::ViewNames;
+use crate::status::Status;
+use crate::tree::{NodeId, Tree};
+
+/// How an allowed request is rewritten for upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// `(physical, virtual)` namespace named in the path.
+    pub namespace: Option<(String, String)>,
+    /// Label selector to AND into a namespace list or watch.
+    pub selector: Option<String>,
+}
+
+/// Resources a tenant may always ask about itself.
+const SELF_REVIEWS: [(&str, &str); 3] = [
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+];
+
+/// Cluster-scoped resources of the built-in API (Kubernetes 1.37), by group. A resource not
+/// named here is taken to be namespaced, so an unknown one asked for without a namespace is
+/// refused rather than forwarded.
+const CLUSTER_SCOPED: [(&str, &[&str]); 13] = [
+    ("", &["nodes", "persistentvolumes", "namespaces", "componentstatuses"]),
+    ("rbac.authorization.k8s.io", &["clusterroles", "clusterrolebindings"]),
+    ("storage.k8s.io", &["storageclasses", "csidrivers", "csinodes", "volumeattachments", "volumeattributesclasses"]),
+    ("apiextensions.k8s.io", &["customresourcedefinitions"]),
+    ("apiregistration.k8s.io", &["apiservices"]),
+    (
+        "admissionregistration.k8s.io",
+        &[
+            "mutatingwebhookconfigurations",
+            "validatingwebhookconfigurations",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+            "mutatingadmissionpolicies",
+            "mutatingadmissionpolicybindings",
+        ],
+    ),
+    ("scheduling.k8s.io", &["priorityclasses"]),
+    ("networking.k8s.io", &["ingressclasses", "ipaddresses", "servicecidrs"]),
+    ("node.k8s.io", &["runtimeclasses"]),
+    ("certificates.k8s.io", &["certificatesigningrequests", "clustertrustbundles"]),
+    ("flowcontrol.apiserver.k8s.io", &["flowschemas", "prioritylevelconfigurations"]),
+    ("authentication.k8s.io", &["tokenreviews", "selfsubjectreviews"]),
+    ("authorization.k8s.io", &["subjectaccessreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+];
+
+fn is_cluster_scoped(group: &str, resource: &str) -> bool {
+    CLUSTER_SCOPED.iter().any(|(g, resources)| *g == group && resources.contains(&resource))
+}
+
+/// The view of a request: the node its URL names, if the caller may use it, or else the caller's
+/// single home node.
+pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result<NodeId, Status> {
+    if let Some(path) = &path.0 {
+        // A view the caller cannot use is reported as absent: other tenants' nodes stay unknown.
+        return tree
+            .node(path)
+            .filter(|&node| tree.member_at(identity, node).is_some())
+            .ok_or_else(|| Status::not_found(format!("the view {path:?} does not exist")));
+    }
+    let mut homes: Vec<NodeId> = tree.memberships(identity).map(|(node, _)| node).collect();
+    homes.sort_unstable();
+    homes.dedup();
+    match homes.as_slice() {
+        [home] => Ok(*home),
+        [] => Err(Status::forbidden(format!("User {:?} is not a member of any tenant", identity.user))),
+        several => {
+            let paths: Vec<&str> = several.iter().map(|&n| tree.nodes[n].path.as_str()).collect();
+            Err(Status::forbidden(format!(
+                "User {:?} is a member at several nodes; choose a view with a server URL ending in /v/<path>, one of: {}",
+                identity.user,
+                paths.join(", ")
+            )))
+        }
+    }
+}
+
+/// Decides a request in `view`.
+pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
+    if !info.is_resource_request {
+        // Discovery, OpenAPI, /version: forwarded as they are.
+        return Ok(Plan::default());
+    }
+    let names = ViewNames::new(tree, view);
+    let ceiling = &tree.nodes[view].ceiling;
+    let forbidden = |what: String| {
+        Status::forbidden(format!(
+            "{} is forbidden: User {:?} cannot {what} in view {}",
+            resource_text(info),
+            identity.user,
+            tree.nodes[view].path
+        ))
+    };
+    if !info.namespace.is_empty() {
+        let physical = names
+            .to_physical(&info.namespace)
+            .ok_or_else(|| Status::not_found(format!("namespaces \"{}\" not found", info.namespace)))?;
+        let plan = Plan { namespace: Some((physical, info.namespace.clone())), selector: None };
+        if info.resource == "namespaces" {
+            return match info.verb.as_str() {
+                "get" | "list" | "watch" => Ok(plan),
+                verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
+            };
+        }
+        let subresource = match info.subresource.as_str() {
+            "portforward" => Some("portforward"),
+            s @ ("exec" | "attach" | "log" | "proxy") => Some(s),
+            _ => None,
+        };
+        if let Some(sub) = subresource
+            && !ceiling.subresources.contains(sub)
+        {
+            return Err(forbidden(format!("use {sub} on {}", info.resource)));
+        }
+        if !ceiling.allows(&info.api_group, &info.resource, &info.verb) {
+            return Err(forbidden(format!(
+                "{} resource {:?} in API group {:?}",
+                info.verb, info.resource, info.api_group
+            )));
+        }
+        return Ok(plan);
+    }
+    if info.resource == "namespaces" {
+        return match info.verb.as_str() {
+            "list" | "watch" => Ok(Plan { namespace: None, selector: Some(tree.labels(view).subtree_selector()) }),
+            verb => Err(forbidden(format!("{verb} namespaces"))),
+        };
+    }
+    if SELF_REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
+        return Ok(Plan::default());
+    }
+    if matches!(info.verb.as_str(), "get" | "list" | "watch")
+        && ceiling.allows_cluster_read(&info.api_group, &info.resource)
+    {
+        return Ok(Plan::default());
+    }
+    if !is_cluster_scoped(&info.api_group, &info.resource)
+        && ceiling.allows(&info.api_group, &info.resource, &info.verb)
+    {
+        // A namespaced resource asked for across namespaces.
+        return Err(forbidden(format!("{} {:?} across all namespaces (name a namespace)", info.verb, info.resource)));
+    }
+    // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
+    Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))
+}
+
+fn resource_text(info: &RequestInfo) -> String {
+    let mut text =
+        if info.api_group.is_empty() { info.resource.clone() } else { format!("{}.{}", info.resource, info.api_group) };
+    if !info.name.is_empty() {
+        text = format!("{text} {:?}", info.name);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+use http::Method;
+
+use super::*;
+use crate::config::raw_tree::RawTree;
+
+fn example() -> Tree {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/proxy-config/example.yaml")).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let raw: RawTree = serde_json::from_value(doc["tree"].clone()).unwrap();
+    Tree::compile(&raw, "tree").unwrap()
+}
+
+fn user(name: &str) -> Identity {
+    Identity::new(name, ["system:authenticated"])
+}
+
+fn request(method: Method, uri: &str) -> RequestInfo {
+    let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
+    RequestInfo::parse(&method, path, query).unwrap()
+}
+
+fn attempt(tree: &Tree, who: &str, view: Option<&str>, method: Method, uri: &str) -> Result<Plan, Status> {
+    let identity = user(who);
+    let node = resolve_view(tree, &identity, &ViewPath(view.map(str::to_owned)))?;
+    decide(tree, node, &identity, &request(method, uri))
+}
+
+#[test]
+fn members_reach_their_subtree_under_virtual_names() {
+    let tree = example();
+    let plan = attempt(&tree, "bob", None, Method::GET, "/api/v1/namespaces/dev/configmaps").unwrap();
+    assert_eq!(plan.namespace, Some(("acme-web-dev".into(), "dev".into())));
+    let plan = attempt(&tree, "alice", Some("acme"), Method::GET, "/api/v1/namespaces/web-dev/pods/p/log").unwrap();
+    assert_eq!(plan.namespace, Some(("acme-web-dev".into(), "web-dev".into())));
+    let plan = attempt(&tree, "alice", Some("acme/web"), Method::GET, "/api/v1/namespaces/prod/pods").unwrap();
+    assert_eq!(plan.namespace.unwrap().0, "acme-web-prod");
+    let plan = attempt(&tree, "bob", None, Method::GET, "/api/v1/namespaces?watch=true").unwrap();
+    assert_eq!(plan.selector.as_deref(), Some("acme-web.tree.canopy.dev/depth"));
+}
+
+#[test]
+fn cross_tenant_attempts_are_refused() {
+    let tree = example();
+    // (who, view, method, uri, code)
+    let cases: [(&str, Option<&str>, Method, &str, u16); 13] = [
+        ("bob", None, Method::GET, "/api/v1/namespaces/main/configmaps", 404),
+        ("bob", None, Method::GET, "/api/v1/namespaces/globex-main/configmaps", 404),
+        ("bob", None, Method::GET, "/api/v1/namespaces/acme-web-dev/configmaps", 404),
+        ("bob", None, Method::GET, "/api/v1/namespaces/kube-system/secrets", 404),
+        ("bob", Some("acme"), Method::GET, "/api/v1/namespaces", 404),
+        ("bob", Some("globex"), Method::GET, "/api/v1/namespaces", 404),
+        ("bob", Some("acme/data"), Method::GET, "/api/v1/namespaces/warehouse/pods", 404),
+        ("carol", None, Method::POST, "/api/v1/namespaces/warehouse/pods/p/exec", 403),
+        ("carol", None, Method::DELETE, "/api/v1/namespaces/warehouse/configmaps/c", 403),
+        ("erin", None, Method::GET, "/api/v1/namespaces", 403),
+        ("alice", None, Method::GET, "/api/v1/namespaces/dev/pods", 404),
+        ("bob", None, Method::GET, "/api/v1/nodes", 404),
+        ("bob", None, Method::GET, "/api/v1/pods", 403),
+    ];
+    for (who, view, method, uri, code) in cases {
+        let err = attempt(&tree, who, view, method.clone(), uri).unwrap_err();
+        assert_eq!(err.code.as_u16(), code, "{who} {view:?} {method} {uri}: {err}");
+        // Only names the caller sent may be echoed back.
+        for leak in ["globex-main", "acme-web-dev", "acme-data-warehouse"].into_iter().filter(|n| !uri.contains(n)) {
+            assert!(!err.message.contains(leak), "{uri} leaks {leak}: {err}");
+        }
+    }
+}
+
+#[test]
+fn allowlisted_cluster_reads_and_self_reviews_pass() {
+    let tree = example();
+    assert!(attempt(&tree, "bob", None, Method::GET, "/apis/storage.k8s.io/v1/storageclasses").is_ok());
+    assert!(attempt(&tree, "bob", None, Method::DELETE, "/apis/storage.k8s.io/v1/storageclasses/x").is_err());
+    assert!(attempt(&tree, "dave", None, Method::GET, "/apis/storage.k8s.io/v1/storageclasses").is_err());
+    assert!(attempt(&tree, "erin", None, Method::GET, "/version").is_err(), "non-members have no view at all");
+    assert!(
+        attempt(&tree, "dave", None, Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").is_ok()
+    );
+}

@@ -1,0 +1,93 @@
+//! A streaming body transformer for newline-delimited JSON (watch streams): each complete line
+//! is handed to a function as soon as it arrives; a line longer than the bound ends the stream
+//! with an error instead of growing a buffer without limit.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http_body_util::{BodyStream, StreamBody};
+
+use crate::body::{self, Body, BoxError};
+
+/// `body` with every line replaced by `f(line)` followed by a newline.
+pub fn translate_lines<F>(body: Body, max_line: usize, f: F) -> Body
+where
+    F: Fn(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
+{
+    struct State<F> {
+        frames: BodyStream<Body>,
+        buffer: BytesMut,
+        f: F,
+        done: bool,
+    }
+    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), f, done: false };
+    let stream = futures_util::stream::unfold(state, move |mut state| async move {
+        loop {
+            if let Some(end) = state.buffer.iter().position(|&b| b == b'\n') {
+                let line = state.buffer.split_to(end + 1);
+                let line = &line[..end];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let result = (state.f)(line).map(|mut out| {
+                    out.push(b'\n');
+                    http_body::Frame::data(Bytes::from(out))
+                });
+                return Some((result, state));
+            }
+            if state.done {
+                if state.buffer.is_empty() {
+                    return None;
+                }
+                let rest = state.buffer.split();
+                let result = (state.f)(&rest).map(|out| http_body::Frame::data(Bytes::from(out)));
+                return Some((result, state));
+            }
+            if state.buffer.len() > max_line {
+                state.done = true;
+                state.buffer.clear();
+                return Some((Err(BoxError::from(format!("a watch event exceeds {max_line} bytes"))), state));
+            }
+            match state.frames.next().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        state.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => {
+                    state.done = true;
+                    state.buffer.clear();
+                    return Some((Err(error), state));
+                }
+                None => state.done = true,
+            }
+        }
+    });
+    body::boxed(StreamBody::new(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn chunks(parts: &[&'static str]) -> Body {
+        let frames = parts
+            .iter()
+            .map(|p| Ok::<_, BoxError>(http_body::Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect::<Vec<_>>();
+        body::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_chunks_are_joined() {
+        let body = translate_lines(chunks(&["{\"a\":", "1}\n{\"b\"", ":2}\n"]), 1024, |l| Ok(l.to_ascii_uppercase()));
+        let out = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"{\"A\":1}\n{\"B\":2}\n");
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_ends_the_stream() {
+        let body = translate_lines(chunks(&["0123456789", "0123456789"]), 8, |l| Ok(l.to_vec()));
+        assert!(body.collect().await.is_err());
+    }
+}

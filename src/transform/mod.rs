@@ -1,0 +1,110 @@
+//! Bodies between a view and upstream: namespace names in request bodies become physical, and
+//! in responses — objects, lists, Tables, Status errors and watch events — virtual again.
+//! Watches are translated one event (line) at a time as they stream, with a bounded line
+//! length; other responses are bounded in size.
+
+mod lines;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use serde_json::Value;
+
+use crate::body::{self, Body, BoxError};
+use crate::rewrite::ViewNames;
+use crate::rewrite::json::{map_namespaces, map_status_message};
+use crate::status::Status;
+use crate::tree::{NodeId, Tree};
+
+/// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
+const MAX_REQUEST_BODY: usize = 8 << 20;
+/// Largest non-watch response Canopy translates.
+const MAX_RESPONSE_BODY: usize = 256 << 20;
+/// Largest single watch event.
+pub const MAX_EVENT: usize = 16 << 20;
+
+/// How a response is translated back into a view.
+#[derive(Clone)]
+pub struct Translation {
+    pub tree: Arc<Tree>,
+    pub view: NodeId,
+    /// `(physical, virtual)` namespace of the request, for Status messages.
+    pub namespace: Option<(String, String)>,
+    /// The response is a watch stream.
+    pub watch: bool,
+}
+
+impl Translation {
+    fn apply(&self, value: &mut Value) {
+        let names = ViewNames::new(&self.tree, self.view);
+        map_namespaces(value, &|physical: &str| names.to_virtual(physical));
+        if let Some((physical, virtual_name)) = &self.namespace {
+            map_status_message(value, physical, virtual_name);
+        }
+    }
+
+    fn apply_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
+        let mut value: Value = serde_json::from_slice(bytes)?;
+        self.apply(&mut value);
+        Ok(serde_json::to_vec(&value)?)
+    }
+}
+
+/// Rewrites namespace names in a JSON (or YAML apply-patch) request body with `map`.
+pub async fn request(
+    request: Request<Body>,
+    map: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Request<Body>, Status> {
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let rewritable = content_type.contains("json") || content_type.contains("apply-patch+yaml");
+    if !rewritable {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = Limited::new(body, MAX_REQUEST_BODY)
+        .collect()
+        .await
+        .map_err(|e| Status::bad_request(format!("cannot read the request body: {e}")))?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(Request::from_parts(parts, body::empty()));
+    }
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        // Server-side apply bodies may be YAML.
+        Err(_) => serde_saphyr::from_slice(&bytes)
+            .map_err(|e| Status::bad_request(format!("the request body is not JSON or YAML: {e}")))?,
+    };
+    map_namespaces(&mut value, map);
+    let rewritten = serde_json::to_vec(&value).map_err(|e| Status::internal(e.to_string()))?;
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+    Ok(Request::from_parts(parts, body::full(rewritten)))
+}
+
+/// Translates a JSON response back into the view; other content types pass unchanged.
+pub fn response(response: Response<Body>, translation: Translation) -> Response<Body> {
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    if !is_json {
+        return response;
+    }
+    let watch = translation.watch && response.status().is_success();
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = if watch {
+        lines::translate_lines(body, MAX_EVENT, move |line| translation.apply_bytes(line))
+    } else {
+        let translated = async move {
+            let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
+            if bytes.is_empty() {
+                return Ok::<_, BoxError>(http_body::Frame::data(bytes));
+            }
+            Ok(http_body::Frame::data(Bytes::from(translation.apply_bytes(&bytes)?)))
+        };
+        body::boxed(StreamBody::new(futures_util::stream::once(translated)))
+    };
+    Response::from_parts(parts, body)
+}
