@@ -25,6 +25,7 @@ log() { echo "[bench] $*" >&2; }
 
 canopy_pid=""
 proxy_pid=""
+driver_pid=""
 
 stop_pid() { # NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
 	local name="$1" pid="$2"
@@ -45,6 +46,10 @@ stop_pid() { # NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [ -n "$driver_pid" ] && kill -0 "$driver_pid" 2>/dev/null; then
+		pkill -TERM -P "$driver_pid" 2>/dev/null || true # its wrk, if one is running
+		stop_pid driver "$driver_pid"
+	fi
 	stop_pid "kubectl proxy" "$proxy_pid"
 	stop_pid canopy "$canopy_pid"
 	if [ "$keep" = 1 ]; then
@@ -138,7 +143,8 @@ canopy_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.to
 wrk_version="$(wrk --version 2>&1 | head -n1 | awk '{print $2}' || true)"
 versions="- Versions: kube-apiserver $server_version; kubectl proxy $proxy_version; canopy $canopy_rev (release build); wrk $wrk_version"
 
-# 3./4. Seed, measure, report
+# 3./4. Seed, measure, report. In the background with `wait`, so that a signal to this script
+# runs the cleanup at once instead of after the driver.
 python3 "$root/bench/driver.py" \
 	--env-file "$env_file" \
 	--canopy-url "https://127.0.0.1:$canopy_port" \
@@ -151,4 +157,6 @@ python3 "$root/bench/driver.py" \
 	--out-dir "$run/wrk" \
 	--results "$root/bench/RESULTS.md" \
 	--command "$command" \
-	--versions "$versions"
+	--versions "$versions" &
+driver_pid=$!
+wait "$driver_pid"
