@@ -10,6 +10,7 @@ use crate::admin::Admin;
 use crate::auth::{Authenticator, StaticTokens, TokenReviewer};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::reconcile::{Reconciler, ReconcilerOptions};
 use crate::server::{listener, proxy_stack, tls};
 use crate::upstream::{Tunnels, Upstream};
 
@@ -38,7 +39,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads will publish into it.
     let (_publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
-    let service = proxy_stack(authenticator, trees, &upstream, tunnels.clone(), metrics.clone());
+    let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone());
+    // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.
+    let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reconciler = (!config.tree.nodes.is_empty()).then(|| {
+        let reconciler = Reconciler::new(upstream.kube.clone(), trees, ReconcilerOptions::default());
+        tokio::spawn(reconciler.run(async move {
+            let _ = reconciler_stopped.await;
+        }))
+    });
     let admin = Admin { metrics, upstream: upstream.http.clone() };
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin.serve(admin_tcp, async move {
@@ -47,7 +56,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     listener::serve(tcp, tls, service, shutdown_signal(), config.server.shutdown_grace, tunnels).await;
     let _ = stop_admin.send(());
+    let _ = stop_reconciler.send(());
     let _ = admin_task.await;
+    if let Some(task) = reconciler {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -92,7 +92,10 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<(Reques
         request.extensions().get::<RequestInfo>().cloned().ok_or_else(|| Status::internal("unclassified request"))?;
     let view_path = request.extensions().get::<ViewPath>().cloned().unwrap_or_default();
     let view = resolve_view(tree, &identity, &view_path)?;
-    let Plan { namespace, selector } = decide(tree, view, &identity, &info)?;
+    let Plan { namespace, selector, as_canopy } = decide(tree, view, &identity, &info)?;
+    if as_canopy {
+        request.extensions_mut().insert(super::AsCanopy);
+    }
     if namespace.is_none() && selector.is_none() && !info.is_resource_request {
         return Ok((request, None));
     }
@@ -117,8 +120,13 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<(Reques
     }
     headers.remove(header::ACCEPT_ENCODING);
 
-    let translation =
-        Translation { tree: Arc::clone(tree), view, namespace: namespace.clone(), watch: info.verb == "watch" };
+    let translation = Translation {
+        tree: Arc::clone(tree),
+        view,
+        namespace: namespace.clone(),
+        watch: info.verb == "watch",
+        namespaces: info.resource == "namespaces",
+    };
     let names = ViewNames::new(tree, view);
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     Ok((request, Some(translation)))

@@ -21,7 +21,14 @@ pub struct Plan {
     pub namespace: Option<(String, String)>,
     /// Label selector to AND into a namespace list or watch.
     pub selector: Option<String>,
+    /// Sent upstream as Canopy itself rather than as the caller: Canopy has decided the request
+    /// and narrowed it (a subtree's namespace list), which tenants' own RBAC could not express.
+    pub as_canopy: bool,
 }
+
+/// Marks a request that goes upstream under Canopy's own identity (see [`Plan::as_canopy`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AsCanopy;
 
 /// Resources a tenant may always ask about itself.
 const SELF_REVIEWS: [(&str, &str); 3] = [
@@ -110,10 +117,10 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
         let physical = names
             .to_physical(&info.namespace)
             .ok_or_else(|| Status::not_found(format!("namespaces \"{}\" not found", info.namespace)))?;
-        let plan = Plan { namespace: Some((physical, info.namespace.clone())), selector: None };
+        let plan = Plan { namespace: Some((physical, info.namespace.clone())), ..Plan::default() };
         if info.resource == "namespaces" {
             return match info.verb.as_str() {
-                "get" | "list" | "watch" => Ok(plan),
+                "get" | "list" | "watch" if info.subresource.is_empty() => Ok(Plan { as_canopy: true, ..plan }),
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
@@ -137,7 +144,9 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     if info.resource == "namespaces" {
         return match info.verb.as_str() {
-            "list" | "watch" => Ok(Plan { namespace: None, selector: Some(tree.labels(view).subtree_selector()) }),
+            "list" | "watch" => {
+                Ok(Plan { namespace: None, selector: Some(tree.labels(view).subtree_selector()), as_canopy: true })
+            }
             verb => Err(forbidden(format!("{verb} namespaces"))),
         };
     }

@@ -14,6 +14,7 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
             for (key, field) in object.iter_mut() {
                 match (key.as_str(), field) {
                     ("namespace", Value::String(name)) => replace(name, map),
+                    (LAST_APPLIED, Value::String(text)) => map_embedded(text, map),
                     ("metadata", Value::Object(metadata)) if is_namespace_object => {
                         if let Some(Value::String(name)) = metadata.get_mut("name") {
                             replace(name, map);
@@ -28,6 +29,46 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
         }
         Value::Array(items) => items.iter_mut().for_each(|item| map_namespaces(item, map)),
         _ => {}
+    }
+}
+
+/// kubectl's client-side apply keeps the applied object, as JSON text, in this annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn map_embedded(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
+    if let Ok(mut embedded) = serde_json::from_str::<Value>(text) {
+        map_namespaces(&mut embedded, map);
+        if let Ok(mapped) = serde_json::to_string(&embedded) {
+            *text = format!("{mapped}\n");
+        }
+    }
+}
+
+/// Maps the names of Namespace objects in a response about namespaces: the object itself, list
+/// items, a watch event's object, and Table rows (the object and the name cell), which carry no
+/// `kind` of their own.
+pub fn map_namespace_names(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    let name_of = |v: &mut Value| {
+        if let Some(Value::String(name)) = v.pointer_mut("/metadata/name") {
+            replace(name, map);
+        }
+    };
+    name_of(value);
+    if let Some(object) = value.get_mut("object") {
+        name_of(object);
+    }
+    if let Some(Value::Array(items)) = value.get_mut("items") {
+        items.iter_mut().for_each(name_of);
+    }
+    if let Some(Value::Array(rows)) = value.get_mut("rows") {
+        for row in rows {
+            if let Some(object) = row.get_mut("object") {
+                name_of(object);
+            }
+            if let Some(Value::String(name)) = row.pointer_mut("/cells/0") {
+                replace(name, map);
+            }
+        }
     }
 }
 
@@ -82,6 +123,29 @@ mod tests {
         assert_eq!(doc["items"][3]["metadata"]["name"], "dev");
         assert_eq!(doc["items"][1]["involvedObject"]["namespace"], "dev");
         assert_eq!(doc["items"][4]["rows"][0]["object"]["metadata"]["namespace"], "dev");
+    }
+
+    #[test]
+    fn namespace_lists_and_tables_are_mapped_without_kinds() {
+        let mut list = json!({"kind": "NamespaceList", "items": [{"metadata": {"name": "acme-dev"}}]});
+        map_namespace_names(&mut list, &strip);
+        assert_eq!(list["items"][0]["metadata"]["name"], "dev");
+        let mut table = json!({"kind": "Table", "rows": [{"cells": ["acme-dev", "Active"], "object": {"metadata": {"name": "acme-dev"}}}]});
+        map_namespace_names(&mut table, &strip);
+        assert_eq!(table["rows"][0]["cells"][0], "dev");
+        assert_eq!(table["rows"][0]["object"]["metadata"]["name"], "dev");
+        let mut event = json!({"type": "ADDED", "object": {"metadata": {"name": "acme-dev"}}});
+        map_namespace_names(&mut event, &strip);
+        assert_eq!(event["object"]["metadata"]["name"], "dev");
+    }
+
+    #[test]
+    fn last_applied_configuration_is_mapped_inside() {
+        let applied = r#"{"kind":"ConfigMap","metadata":{"name":"c","namespace":"acme-dev"}}"#;
+        let mut doc = json!({"metadata": {"annotations": {LAST_APPLIED: applied}}});
+        map_namespaces(&mut doc, &strip);
+        let text = doc["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
+        assert!(text.contains("\"namespace\":\"dev\"") && text.ends_with('\n'), "{text}");
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 pub mod json;
 pub mod names;
+pub mod protobuf;
 
 pub use names::ViewNames;

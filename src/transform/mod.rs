@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::body::{self, Body, BoxError};
 use crate::rewrite::ViewNames;
-use crate::rewrite::json::{map_namespaces, map_status_message};
+use crate::rewrite::json::{map_namespace_names, map_namespaces, map_status_message};
 use crate::status::Status;
 use crate::tree::{NodeId, Tree};
 
@@ -34,12 +34,18 @@ pub struct Translation {
     pub namespace: Option<(String, String)>,
     /// The response is a watch stream.
     pub watch: bool,
+    /// The response is about Namespace objects, whose names are translated too.
+    pub namespaces: bool,
 }
 
 impl Translation {
     fn apply(&self, value: &mut Value) {
         let names = ViewNames::new(&self.tree, self.view);
-        map_namespaces(value, &|physical: &str| names.to_virtual(physical));
+        let to_virtual = |physical: &str| names.to_virtual(physical);
+        map_namespaces(value, &to_virtual);
+        if self.namespaces {
+            map_namespace_names(value, &to_virtual);
+        }
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
@@ -52,14 +58,15 @@ impl Translation {
     }
 }
 
-/// Rewrites namespace names in a JSON (or YAML apply-patch) request body with `map`.
+/// Rewrites namespace names in a JSON, YAML apply-patch or protobuf request body with `map`.
 pub async fn request(
     request: Request<Body>,
     map: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Request<Body>, Status> {
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let rewritable = content_type.contains("json") || content_type.contains("apply-patch+yaml");
+    let protobuf = content_type.contains("protobuf");
+    let rewritable = protobuf || content_type.contains("json") || content_type.contains("apply-patch+yaml");
     if !rewritable {
         return Ok(request);
     }
@@ -71,6 +78,12 @@ pub async fn request(
         .to_bytes();
     if bytes.is_empty() {
         return Ok(Request::from_parts(parts, body::empty()));
+    }
+    if protobuf {
+        let rewritten =
+            crate::rewrite::protobuf::map_namespace(&bytes, map).map_err(|e| Status::bad_request(e.to_string()))?;
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+        return Ok(Request::from_parts(parts, body::full(rewritten)));
     }
     let mut value: Value = match serde_json::from_slice(&bytes) {
         Ok(value) => value,

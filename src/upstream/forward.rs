@@ -12,6 +12,7 @@ use super::{Tunnels, UpstreamService, impersonation_headers};
 use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
+use crate::policy::AsCanopy;
 use crate::request::headers;
 use crate::status::Status;
 
@@ -60,7 +61,10 @@ impl Service<Request<Body>> for Forward {
                 .map_err(|_| Status::bad_request("invalid request URI"))?;
             *outgoing.headers_mut() = parts.headers;
             headers::strip_request(outgoing.headers_mut());
-            impersonation_headers(&identity, outgoing.headers_mut()).map_err(|e| Status::bad_request(e.to_string()))?;
+            if parts.extensions.get::<AsCanopy>().is_none() {
+                impersonation_headers(&identity, outgoing.headers_mut())
+                    .map_err(|e| Status::bad_request(e.to_string()))?;
+            }
 
             let mut response = upstream.oneshot(outgoing).await.map_err(|error| {
                 metrics.upstream_error(error_kind(&error));

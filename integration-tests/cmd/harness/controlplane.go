@@ -134,6 +134,8 @@ var controllers = []string{
 	"garbage-collector-controller",
 	"deployment-controller",
 	"replicaset-controller",
+	// admin/edit/view are aggregated ClusterRoles: without this controller they hold no rules.
+	"clusterrole-aggregation-controller",
 }
 
 // runControllers runs kube-controller-manager's controllers against the

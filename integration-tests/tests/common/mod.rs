@@ -90,6 +90,16 @@ pub struct Options {
     pub static_tokens: Option<String>,
     /// Shutdown grace period.
     pub grace_seconds: Option<u64>,
+    /// Serve the tenancy tree of `proxy-config/example.yaml`.
+    pub example_tree: bool,
+}
+
+/// The `tree:` section of `proxy-config/example.yaml`.
+pub fn example_tree() -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy-config/example.yaml")).unwrap();
+    let start = text.find("\ntree:\n").expect("example.yaml has a tree section");
+    text[start + 1..].to_owned()
 }
 
 /// A running `canopy serve`, killed on drop.
@@ -123,6 +133,9 @@ impl Canopy {
         if let Some(tokens) = &options.static_tokens {
             std::fs::write(dir.path().join("tokens.csv"), tokens).unwrap();
             config.push_str("  tokenFile: tokens.csv\n");
+        }
+        if options.example_tree {
+            config.push_str(&example_tree());
         }
         let config_path = dir.path().join("canopy.yaml");
         std::fs::write(&config_path, config).unwrap();
@@ -180,14 +193,20 @@ impl Canopy {
 
     /// Writes a kubeconfig for `user` with `token` via `canopy kubeconfig`, returns its path.
     pub fn kubeconfig(&self, user: &str, token: &str) -> PathBuf {
-        let output = Command::new(env!("CARGO_BIN_EXE_canopy"))
-            .args(["kubeconfig", "--config"])
-            .arg(&self.config)
-            .args(["--user", user, "--token", token])
-            .output()
-            .unwrap();
+        self.kubeconfig_in_view(user, token, None)
+    }
+
+    /// A kubeconfig whose server URL selects `view` (`acme/web`).
+    pub fn kubeconfig_in_view(&self, user: &str, token: &str, view: Option<&str>) -> PathBuf {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_canopy"));
+        command.args(["kubeconfig", "--config"]).arg(&self.config).args(["--user", user, "--token", token]);
+        if let Some(view) = view {
+            command.args(["--view", view]);
+        }
+        let output = command.output().unwrap();
         assert!(output.status.success(), "canopy kubeconfig: {}", String::from_utf8_lossy(&output.stderr));
-        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        let name = view.map_or_else(|| user.to_owned(), |v| format!("{user}@{}", v.replace('/', "-")));
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
         std::fs::write(&path, &output.stdout).unwrap();
         path
     }

@@ -1,0 +1,119 @@
+//! `metadata.namespace` inside a Kubernetes protobuf request body. Clients such as kubectl send
+//! built-in objects as protobuf (`k8s\0` + `runtime.Unknown`), whose `raw` field (2) holds the
+//! object; every built-in object keeps its `ObjectMeta` in field 1, with the namespace in
+//! field 3. Only that one string is rewritten; every other byte is copied as it came.
+
+/// Why a body could not be rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed protobuf request body")]
+pub struct Malformed;
+
+const MAGIC: &[u8] = b"k8s\x00";
+
+/// Rewrites the object's `metadata.namespace` with `map` (names it refuses stay as they are).
+pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Malformed> {
+    let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    let unknown = rewrite_field(envelope, 2, &|raw| {
+        rewrite_field(raw, 1, &|meta| {
+            rewrite_field(meta, 3, &|ns| {
+                let name = std::str::from_utf8(ns).map_err(|_| Malformed)?;
+                Ok(map(name).map_or_else(|| ns.to_vec(), String::into_bytes))
+            })
+        })
+    })?;
+    Ok([MAGIC, &unknown].concat())
+}
+
+/// Copies `message`, replacing each length-delimited field `field` by `f(contents)`.
+fn rewrite_field(
+    message: &[u8],
+    field: u64,
+    f: &dyn Fn(&[u8]) -> Result<Vec<u8>, Malformed>,
+) -> Result<Vec<u8>, Malformed> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    let mut rest = message;
+    while !rest.is_empty() {
+        let start = rest;
+        let tag = varint(&mut rest)?;
+        let (number, wire) = (tag >> 3, tag & 7);
+        match wire {
+            0 => {
+                varint(&mut rest)?;
+            }
+            1 => rest = rest.get(8..).ok_or(Malformed)?,
+            5 => rest = rest.get(4..).ok_or(Malformed)?,
+            2 => {
+                let len = usize::try_from(varint(&mut rest)?).map_err(|_| Malformed)?;
+                let contents = rest.get(..len).ok_or(Malformed)?;
+                rest = &rest[len..];
+                if number == field {
+                    let replaced = f(contents)?;
+                    put_varint(&mut out, tag);
+                    put_varint(&mut out, replaced.len() as u64);
+                    out.extend_from_slice(&replaced);
+                    continue;
+                }
+            }
+            _ => return Err(Malformed),
+        }
+        out.extend_from_slice(&start[..start.len() - rest.len()]);
+    }
+    Ok(out)
+}
+
+fn varint(input: &mut &[u8]) -> Result<u64, Malformed> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = input.split_first().ok_or(Malformed)?;
+        *input = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(Malformed)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(number: u64, contents: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, number << 3 | 2);
+        put_varint(&mut out, contents.len() as u64);
+        out.extend_from_slice(contents);
+        out
+    }
+
+    fn body(namespace: &str) -> Vec<u8> {
+        let meta = [field(1, b"cm"), field(3, namespace.as_bytes()), vec![0x28, 0x05]].concat();
+        let object = [field(1, &meta), field(2, b"data")].concat();
+        let unknown =
+            [field(1, b"typemeta"), field(2, &object), field(4, b"application/vnd.kubernetes.protobuf")].concat();
+        [MAGIC, &unknown].concat()
+    }
+
+    #[test]
+    fn only_the_namespace_changes() {
+        let mapped = map_namespace(&body("dev"), &|ns| (ns == "dev").then(|| "acme-web-dev".to_owned())).unwrap();
+        assert_eq!(mapped, body("acme-web-dev"));
+        let untouched = map_namespace(&body("other"), &|_| None).unwrap();
+        assert_eq!(untouched, body("other"));
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        assert_eq!(map_namespace(b"k8s\x00\x12\xff", &|_| None), Err(Malformed));
+        assert_eq!(map_namespace(b"json", &|_| None), Err(Malformed));
+        assert!(map_namespace(b"k8s\x00", &|_| None).unwrap() == b"k8s\x00");
+    }
+}
