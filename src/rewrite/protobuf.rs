@@ -10,6 +10,9 @@ pub struct Malformed;
 
 const MAGIC: &[u8] = b"k8s\x00";
 
+/// Replaces the contents of one length-delimited field.
+type Replace<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, Malformed>;
+
 /// Rewrites the object's `metadata.namespace` with `map` (names it refuses stay as they are).
 pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Malformed> {
     let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
@@ -25,11 +28,7 @@ pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 /// Copies `message`, replacing each length-delimited field `field` by `f(contents)`.
-fn rewrite_field(
-    message: &[u8],
-    field: u64,
-    f: &dyn Fn(&[u8]) -> Result<Vec<u8>, Malformed>,
-) -> Result<Vec<u8>, Malformed> {
+fn rewrite_field(message: &[u8], field: u64, f: Replace<'_>) -> Result<Vec<u8>, Malformed> {
     let mut out = Vec::with_capacity(message.len() + 16);
     let mut rest = message;
     while !rest.is_empty() {
