@@ -24,29 +24,6 @@ fn running_pod(harness: &Harness, bin: &Path, kubeconfig: &Path) -> String {
     ns
 }
 
-fn kubectl_env(
-    bin: &Path,
-    kubeconfig: &Path,
-    env: &[(&str, &str)],
-    args: &[&str],
-    stdin: Option<&str>,
-) -> std::process::Output {
-    let mut child = Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// Environment that makes kubectl use SPDY or WebSocket for remote commands and port-forward.
 fn protocols() -> [(&'static str, [(&'static str, &'static str); 2]); 2] {
     [

@@ -251,11 +251,17 @@ pub fn kubectl(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
 
 /// Runs `kubectl` with `stdin` as its standard input.
 pub fn kubectl_stdin(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    kubectl_env(bin, kubeconfig, &[], args, stdin)
+}
+
+/// Runs `kubectl` with extra environment variables and optional standard input.
+pub fn kubectl_env(bin: &Path, kubeconfig: &Path, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
     let mut child = Command::new(bin)
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("KUBECONFIG")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
