@@ -37,8 +37,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let metrics = Metrics::new();
     let tunnels = Tunnels::new(metrics.clone());
-    // Each request reads the newest tree from this channel; reloads will publish into it.
-    let (_publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
+    // Each request reads the newest tree from this channel; reloads publish into it.
+    let (publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
+    let loaded_text = tokio::fs::read(&config.file).await.unwrap_or_default();
+    let reload = tokio::spawn(crate::config::reload::watch_tree(config.file.clone(), loaded_text, publish_tree));
     let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone());
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.
     let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -57,6 +59,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     listener::serve(tcp, tls, service, shutdown_signal(), config.server.shutdown_grace, tunnels).await;
     let _ = stop_admin.send(());
     let _ = stop_reconciler.send(());
+    reload.abort();
     let _ = admin_task.await;
     if let Some(task) = reconciler {
         let _ = task.await;

@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod raw_tree;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

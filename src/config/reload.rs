@@ -1,0 +1,81 @@
+//! Hot reload of the tenancy tree. The configuration file is re-read whenever its bytes change —
+//! polling, because a Kubernetes ConfigMap mount updates by swapping a symlink, which file-event
+//! APIs report unreliably. A valid new tree is published for the very next request; an invalid
+//! one is logged with its config path and the old tree stays in force. Listener, TLS, upstream
+//! and authentication settings are read once at start: a change to them is logged as needing a
+//! restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::Config;
+use crate::tree::Tree;
+
+/// How often the file is compared with what was last loaded.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Watches `file` and publishes each valid new tree into `trees`, until `trees` has no readers.
+pub async fn watch_tree(file: PathBuf, loaded_text: Vec<u8>, trees: watch::Sender<Arc<Tree>>) {
+    let mut last = digest(&loaded_text);
+    let mut interval = tokio::time::interval(POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !trees.is_closed() {
+        interval.tick().await;
+        let Ok(text) = tokio::fs::read(&file).await else { continue };
+        let current = digest(&text);
+        if current == last {
+            continue;
+        }
+        last = current;
+        match std::str::from_utf8(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Config::from_str(&file, t).map_err(|e| e.to_string()))
+        {
+            Ok(config) => {
+                tracing::info!(file = %file.display(), nodes = config.tree.nodes.len(), "configuration reloaded");
+                trees.send_replace(Arc::clone(&config.tree));
+            }
+            Err(error) => {
+                tracing::error!(%error, "configuration reload refused; the previous configuration stays in force")
+            }
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with(member: &str) -> String {
+        format!(
+            "tree:\n  nodes:\n    - name: acme\n      namespaces: [dev]\n      members: [{{kind: User, name: {member}, role: edit}}]\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn valid_changes_are_published_and_invalid_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("canopy.yaml");
+        std::fs::write(&file, tree_with("bob")).unwrap();
+        let first = Config::load(&file).unwrap();
+        let (sender, mut trees) = watch::channel(Arc::clone(&first.tree));
+        tokio::spawn(watch_tree(file.clone(), tree_with("bob").into_bytes(), sender));
+
+        std::fs::write(&file, tree_with("carol")).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), trees.changed()).await.unwrap().unwrap();
+        assert_eq!(trees.borrow_and_update().nodes[0].members[0].name, "carol");
+
+        std::fs::write(&file, "tree:\n  nodes:\n    - name: Not_A_Name\n").unwrap();
+        tokio::time::sleep(POLL * 4).await;
+        assert!(!trees.has_changed().unwrap(), "an invalid config must not be published");
+        assert_eq!(trees.borrow().nodes[0].members[0].name, "carol");
+    }
+}
