@@ -2,7 +2,8 @@
 //! kube-apiserver, authenticates each caller, and forwards their requests as themselves.
 //!
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
-//! classifies and cleans, [`upstream`] forwards; [`status`] renders every error, [`metrics`] and
+//! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
+//! [`transform`] translate names, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`metrics`] and
 //! [`admin`] report, [`config`] is validated once at load.
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod fanout;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod policy;

@@ -15,8 +15,11 @@ use tower::{Layer, Service};
 use super::{Plan, decide, resolve_view};
 use crate::auth::Identity;
 use crate::body::Body;
+use crate::fanout::FanOut;
+use crate::request::info::{encode_query, form_pairs};
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
+use crate::rewrite::selector::{map_field_selector, namespace_equal};
 use crate::status::Status;
 use crate::transform::{self, Translation};
 use crate::tree::Tree;
@@ -74,41 +77,58 @@ where
                 }
                 return inner.call(request).await;
             }
-            let (request, translation) = confine(&tree, request).await?;
-            let response = inner.call(request).await?;
-            Ok(match translation {
-                Some(translation) => transform::response(response, translation),
-                None => response,
-            })
+            match confine(&tree, request).await? {
+                Confined::Forward(request, translation) => {
+                    let response = inner.call(request).await?;
+                    Ok(match translation {
+                        Some(translation) => transform::response(response, translation),
+                        None => response,
+                    })
+                }
+                Confined::Across(fan_out) => fan_out.serve(inner).await,
+            }
         })
     }
 }
 
-/// Applies the tenancy decision to `request`; returns it rewritten, and how to translate the
-/// response (`None`: nothing to translate).
-async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<(Request<Body>, Option<Translation>), Status> {
+/// A confined request.
+#[expect(clippy::large_enum_variant, reason = "made once per request and consumed at once")]
+enum Confined {
+    /// Forward the rewritten request and translate the answer as told (`None`: nothing to
+    /// translate).
+    Forward(Request<Body>, Option<Translation>),
+    /// Answer a list or watch across the view's namespaces.
+    Across(FanOut),
+}
+
+/// Applies the tenancy decision to `request`.
+async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confined, Status> {
     let identity = request.extensions().get::<Identity>().cloned().ok_or_else(|| Status::internal("no identity"))?;
     let info =
         request.extensions().get::<RequestInfo>().cloned().ok_or_else(|| Status::internal("unclassified request"))?;
     let view_path = request.extensions().get::<ViewPath>().cloned().unwrap_or_default();
     let view = resolve_view(tree, &identity, &view_path)?;
-    let Plan { namespace, selector, as_canopy } = decide(tree, view, &identity, &info)?;
+    let Plan { namespace, selector, as_canopy, across } = decide(tree, view, &identity, &info)?;
     if as_canopy {
         request.extensions_mut().insert(super::AsCanopy);
     }
     if namespace.is_none() && selector.is_none() && !info.is_resource_request {
-        return Ok((request, None));
+        return Ok(Confined::Forward(request, None));
+    }
+    let names = ViewNames::new(tree, view);
+    let mut query: Vec<(String, String)> = form_pairs(request.uri().query().unwrap_or("")).collect();
+    if let Some(selector) = &selector {
+        and_label_selector(&mut query, selector);
+    }
+    if let Some((_, fields)) = query.iter_mut().find(|(k, _)| k == "fieldSelector") {
+        *fields = map_field_selector(fields, info.resource == "namespaces", &|v| names.to_physical(v));
     }
     let mut path = match &namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
         None => request.uri().path().to_owned(),
     };
-    let query = match (request.uri().query(), &selector) {
-        (query, Some(selector)) => Some(with_label_selector(query, selector)),
-        (query, None) => query.map(str::to_owned),
-    };
-    if let Some(query) = query {
-        path = format!("{path}?{query}");
+    if !query.is_empty() {
+        path = format!("{path}?{}", encode_query(&query));
     }
     *request.uri_mut() = path.parse().map_err(|_| Status::bad_request("invalid request URI"))?;
 
@@ -127,21 +147,27 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<(Reques
         watch: info.verb == "watch",
         namespaces: info.resource == "namespaces",
     };
-    let names = ViewNames::new(tree, view);
+    if across {
+        let (parts, _) = request.into_parts();
+        let mut namespaces = tree.subtree_namespaces(view);
+        // `--field-selector metadata.namespace=X` narrows the fan-out to X.
+        let fields = query.iter().find(|(k, _)| k == "fieldSelector").map(|(_, v)| v.as_str()).unwrap_or("");
+        if let Some(only) = namespace_equal(fields) {
+            namespaces.retain(|n| *n == only);
+        }
+        return Ok(Confined::Across(FanOut { namespaces, info, identity, headers: parts.headers, query, translation }));
+    }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
-    Ok((request, Some(translation)))
+    Ok(Confined::Forward(request, Some(translation)))
 }
 
-/// `query` with `labelSelector` ANDed with `selector`.
-fn with_label_selector(query: Option<&str>, selector: &str) -> String {
-    let mut pairs: Vec<(String, String)> = crate::request::info::form_pairs(query.unwrap_or("")).collect();
-    match pairs.iter_mut().find(|(k, _)| k == "labelSelector") {
+/// ANDs `selector` into the `labelSelector` of `query`.
+fn and_label_selector(query: &mut Vec<(String, String)>, selector: &str) {
+    match query.iter_mut().find(|(k, _)| k == "labelSelector") {
         Some((_, value)) if !value.trim().is_empty() => *value = format!("{value},{selector}"),
         Some((_, value)) => *value = selector.to_owned(),
-        None => pairs.push(("labelSelector".into(), selector.to_owned())),
+        None => query.push(("labelSelector".into(), selector.to_owned())),
     }
-    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 #[cfg(test)]
@@ -150,7 +176,11 @@ mod tests {
 
     #[test]
     fn label_selector_is_anded() {
-        assert_eq!(with_label_selector(None, "a.tree/depth"), "labelSelector=a%2Etree%2Fdepth");
-        assert_eq!(with_label_selector(Some("labelSelector=x%3Dy&watch=1"), "k"), "labelSelector=x%3Dy%2Ck&watch=1");
+        let mut query = vec![];
+        and_label_selector(&mut query, "a.tree/depth");
+        assert_eq!(encode_query(&query), "labelSelector=a%2Etree%2Fdepth");
+        let mut query: Vec<_> = form_pairs("labelSelector=x%3Dy&watch=1").collect();
+        and_label_selector(&mut query, "k");
+        assert_eq!(encode_query(&query), "labelSelector=x%3Dy%2Ck&watch=1");
     }
 }

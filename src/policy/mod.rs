@@ -24,6 +24,8 @@ pub struct Plan {
     /// Sent upstream as Canopy itself rather than as the caller: Canopy has decided the request
     /// and narrowed it (a subtree's namespace list), which tenants' own RBAC could not express.
     pub as_canopy: bool,
+    /// A list or watch across all the view's namespaces (`-A`), answered by [`crate::fanout`].
+    pub across: bool,
 }
 
 /// Marks a request that goes upstream under Canopy's own identity (see [`Plan::as_canopy`]).
@@ -145,7 +147,7 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     if info.resource == "namespaces" {
         return match info.verb.as_str() {
             "list" | "watch" => {
-                Ok(Plan { namespace: None, selector: Some(tree.labels(view).subtree_selector()), as_canopy: true })
+                Ok(Plan { selector: Some(tree.labels(view).subtree_selector()), as_canopy: true, ..Plan::default() })
             }
             verb => Err(forbidden(format!("{verb} namespaces"))),
         };
@@ -161,8 +163,11 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     if !is_cluster_scoped(&info.api_group, &info.resource)
         && ceiling.allows(&info.api_group, &info.resource, &info.verb)
     {
-        // A namespaced resource asked for across namespaces.
-        return Err(forbidden(format!("{} {:?} across all namespaces (name a namespace)", info.verb, info.resource)));
+        // A namespaced resource asked for across namespaces: lists and watches span the view's.
+        return match info.verb.as_str() {
+            "list" | "watch" => Ok(Plan { across: true, ..Plan::default() }),
+            verb => Err(forbidden(format!("{verb} {:?} across all namespaces (name a namespace)", info.resource))),
+        };
     }
     // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
     Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))

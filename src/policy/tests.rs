@@ -42,7 +42,7 @@ fn members_reach_their_subtree_under_virtual_names() {
 fn cross_tenant_attempts_are_refused() {
     let tree = example();
     // (who, view, method, uri, code)
-    let cases: [(&str, Option<&str>, Method, &str, u16); 13] = [
+    let cases: [(&str, Option<&str>, Method, &str, u16); 14] = [
         ("bob", None, Method::GET, "/api/v1/namespaces/main/configmaps", 404),
         ("bob", None, Method::GET, "/api/v1/namespaces/globex-main/configmaps", 404),
         ("bob", None, Method::GET, "/api/v1/namespaces/acme-web-dev/configmaps", 404),
@@ -55,7 +55,8 @@ fn cross_tenant_attempts_are_refused() {
         ("erin", None, Method::GET, "/api/v1/namespaces", 403),
         ("alice", None, Method::GET, "/api/v1/namespaces/dev/pods", 404),
         ("bob", None, Method::GET, "/api/v1/nodes", 404),
-        ("bob", None, Method::GET, "/api/v1/pods", 403),
+        ("bob", None, Method::DELETE, "/api/v1/pods", 403),
+        ("carol", None, Method::GET, "/apis/rbac.authorization.k8s.io/v1/clusterroles", 404),
     ];
     for (who, view, method, uri, code) in cases {
         let err = attempt(&tree, who, view, method.clone(), uri).unwrap_err();
@@ -65,6 +66,15 @@ fn cross_tenant_attempts_are_refused() {
             assert!(!err.message.contains(leak), "{uri} leaks {leak}: {err}");
         }
     }
+}
+
+#[test]
+fn lists_across_namespaces_fan_out() {
+    let tree = example();
+    let plan = attempt(&tree, "bob", None, Method::GET, "/api/v1/pods").unwrap();
+    assert!(plan.across && plan.namespace.is_none() && !plan.as_canopy, "{plan:?}");
+    let plan = attempt(&tree, "bob", None, Method::GET, "/api/v1/configmaps?watch=1").unwrap();
+    assert!(plan.across, "{plan:?}");
 }
 
 #[test]

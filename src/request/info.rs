@@ -90,6 +90,24 @@ impl RequestInfo {
         path
     }
 
+    /// The path of this cross-namespace request made in `namespace` instead: `namespaces/<ns>`
+    /// goes before the resource (after `watch` in the deprecated `/watch/` form).
+    pub fn path_in_namespace(&self, namespace: &str) -> String {
+        let mut at = if self.api_prefix == "apis" { 3 } else { 2 };
+        if self.segments.get(at).is_some_and(|s| s == "watch") {
+            at += 1;
+        }
+        let mut segments: Vec<&str> = self.segments.iter().map(String::as_str).collect();
+        at = at.min(segments.len());
+        segments.splice(at..at, ["namespaces", namespace]);
+        let mut path = String::new();
+        for segment in segments {
+            path.push('/');
+            path.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+        }
+        path
+    }
+
     fn parse_segments(&mut self, method: &Method, segments: &[String], query: Option<&str>) {
         let info = self;
         let mut parts: &[String] = segments;
@@ -204,6 +222,12 @@ pub fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (form_decode(key), form_decode(value))
     })
+}
+
+/// Encodes `pairs` as a query string.
+pub fn encode_query(pairs: &[(String, String)]) -> String {
+    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 fn form_decode(raw: &str) -> String {

@@ -1,8 +1,10 @@
 //! Pure rewriting between what a view shows and what upstream holds: namespace names
-//! ([`names`]) and the JSON documents that carry them ([`json`]).
+//! ([`names`]), the JSON and protobuf documents that carry them ([`json`], [`protobuf`]) and field
+//! selectors ([`selector`]).
 
 pub mod json;
 pub mod names;
 pub mod protobuf;
+pub mod selector;
 
 pub use names::ViewNames;

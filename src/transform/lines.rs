@@ -1,46 +1,36 @@
-//! A streaming body transformer for newline-delimited JSON (watch streams): each complete line
-//! is handed to a function as soon as it arrives; a line longer than the bound ends the stream
-//! with an error instead of growing a buffer without limit.
+//! Newline-delimited JSON (watch streams) as a stream of lines: each complete line is yielded as
+//! soon as it arrives; a line longer than the bound ends the stream with an error instead of
+//! growing a buffer without limit.
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http_body_util::{BodyStream, StreamBody};
 
 use crate::body::{self, Body, BoxError};
 
-/// `body` with every line replaced by `f(line)` followed by a newline.
-pub fn translate_lines<F>(body: Body, max_line: usize, f: F) -> Body
-where
-    F: Fn(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
-{
-    struct State<F> {
+/// The non-blank lines of `body`, without their newline.
+pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
+    struct State {
         frames: BodyStream<Body>,
         buffer: BytesMut,
-        f: F,
         done: bool,
     }
-    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), f, done: false };
-    let stream = futures_util::stream::unfold(state, move |mut state| async move {
+    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), done: false };
+    futures_util::stream::unfold(state, move |mut state| async move {
         loop {
             if let Some(end) = state.buffer.iter().position(|&b| b == b'\n') {
-                let line = state.buffer.split_to(end + 1);
-                let line = &line[..end];
+                let mut line = state.buffer.split_to(end + 1);
+                line.truncate(end);
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let result = (state.f)(line).map(|mut out| {
-                    out.push(b'\n');
-                    http_body::Frame::data(Bytes::from(out))
-                });
-                return Some((result, state));
+                return Some((Ok(line.freeze()), state));
             }
             if state.done {
-                if state.buffer.is_empty() {
+                if state.buffer.iter().all(u8::is_ascii_whitespace) {
                     return None;
                 }
-                let rest = state.buffer.split();
-                let result = (state.f)(&rest).map(|out| http_body::Frame::data(Bytes::from(out)));
-                return Some((result, state));
+                return Some((Ok(state.buffer.split().freeze()), state));
             }
             if state.buffer.len() > max_line {
                 state.done = true;
@@ -61,6 +51,18 @@ where
                 None => state.done = true,
             }
         }
+    })
+}
+
+/// `body` with every line replaced by `f(line)` followed by a newline.
+pub fn translate_lines<F>(body: Body, max_line: usize, f: F) -> Body
+where
+    F: Fn(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
+{
+    let stream = split_lines(body, max_line).map(move |line| {
+        let mut out = f(&line?)?;
+        out.push(b'\n');
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(out)))
     });
     body::boxed(StreamBody::new(stream))
 }
@@ -80,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_split_across_chunks_are_joined() {
-        let body = translate_lines(chunks(&["{\"a\":", "1}\n{\"b\"", ":2}\n"]), 1024, |l| Ok(l.to_ascii_uppercase()));
+        let body = translate_lines(chunks(&["{\"a\":", "1}\n{\"b\"", ":2}"]), 1024, |l| Ok(l.to_ascii_uppercase()));
         let out = body.collect().await.unwrap().to_bytes();
         assert_eq!(&out[..], b"{\"A\":1}\n{\"B\":2}\n");
     }

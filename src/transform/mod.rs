@@ -3,7 +3,7 @@
 //! Watches are translated one event (line) at a time as they stream, with a bounded line
 //! length; other responses are bounded in size.
 
-mod lines;
+pub mod lines;
 
 use std::sync::Arc;
 
@@ -39,7 +39,8 @@ pub struct Translation {
 }
 
 impl Translation {
-    fn apply(&self, value: &mut Value) {
+    /// Translates one JSON document into the view.
+    pub fn apply(&self, value: &mut Value) {
         let names = ViewNames::new(&self.tree, self.view);
         let to_virtual = |physical: &str| names.to_virtual(physical);
         map_namespaces(value, &to_virtual);

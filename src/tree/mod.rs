@@ -120,6 +120,14 @@ impl Tree {
         (node..self.nodes.len()).filter(move |&n| self.is_within(n, node))
     }
 
+    /// Physical names of the namespaces `node`'s subtree owns, sorted.
+    pub fn subtree_namespaces(&self, node: NodeId) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.subtree(node).flat_map(|n| self.nodes[n].namespaces.iter().map(|ns| ns.physical.clone())).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// The nodes where `identity` is a member, with the role it holds there.
     pub fn memberships<'a>(&'a self, identity: &'a Identity) -> impl Iterator<Item = (NodeId, &'a Member)> + 'a {
         self.nodes

@@ -3,6 +3,8 @@
 //! raw HTTPS).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod tenants;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
