@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
+use crate::audit::AuditSink;
 use crate::auth::{Authenticator, StaticTokens, TokenReviewer};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -41,7 +42,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
     let loaded_text = tokio::fs::read(&config.file).await.unwrap_or_default();
     let reload = tokio::spawn(crate::config::reload::watch_tree(config.file.clone(), loaded_text, publish_tree));
-    let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone());
+    let audit = AuditSink::stdout().context("cannot start the audit writer")?;
+    let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone(), Some(audit));
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.
     let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
     let reconciler = (!config.tree.nodes.is_empty()).then(|| {

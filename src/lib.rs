@@ -3,12 +3,13 @@
 //!
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
 //! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
-//! [`transform`] translate names, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`metrics`] and
+//! [`transform`] translate names, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`audit`], [`metrics`] and
 //! [`admin`] report, [`config`] is validated once at load.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -177,3 +177,37 @@ async fn path_tricks_are_refused() {
         assert!(!body.contains("acme-"), "{path}: {body}");
     }
 }
+
+#[test]
+fn every_request_leaves_one_audit_line_without_credentials() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("audited");
+    ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "create", "configmap", &name]));
+    fails(kubectl(kubectl_bin(), &bob, &["-n", "main", "get", "configmap", &name]));
+    fails(kubectl(kubectl_bin(), &as_user(&canopy, "erin"), &["get", "namespaces"]));
+    let mut lines = Vec::new();
+    eventually(Duration::from_secs(10), "audit lines", || {
+        lines = canopy.audit();
+        lines.iter().any(|l| l["user"] == "erin")
+    });
+    // A create names its object in the body, not the path.
+    let created = lines.iter().find(|l| l["verb"] == "create" && l["user"] == "bob").unwrap();
+    assert_eq!(created["user"], "bob");
+    assert_eq!(created["view"], "acme/web");
+    assert_eq!(created["namespace"], "dev");
+    assert_eq!(created["physicalNamespace"], "acme-web-dev");
+    assert_eq!(created["resource"], "configmaps");
+    assert_eq!(created["decision"], "allowed");
+    assert_eq!(created["code"], 201);
+    assert!(created["latencyMs"].as_f64().unwrap() > 0.0 && created["time"].as_str().unwrap().ends_with('Z'));
+    let refused = lines.iter().find(|l| l["verb"] == "get" && l["namespace"] == "main").unwrap();
+    assert_eq!((refused["decision"].as_str(), refused["code"].as_u64()), (Some("denied"), Some(404)), "{refused}");
+    assert!(refused.get("physicalNamespace").is_none(), "{refused}");
+    let erin = lines.iter().find(|l| l["user"] == "erin").unwrap();
+    assert_eq!((erin["decision"].as_str(), erin["code"].as_u64()), (Some("denied"), Some(403)), "{erin}");
+    let all = serde_json::to_string(&lines).unwrap();
+    for user in ["bob", "erin"] {
+        assert!(!all.contains(Harness::shared().token(user)), "a token reached the audit log");
+    }
+}

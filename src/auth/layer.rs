@@ -66,6 +66,7 @@ where
             let peer = request.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
             let credential = take_credential(request.headers_mut());
             let identity = authenticator.authenticate(&peer, &credential).await?;
+            crate::audit::AuditSlot::on(&request, |r| r.identity(&identity));
             request.extensions_mut().insert(identity);
             inner.call(request).await
         })

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tower::{Layer, Service};
 
 use super::{Plan, decide, resolve_view};
+use crate::audit::AuditSlot;
 use crate::auth::Identity;
 use crate::body::Body;
 use crate::fanout::FanOut;
@@ -108,7 +109,13 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         request.extensions().get::<RequestInfo>().cloned().ok_or_else(|| Status::internal("unclassified request"))?;
     let view_path = request.extensions().get::<ViewPath>().cloned().unwrap_or_default();
     let view = resolve_view(tree, &identity, &view_path)?;
-    let Plan { namespace, selector, as_canopy, across } = decide(tree, view, &identity, &info)?;
+    AuditSlot::on(&request, |r| r.view = Some(tree.nodes[view].path.clone()));
+    let Plan { namespace, selector, as_canopy, across, rule } = decide(tree, view, &identity, &info)?;
+    AuditSlot::on(&request, |r| {
+        r.decision = "allowed";
+        r.reason = rule.to_owned();
+        r.physical_namespace = namespace.as_ref().map(|(physical, _)| physical.clone());
+    });
     if as_canopy {
         request.extensions_mut().insert(super::AsCanopy);
     }

@@ -26,6 +26,8 @@ pub struct Plan {
     pub as_canopy: bool,
     /// A list or watch across all the view's namespaces (`-A`), answered by [`crate::fanout`].
     pub across: bool,
+    /// The rule that allowed the request, for the audit line.
+    pub rule: &'static str,
 }
 
 /// Marks a request that goes upstream under Canopy's own identity (see [`Plan::as_canopy`]).
@@ -103,7 +105,7 @@ pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result
 pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
     if !info.is_resource_request {
         // Discovery, OpenAPI, /version: forwarded as they are.
-        return Ok(Plan::default());
+        return Ok(Plan { rule: "non-resource request", ..Plan::default() });
     }
     let names = ViewNames::new(tree, view);
     let ceiling = &tree.nodes[view].ceiling;
@@ -119,10 +121,16 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
         let physical = names
             .to_physical(&info.namespace)
             .ok_or_else(|| Status::not_found(format!("namespaces \"{}\" not found", info.namespace)))?;
-        let plan = Plan { namespace: Some((physical, info.namespace.clone())), ..Plan::default() };
+        let plan = Plan {
+            namespace: Some((physical, info.namespace.clone())),
+            rule: "namespace of the view's subtree, within the ceiling",
+            ..Plan::default()
+        };
         if info.resource == "namespaces" {
             return match info.verb.as_str() {
-                "get" | "list" | "watch" if info.subresource.is_empty() => Ok(Plan { as_canopy: true, ..plan }),
+                "get" | "list" | "watch" if info.subresource.is_empty() => {
+                    Ok(Plan { as_canopy: true, rule: "namespace of the view's subtree", ..plan })
+                }
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
@@ -147,25 +155,28 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     if info.resource == "namespaces" {
         return match info.verb.as_str() {
             "list" | "watch" => {
-                Ok(Plan { selector: Some(tree.labels(view).subtree_selector()), as_canopy: true, ..Plan::default() })
+                let selector = Some(tree.labels(view).subtree_selector());
+                Ok(Plan { selector, as_canopy: true, rule: "namespaces of the view's subtree", ..Plan::default() })
             }
             verb => Err(forbidden(format!("{verb} namespaces"))),
         };
     }
     if SELF_REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
-        return Ok(Plan::default());
+        return Ok(Plan { rule: "self review", ..Plan::default() });
     }
     if matches!(info.verb.as_str(), "get" | "list" | "watch")
         && ceiling.allows_cluster_read(&info.api_group, &info.resource)
     {
-        return Ok(Plan::default());
+        return Ok(Plan { rule: "cluster-scoped read allowed by the ceiling", ..Plan::default() });
     }
     if !is_cluster_scoped(&info.api_group, &info.resource)
         && ceiling.allows(&info.api_group, &info.resource, &info.verb)
     {
         // A namespaced resource asked for across namespaces: lists and watches span the view's.
         return match info.verb.as_str() {
-            "list" | "watch" => Ok(Plan { across: true, ..Plan::default() }),
+            "list" | "watch" => {
+                Ok(Plan { across: true, rule: "across the view's namespaces, within the ceiling", ..Plan::default() })
+            }
             verb => Err(forbidden(format!("{verb} {:?} across all namespaces (name a namespace)", info.resource))),
         };
     }

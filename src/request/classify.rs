@@ -60,6 +60,7 @@ where
                 Err(_) => return Either::Left(ready(Err(Status::bad_request("invalid request URI")))),
             }
         }
+        crate::audit::AuditSlot::on(&request, |r| r.request(&info));
         request.extensions_mut().insert(info);
         request.extensions_mut().insert(view);
         Either::Right(self.inner.call(request))

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
+use crate::audit::{AuditLayer, AuditSink};
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::body::Body;
 use crate::metrics::{Metrics, MetricsLayer};
@@ -27,11 +28,14 @@ pub fn proxy_stack(
     upstream: &Upstream,
     tunnels: Tunnels,
     metrics: Metrics,
+    audit: Option<AuditSink>,
 ) -> ProxyService {
     let stack = ServiceBuilder::new()
         // Every `Status` error from the layers below becomes a Kubernetes Status response here,
         // so no layer renders its own and kubectl prints each one as it would the apiserver's.
         .layer(RenderStatusLayer)
+        // One audit line per request, refusals included: outside everything that can refuse.
+        .layer(AuditLayer::new(audit))
         // Classify once, first: every later layer (and metrics) reads the RequestInfo, and a
         // path that could be read two ways never gets further.
         .layer(ClassifyLayer)

@@ -146,7 +146,7 @@ impl Canopy {
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("CANOPY_LOG", "info,canopy=debug")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("audit.log")).unwrap())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
             .spawn()
             .unwrap();
@@ -169,6 +169,12 @@ impl Canopy {
             assert!(Instant::now() < deadline, "canopy never became {what}; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The audit lines written so far, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
     }
 
     /// The process's log so far.
