@@ -56,6 +56,8 @@ enum Command {
         /// Configuration file.
         config: PathBuf,
     },
+    /// Print the JSON schema of the configuration file (for editors).
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +91,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Tree { config } => {
             print!("{}", Config::load(&config)?.tree.render());
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", canopy::config::schema::render());
             Ok(())
         }
     }

@@ -5,6 +5,7 @@
 pub mod raw;
 pub mod raw_tree;
 pub mod reload;
+pub mod schema;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

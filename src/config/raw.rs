@@ -1,11 +1,13 @@
 //! The configuration file as written: plain serde structs, unknown keys rejected, defaults filled.
 //! Nothing here is checked beyond its shape; `config::Config::from_raw` does that once.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
+/// Canopy's configuration file: one YAML document; unknown keys are errors.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "CanopyConfig", title = "Canopy configuration")]
 pub struct RawConfig {
     /// Listener, TLS and shutdown settings.
     #[serde(default)]
@@ -21,8 +23,10 @@ pub struct RawConfig {
     pub tree: super::raw_tree::RawTree,
 }
 
-#[derive(Debug, Deserialize)]
+/// `server:` — listeners, serving certificate and shutdown.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Server")]
 pub struct RawServer {
     /// `host:port` of the tenant-facing TLS listener.
     #[serde(default = "default_listen")]
@@ -55,8 +59,10 @@ impl Default for RawServer {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `server.tls:` — the serving certificate, from files or generated at start.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Tls")]
 pub struct RawTls {
     /// PEM certificate chain; with `keyFile`. Absent: generated at start.
     pub cert_file: Option<String>,
@@ -69,8 +75,10 @@ pub struct RawTls {
     pub extra_sans: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `upstream:` — the real apiserver and Canopy's own credentials there.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Upstream")]
 pub struct RawUpstream {
     /// Kubeconfig for the real apiserver; absent: `KUBECONFIG`, `~/.kube/config` or in-cluster.
     pub kubeconfig: Option<String>,
@@ -78,8 +86,10 @@ pub struct RawUpstream {
     pub context: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `authentication:` — how callers prove who they are.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Authentication")]
 pub struct RawAuthentication {
     /// Static token file (`token,user,uid,"group1,group2"`), for development.
     pub token_file: Option<String>,
@@ -88,9 +98,12 @@ pub struct RawAuthentication {
     pub token_review: RawTokenReview,
 }
 
-#[derive(Debug, Deserialize)]
+/// `authentication.tokenReview:` — bearer tokens checked with the upstream, verdicts cached.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "TokenReview")]
 pub struct RawTokenReview {
+    /// Whether bearer tokens are checked with TokenReview at all.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// How long an accepted token is trusted without asking again.

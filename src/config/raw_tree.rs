@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// `tree:` — the platform's tenants.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Tree")]
 pub struct RawTree {
     /// Domain of Canopy's labels on namespaces (`<node>.tree.<domain>/depth`).
     #[serde(default = "default_domain")]
@@ -30,15 +32,18 @@ fn default_domain() -> String {
 }
 
 /// A custom role: the rules of a ClusterRole Canopy maintains upstream.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Role")]
 pub struct RawRole {
+    /// What the role grants, in RBAC's shape.
     pub rules: Vec<RawRule>,
 }
 
 /// A node of the tree.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Node")]
 pub struct RawNode {
     /// DNS label, unique among siblings.
     pub name: String,
@@ -55,15 +60,19 @@ pub struct RawNode {
     pub members: Vec<RawMember>,
     /// The ceiling of this subtree; absent: the parent's.
     pub allow: Option<RawAllow>,
+    /// Nodes below this one; their paths are `<this path>/<name>`.
     #[serde(default)]
     pub children: Vec<RawNode>,
 }
 
 /// A subject bound at a node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Member")]
 pub struct RawMember {
+    /// What kind of subject `name` is.
     pub kind: RawSubjectKind,
+    /// User, group or ServiceAccount name.
     pub name: String,
     /// For ServiceAccounts: the namespace's local name at this node.
     pub namespace: Option<String>,
@@ -71,7 +80,9 @@ pub struct RawMember {
     pub role: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// The kind of a member, as in RBAC subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[schemars(rename = "SubjectKind")]
 pub enum RawSubjectKind {
     User,
     Group,
@@ -79,8 +90,9 @@ pub enum RawSubjectKind {
 }
 
 /// What a subtree may ever do.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Allow")]
 pub struct RawAllow {
     /// Namespaced resources × verbs.
     #[serde(default)]
@@ -97,21 +109,28 @@ pub struct RawAllow {
 }
 
 /// A rule in RBAC's shape.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Rule")]
 pub struct RawRule {
+    /// API groups (`""` is the core group, `"*"` any); absent: the core group.
     #[serde(default = "core_group")]
     pub api_groups: Vec<String>,
+    /// Resource names (plural, lower case) or `"*"`.
     pub resources: Vec<String>,
+    /// Verbs (`get`, `list`, `watch`, `create`, …) or `"*"`.
     pub verbs: Vec<String>,
 }
 
 /// A readable cluster-scoped resource.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "ClusterRule")]
 pub struct RawClusterRule {
+    /// API groups (`""` is the core group); absent: the core group.
     #[serde(default = "core_group")]
     pub api_groups: Vec<String>,
+    /// Cluster-scoped resource names (plural, lower case).
     pub resources: Vec<String>,
 }
 
@@ -119,9 +138,12 @@ fn core_group() -> Vec<String> {
     vec![String::new()]
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Whether and how many namespaces tenants of the subtree may create themselves.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "NamespaceAllow")]
 pub struct RawNamespaceAllow {
+    /// Whether tenants may create (and delete) namespaces in the subtree.
     #[serde(default)]
     pub create: bool,
     /// Most namespaces the subtree may hold in all.
