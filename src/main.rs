@@ -55,6 +55,10 @@ enum Command {
     Tree {
         /// Configuration file.
         config: PathBuf,
+        /// Also read the namespaces that exist upstream (with the config's `upstream` settings):
+        /// mark declared ones present or missing, list undeclared ones under their owner.
+        #[arg(long)]
+        live: bool,
     },
     /// Print the JSON schema of the configuration file (for editors).
     Schema,
@@ -89,8 +93,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("{}: ok ({} tree nodes)", config.display(), loaded.tree.nodes.len());
             Ok(())
         }
-        Command::Tree { config } => {
+        Command::Tree { config, live: false } => {
             print!("{}", Config::load(&config)?.tree.render());
+            Ok(())
+        }
+        Command::Tree { config, live: true } => {
+            let config = Config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let namespaces = runtime.block_on(canopy::tree::live::read(&config.upstream))?;
+            print!("{}", config.tree.render_live(&namespaces));
             Ok(())
         }
         Command::Schema => {

@@ -9,6 +9,7 @@
 pub mod ceiling;
 mod compile;
 mod labels;
+pub mod live;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};

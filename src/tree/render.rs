@@ -1,17 +1,50 @@
 //! `canopy tree`: the tree as text, like `kubectl hns tree` — nodes, their namespaces, members and
-//! effective ceilings, for the platform team to read what a configuration means.
+//! effective ceilings, for the platform team to read what a configuration means. With `--live`,
+//! the same tree set beside the namespaces that exist upstream (see [`live`](super::live)): each
+//! declared namespace marked present or missing, undeclared ones listed under their owner. Both
+//! are pure functions of their inputs.
 
 use std::fmt::Write;
 
+use super::live::{Live, LiveNamespace, State};
 use super::{Ceiling, NodeId, Tree};
 
 impl Tree {
     /// The whole tree, one node per line followed by indented details.
     pub fn render(&self) -> String {
+        self.render_with(None)
+    }
+
+    /// The tree beside `namespaces`, the namespaces that exist upstream.
+    pub fn render_live(&self, namespaces: &[LiveNamespace]) -> String {
+        let live = Live::classify(self, namespaces);
+        let mut out = self.render_with(Some(&live));
+        if !live.orphans.is_empty() {
+            let names: Vec<String> = live
+                .orphans
+                .iter()
+                .map(|ns| match ns.labels.get(&format!("tree.{}/node", self.domain)) {
+                    Some(node) => format!("{} (labelled for {node:?})", ns.name),
+                    None => ns.name.clone(),
+                })
+                .collect();
+            let _ = writeln!(out, "labelled for no node of this tree: {}", names.join(", "));
+        }
+        let (present, declared) = live.declared_counts();
+        let undeclared: usize = live.undeclared.values().map(Vec::len).sum();
+        let _ = writeln!(
+            out,
+            "live: {present} of {declared} declared namespaces exist, {undeclared} undeclared in the tree, {} orphaned",
+            live.orphans.len()
+        );
+        out
+    }
+
+    fn render_with(&self, live: Option<&Live<'_>>) -> String {
         let mut out = String::new();
         let tops: Vec<NodeId> = (0..self.nodes.len()).filter(|&n| self.nodes[n].parent.is_none()).collect();
         for (i, &top) in tops.iter().enumerate() {
-            self.render_node(&mut out, top, "", i + 1 == tops.len(), true);
+            self.render_node(&mut out, live, top, "", i + 1 == tops.len(), true);
         }
         if out.is_empty() {
             out.push_str("(no tenants: Canopy forwards every caller as themselves)\n");
@@ -19,7 +52,7 @@ impl Tree {
         out
     }
 
-    fn render_node(&self, out: &mut String, id: NodeId, indent: &str, last: bool, top: bool) {
+    fn render_node(&self, out: &mut String, live: Option<&Live<'_>>, id: NodeId, indent: &str, last: bool, top: bool) {
         let node = &self.nodes[id];
         let (branch, next_indent) = match (top, last) {
             (true, _) => ("", String::new()),
@@ -34,14 +67,25 @@ impl Tree {
                 .namespaces
                 .iter()
                 .map(|ns| {
-                    if ns.physical == format!("{}{}", node.prefix, ns.local) {
+                    let mut name = if ns.physical == format!("{}{}", node.prefix, ns.local) {
                         ns.physical.clone()
                     } else {
                         format!("{} (alias {})", ns.physical, ns.local)
+                    };
+                    if let Some(state) = live.and_then(|l| l.declared.get(ns.physical.as_str())) {
+                        let _ = write!(name, " [{}]", describe_state(*state));
                     }
+                    name
                 })
                 .collect();
             let _ = writeln!(out, "{detail}namespaces: {}", names.join(", "));
+        }
+        if let Some(undeclared) = live.and_then(|l| l.undeclared.get(&id)) {
+            let names: Vec<String> = undeclared
+                .iter()
+                .map(|ns| if ns.terminating { format!("{} [terminating]", ns.name) } else { ns.name.clone() })
+                .collect();
+            let _ = writeln!(out, "{detail}undeclared: {}", names.join(", "));
         }
         if !node.members.is_empty() {
             let members: Vec<String> =
@@ -50,8 +94,17 @@ impl Tree {
         }
         let _ = writeln!(out, "{detail}allow: {}", describe(&node.ceiling));
         for (i, &child) in node.children.iter().enumerate() {
-            self.render_node(out, child, &next_indent, i + 1 == node.children.len(), false);
+            self.render_node(out, live, child, &next_indent, i + 1 == node.children.len(), false);
         }
+    }
+}
+
+fn describe_state(state: State) -> &'static str {
+    match state {
+        State::Present => "present",
+        State::Unlabelled => "present, not labelled",
+        State::Terminating => "terminating",
+        State::Missing => "missing",
     }
 }
 
@@ -101,5 +154,41 @@ mod tests {
         assert!(text.contains("└── data"), "{text}");
         assert!(text.contains("core/pods [get]; subresources log"), "{text}");
         assert!(text.contains("members: User alice as admin"), "{text}");
+        assert!(!text.contains("live:") && !text.contains("[present]"), "{text}");
+    }
+
+    #[test]
+    fn live_rendering_marks_declared_and_lists_undeclared_namespaces() {
+        let raw: RawTree = serde_saphyr::from_str(
+            "nodes:\n  - name: acme\n    children:\n      - name: web\n        namespaces: [dev, prod]\n      - name: data\n        namespaces: [warehouse]\n",
+        )
+        .unwrap();
+        let tree = Tree::compile(&raw, "tree").unwrap();
+        let labelled = |name: &str, node: &str| LiveNamespace {
+            name: name.into(),
+            labels: tree.labels(tree.node(node).unwrap()).for_owned_namespace(),
+            terminating: false,
+        };
+        let live = [
+            labelled("acme-web-dev", "acme/web"),
+            labelled("acme-scratch", "acme"),
+            labelled("acme-data-tmp", "acme/data"),
+            LiveNamespace { name: "kube-system".into(), labels: Default::default(), terminating: false },
+        ];
+        let text = tree.render_live(&live);
+        let expected = "\
+acme  (prefix \"acme-\")
+│   undeclared: acme-scratch
+│   allow: */* [*]; subresources attach,exec,log,portforward,proxy
+├── web  (prefix \"acme-web-\")
+│       namespaces: acme-web-dev [present], acme-web-prod [missing]
+│       allow: */* [*]; subresources attach,exec,log,portforward,proxy
+└── data  (prefix \"acme-data-\")
+        namespaces: acme-data-warehouse [missing]
+        undeclared: acme-data-tmp
+        allow: */* [*]; subresources attach,exec,log,portforward,proxy
+live: 1 of 3 declared namespaces exist, 2 undeclared in the tree, 0 orphaned
+";
+        assert_eq!(text, expected);
     }
 }

@@ -1,0 +1,195 @@
+//! `canopy tree --live`: the namespaces that exist upstream, read once with Canopy's own upstream
+//! credentials, and sorted against the tree — declared ones present or missing, and namespaces
+//! that carry the tree's labels without being declared (tenants create those) under the node that
+//! owns them. The read is the only I/O here; [`Live::classify`] and the rendering in `render.rs`
+//! are pure, so what the command shows is tested without an apiserver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+
+use super::{NodeId, Tree};
+use crate::config::UpstreamConfig;
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Bound on the whole read, so an unreachable apiserver fails the command instead of hanging it.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Namespaces per list page.
+const PAGE: u32 = 500;
+
+/// A namespace as it exists upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveNamespace {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Being deleted.
+    pub terminating: bool,
+}
+
+/// Why the upstream namespaces could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No client could be built from the config's `upstream` section.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The apiserver refused or failed the list.
+    #[error("upstream: cannot list namespaces: {0}")]
+    List(#[source] kube::Error),
+    /// The apiserver did not answer in time.
+    #[error("upstream: listing namespaces took longer than {0:?}")]
+    Timeout(Duration),
+}
+
+/// Lists every namespace upstream (metadata only, paged), connecting as `config` says — the same
+/// way `canopy serve` and its reconciler do.
+pub async fn read(config: &UpstreamConfig) -> Result<Vec<LiveNamespace>, LiveError> {
+    let client = Upstream::connect(config).await?.kube;
+    let api: Api<Namespace> = Api::all(client);
+    tokio::time::timeout(READ_TIMEOUT, async {
+        let mut namespaces = Vec::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list_metadata(&params).await.map_err(LiveError::List)?;
+            namespaces.extend(page.items.into_iter().map(|ns| LiveNamespace {
+                name: ns.metadata.name.unwrap_or_default(),
+                labels: ns.metadata.labels.unwrap_or_default(),
+                terminating: ns.metadata.deletion_timestamp.is_some(),
+            }));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(namespaces),
+            }
+        }
+    })
+    .await
+    .map_err(|_| LiveError::Timeout(READ_TIMEOUT))?
+}
+
+/// What a declared namespace looks like upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Exists with its owner's labels.
+    Present,
+    /// Exists without its owner's labels (the reconciler has not labelled it yet).
+    Unlabelled,
+    /// Exists and is being deleted.
+    Terminating,
+    /// Does not exist (the reconciler has not created it yet, or is not running).
+    Missing,
+}
+
+/// The upstream namespaces sorted against a tree.
+#[derive(Debug, Default)]
+pub struct Live<'a> {
+    /// State of each declared namespace, by physical name.
+    pub declared: HashMap<&'a str, State>,
+    /// Undeclared namespaces labelled into each node's subtree, owned by that node (the deepest
+    /// node whose depth label they carry), sorted by name.
+    pub undeclared: HashMap<NodeId, Vec<&'a LiveNamespace>>,
+    /// Undeclared namespaces with the tree's labels but no node of this tree to own them (a node
+    /// removed from the config), sorted by name.
+    pub orphans: Vec<&'a LiveNamespace>,
+}
+
+impl<'a> Live<'a> {
+    /// Sorts `namespaces` against `tree`.
+    pub fn classify(tree: &'a Tree, namespaces: &'a [LiveNamespace]) -> Self {
+        let mut live = Live::default();
+        let by_name: HashMap<&str, &LiveNamespace> = namespaces.iter().map(|ns| (ns.name.as_str(), ns)).collect();
+        for (id, node) in tree.nodes.iter().enumerate() {
+            let depth_key = tree.labels(id).depth_key();
+            for ns in &node.namespaces {
+                let state = match by_name.get(ns.physical.as_str()) {
+                    None => State::Missing,
+                    Some(found) if found.terminating => State::Terminating,
+                    Some(found) if found.labels.get(&depth_key).map(String::as_str) == Some("0") => State::Present,
+                    Some(_) => State::Unlabelled,
+                };
+                live.declared.insert(ns.physical.as_str(), state);
+            }
+        }
+        let depth_keys: Vec<String> = (0..tree.nodes.len()).map(|id| tree.labels(id).depth_key()).collect();
+        let node_key = format!("tree.{}/node", tree.domain);
+        let depth_suffix = format!(".tree.{}/depth", tree.domain);
+        let mut sorted: Vec<&LiveNamespace> = namespaces.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        for ns in sorted {
+            if tree.declared(&ns.name).is_some() {
+                continue;
+            }
+            // The deepest node whose depth label the namespace carries: lists, watches and the
+            // reconciler count it into that node's subtree and every one above.
+            let owner = (0..tree.nodes.len())
+                .filter(|&id| ns.labels.contains_key(&depth_keys[id]))
+                .max_by_key(|&id| tree.nodes[id].depth);
+            match owner {
+                Some(id) => live.undeclared.entry(id).or_default().push(ns),
+                None if ns.labels.keys().any(|k| *k == node_key || k.ends_with(&depth_suffix)) => live.orphans.push(ns),
+                None => {}
+            }
+        }
+        live
+    }
+
+    /// How many declared namespaces exist upstream (in any state), and how many there are.
+    pub fn declared_counts(&self) -> (usize, usize) {
+        let present = self.declared.values().filter(|s| **s != State::Missing).count();
+        (present, self.declared.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw_tree::RawTree;
+
+    fn tree() -> Tree {
+        let raw: RawTree = serde_saphyr::from_str(
+            "nodes:\n  - name: acme\n    namespaces: [ops]\n    children:\n      - name: web\n        namespaces: [dev, prod, qa]\n",
+        )
+        .unwrap();
+        Tree::compile(&raw, "tree").unwrap()
+    }
+
+    fn ns(name: &str, labels: &[(&str, &str)]) -> LiveNamespace {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        LiveNamespace { name: name.into(), labels, terminating: false }
+    }
+
+    #[test]
+    fn declared_namespaces_are_present_unlabelled_terminating_or_missing() {
+        let tree = tree();
+        let web = tree.node("acme/web").unwrap();
+        let labels: Vec<(String, String)> = tree.labels(web).for_owned_namespace().into_iter().collect();
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut gone = ns("acme-web-qa", &labels);
+        gone.terminating = true;
+        let live = [ns("acme-web-dev", &labels), ns("acme-ops", &[]), gone];
+        let live = Live::classify(&tree, &live);
+        assert_eq!(live.declared["acme-web-dev"], State::Present);
+        assert_eq!(live.declared["acme-ops"], State::Unlabelled);
+        assert_eq!(live.declared["acme-web-qa"], State::Terminating);
+        assert_eq!(live.declared["acme-web-prod"], State::Missing);
+        assert_eq!(live.declared_counts(), (3, 4));
+    }
+
+    #[test]
+    fn undeclared_namespaces_go_to_their_deepest_labelled_node() {
+        let tree = tree();
+        let (acme, web) = (tree.node("acme").unwrap(), tree.node("acme/web").unwrap());
+        let namespaces = [
+            ns("acme-web-feature", &[("acme.tree.canopy.dev/depth", "1"), ("acme-web.tree.canopy.dev/depth", "0")]),
+            ns("acme-sandbox", &[("acme.tree.canopy.dev/depth", "0")]),
+            ns("gone-x", &[("gone.tree.canopy.dev/depth", "0"), ("tree.canopy.dev/node", "gone")]),
+            ns("other-domain", &[("acme.tree.example.com/depth", "0")]),
+            ns("acme-unlabelled", &[]),
+        ];
+        let live = Live::classify(&tree, &namespaces);
+        let names = |id| live.undeclared[&id].iter().map(|ns| ns.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(acme), ["acme-sandbox"]);
+        assert_eq!(names(web), ["acme-web-feature"]);
+        assert_eq!(live.orphans.iter().map(|ns| ns.name.as_str()).collect::<Vec<_>>(), ["gone-x"]);
+    }
+}
