@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: start a real kube-apiserver (the harness), build and start Canopy
-# in front of it with proxy-config/example.yaml, and print a kubeconfig for a tenant.
+# in front of it with proxy-config/example.yaml, write <user>.kubeconfig through Canopy into the
+# run directory for every example user (alice, bob, carol, dave, erin), and print USER's path.
 #   integration-tests/start.sh [USER]     (default user: alice)
 # Stop everything with integration-tests/stop.sh.
 set -euo pipefail
@@ -29,9 +30,20 @@ else
 	echo "canopy started (pid $(cat "$pid_file")), log $run_dir/canopy.log" >&2
 fi
 
-token="$(grep "^TOKEN_${user^^}=" "$run_dir/env" | cut -d= -f2 | tr -d "'")"
-[ -n "$token" ] || { echo "the harness has no token for user $user" >&2; exit 1; }
+# A kubeconfig through Canopy for every user of the example tree (erin is a member nowhere), and
+# for the requested user if it is another harness user.
+token_of() { grep "^TOKEN_${1^^}=" "$run_dir/env" | cut -d= -f2 | tr -d "'"; }
+users=(alice bob carol dave erin)
+[[ " ${users[*]} " == *" $user "* ]] || users+=("$user")
+umask 077 # they hold bearer tokens
+for u in "${users[@]}"; do
+	token="$(token_of "$u" || true)"
+	[ -n "$token" ] || { echo "the harness has no token for user $u" >&2; exit 1; }
+	# Written aside, then renamed: a kubectl reading the old file never sees half a new one.
+	"$canopy" kubeconfig --config "$config" --user "$u" --token "$token" >"$run_dir/$u.kubeconfig.tmp"
+	mv "$run_dir/$u.kubeconfig.tmp" "$run_dir/$u.kubeconfig"
+done
 kubeconfig="$run_dir/$user.kubeconfig"
-"$canopy" kubeconfig --config "$config" --user "$user" --token "$token" >"$kubeconfig"
+echo "kubeconfigs for ${users[*]} in $run_dir" >&2
 echo "export KUBECONFIG=$kubeconfig   # $user through Canopy at https://127.0.0.1:6443" >&2
 echo "$kubeconfig"
