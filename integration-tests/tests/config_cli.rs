@@ -112,7 +112,8 @@ fn tree_live_shows_declared_namespaces_and_undeclared_ones_under_their_owner() {
     let text = edit(&text, "namespaces: [main]", &format!("namespaces: [main, {missing}]"));
     let file = write(&dir, "example.yaml", &text);
     let output = canopy(&["tree", file.to_str().unwrap(), "--live"]);
-    ok(kubectl(kubectl_bin(), admin, &["delete", "namespace", &undeclared, "--wait=false"]));
+    // Waited for: the example tree's views list acme's namespaces exactly in other test binaries.
+    ok(kubectl(kubectl_bin(), admin, &["delete", "namespace", &undeclared, "--timeout=60s"]));
     let out = ok(output);
 
     assert!(out.contains("namespaces: acme-web-dev [present], acme-web-prod [present]"), "{out}");
