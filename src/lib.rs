@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod discovery;
 pub mod fanout;
 pub mod kubeconfig;
 pub mod metrics;

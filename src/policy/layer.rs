@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
@@ -16,6 +16,7 @@ use super::{Plan, decide, resolve_view};
 use crate::audit::AuditSlot;
 use crate::auth::Identity;
 use crate::body::Body;
+use crate::discovery::Document;
 use crate::fanout::FanOut;
 use crate::request::info::{encode_query, form_pairs};
 use crate::request::{RequestInfo, ViewPath};
@@ -23,7 +24,7 @@ use crate::rewrite::ViewNames;
 use crate::rewrite::selector::{map_field_selector, namespace_equal};
 use crate::status::Status;
 use crate::transform::{self, Translation};
-use crate::tree::Tree;
+use crate::tree::{Ceiling, Tree};
 
 /// Adds tenancy in front of a service.
 #[derive(Clone)]
@@ -87,6 +88,10 @@ where
                     })
                 }
                 Confined::Across(fan_out) => fan_out.serve(inner).await,
+                Confined::Discovery(request, document, ceiling) => {
+                    let response = inner.call(request).await?;
+                    Ok(transform::map_document(response, move |doc| document.filter(&ceiling, doc)))
+                }
             }
         })
     }
@@ -100,6 +105,8 @@ enum Confined {
     Forward(Request<Body>, Option<Translation>),
     /// Answer a list or watch across the view's namespaces.
     Across(FanOut),
+    /// Forward a discovery or OpenAPI request and filter the answer to the view's ceiling.
+    Discovery(Request<Body>, Document, Ceiling),
 }
 
 /// Applies the tenancy decision to `request`.
@@ -119,8 +126,14 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     if as_canopy {
         request.extensions_mut().insert(super::AsCanopy);
     }
-    if namespace.is_none() && selector.is_none() && !info.is_resource_request {
-        return Ok(Confined::Forward(request, None));
+    if !info.is_resource_request {
+        let Some(document) = Document::of(&info) else { return Ok(Confined::Forward(request, None)) };
+        let ceiling = tree.nodes[view].ceiling.clone();
+        if !document.visible(&ceiling) {
+            return Err(Status::not_found("the server could not find the requested resource"));
+        }
+        transform::ask_for_json(request.headers_mut());
+        return Ok(Confined::Discovery(request, document, ceiling));
     }
     let names = ViewNames::new(tree, view);
     let mut query: Vec<(String, String)> = form_pairs(request.uri().query().unwrap_or("")).collect();
@@ -140,12 +153,7 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     *request.uri_mut() = path.parse().map_err(|_| Status::bad_request("invalid request URI"))?;
 
     // Responses are translated, so ask for JSON; protobuf passes only where nothing is rewritten.
-    let headers = request.headers_mut();
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.is_empty() || accept.contains("protobuf") {
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    }
-    headers.remove(header::ACCEPT_ENCODING);
+    transform::ask_for_json(request.headers_mut());
 
     let translation = Translation {
         tree: Arc::clone(tree),

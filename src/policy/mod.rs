@@ -70,7 +70,7 @@ const CLUSTER_SCOPED: [(&str, &[&str]); 13] = [
     ("authorization.k8s.io", &["subjectaccessreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
 ];
 
-fn is_cluster_scoped(group: &str, resource: &str) -> bool {
+pub fn is_cluster_scoped(group: &str, resource: &str) -> bool {
     CLUSTER_SCOPED.iter().any(|(g, resources)| *g == group && resources.contains(&resource))
 }
 
@@ -194,4 +194,4 @@ fn resource_text(info: &RequestInfo) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,8 @@ use http::Method;
 use super::*;
 use crate::config::raw_tree::RawTree;
 
-fn example() -> Tree {
+/// The tree of `proxy-config/example.yaml`.
+pub fn example() -> Tree {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/proxy-config/example.yaml")).unwrap();
     let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     let raw: RawTree = serde_json::from_value(doc["tree"].clone()).unwrap();

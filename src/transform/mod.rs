@@ -98,6 +98,43 @@ pub async fn request(
     Ok(Request::from_parts(parts, body::full(rewritten)))
 }
 
+/// Asks for JSON (the form Canopy rewrites) while keeping the JSON alternatives the client
+/// listed (`as=Table`, aggregated discovery); no compression, no conditional answers.
+pub fn ask_for_json(headers: &mut http::HeaderMap) {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let json: Vec<&str> =
+        accept.split(',').map(str::trim).filter(|a| !a.is_empty() && !a.contains("protobuf")).collect();
+    let accept = if json.is_empty() { "application/json".to_owned() } else { json.join(",") };
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        headers.insert(header::ACCEPT, value);
+    }
+    headers.remove(header::ACCEPT_ENCODING);
+    headers.remove(header::IF_NONE_MATCH);
+    headers.remove(header::IF_MODIFIED_SINCE);
+}
+
+/// A successful JSON response with `f` applied to its document; validators and caching headers
+/// are dropped, since they describe the upstream's document, not this one.
+pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send + 'static) -> Response<Body> {
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    if !is_json || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED, header::EXPIRES] {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    let mapped = async move {
+        let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
+        let mut value: Value = serde_json::from_slice(&bytes)?;
+        f(&mut value);
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(serde_json::to_vec(&value)?)))
+    };
+    Response::from_parts(parts, body::boxed(StreamBody::new(futures_util::stream::once(mapped))))
+}
+
 /// Translates a JSON response back into the view; other content types pass unchanged.
 pub fn response(response: Response<Body>, translation: Translation) -> Response<Body> {
     let is_json =
