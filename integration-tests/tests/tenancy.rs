@@ -247,3 +247,27 @@ fn discovery_and_openapi_show_the_virtual_cluster() {
         assert!(hidden.contains("storageclasses"), "{hidden}");
     }
 }
+
+#[test]
+fn can_i_tells_what_canopy_allows() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let can_i = |args: &[&str]| {
+        let output = kubectl(kubectl_bin(), &bob, &[&["auth", "can-i"], args].concat());
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(!text.contains("acme-") && !text.contains("globex"), "{args:?}: {text}");
+        text.trim().to_owned()
+    };
+    assert_eq!(can_i(&["get", "configmaps", "-n", "dev"]), "yes");
+    assert_eq!(can_i(&["create", "pods", "--subresource", "exec", "-n", "prod"]), "yes");
+    // Upstream RBAC (edit) allows these; the tree does not: policy/ is outside the ceiling, and
+    // globex is another tenant.
+    assert!(can_i(&["create", "poddisruptionbudgets.policy", "-n", "dev"]).starts_with("no"));
+    assert!(can_i(&["get", "pods", "-n", "main"]).starts_with("no"));
+    assert!(can_i(&["get", "nodes"]).starts_with("no"));
+
+    let listed = can_i(&["--list", "-n", "dev"]);
+    let resources: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(resources.contains(&"configmaps") && resources.contains(&"deployments.apps"), "{listed}");
+    assert!(!resources.iter().any(|r| r.ends_with(".policy") || r.contains("autoscaling")), "{listed}");
+}

@@ -24,7 +24,13 @@ use crate::rewrite::ViewNames;
 use crate::rewrite::selector::{map_field_selector, namespace_equal};
 use crate::status::Status;
 use crate::transform::{self, Translation};
-use crate::tree::{Ceiling, Tree};
+use crate::tree::{NodeId, Tree};
+use serde_json::Value;
+
+use super::review::{self, Review};
+
+/// Rewrites a JSON answer.
+type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
 
 /// Adds tenancy in front of a service.
 #[derive(Clone)]
@@ -88,10 +94,16 @@ where
                     })
                 }
                 Confined::Across(fan_out) => fan_out.serve(inner).await,
-                Confined::Discovery(request, document, ceiling) => {
+                Confined::Mapped(request, map, translation) => {
                     let response = inner.call(request).await?;
-                    Ok(transform::map_document(response, move |doc| document.filter(&ceiling, doc)))
+                    Ok(match translation {
+                        Some(translation) if !response.status().is_success() => {
+                            transform::response(response, translation)
+                        }
+                        _ => transform::map_document(response, map),
+                    })
                 }
+                Confined::Answer(response) => Ok(response),
             }
         })
     }
@@ -105,8 +117,11 @@ enum Confined {
     Forward(Request<Body>, Option<Translation>),
     /// Answer a list or watch across the view's namespaces.
     Across(FanOut),
-    /// Forward a discovery or OpenAPI request and filter the answer to the view's ceiling.
-    Discovery(Request<Body>, Document, Ceiling),
+    /// Forward, then rewrite a successful JSON answer with the function (discovery, reviews);
+    /// failures are translated.
+    Mapped(Request<Body>, DocumentMap, Option<Translation>),
+    /// Answered by Canopy itself.
+    Answer(Response<Body>),
 }
 
 /// Applies the tenancy decision to `request`.
@@ -133,7 +148,8 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
             return Err(Status::not_found("the server could not find the requested resource"));
         }
         transform::ask_for_json(request.headers_mut());
-        return Ok(Confined::Discovery(request, document, ceiling));
+        let map: DocumentMap = Box::new(move |doc| document.filter(&ceiling, doc));
+        return Ok(Confined::Mapped(request, map, None));
     }
     let names = ViewNames::new(tree, view);
     let mut query: Vec<(String, String)> = form_pairs(request.uri().query().unwrap_or("")).collect();
@@ -162,6 +178,9 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         watch: info.verb == "watch",
         namespaces: info.resource == "namespaces",
     };
+    if let Some(review) = Review::of(&info) {
+        return review_request(tree, view, &identity, request, review, translation).await;
+    }
     if across {
         let (parts, _) = request.into_parts();
         let mut namespaces = tree.subtree_namespaces(view);
@@ -174,6 +193,43 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     Ok(Confined::Forward(request, Some(translation)))
+}
+
+/// Decides a self access review against the tree first, or narrows a self rules review to the
+/// ceiling (see [`super::review`]).
+async fn review_request(
+    tree: &Arc<Tree>,
+    view: NodeId,
+    identity: &Identity,
+    request: Request<Body>,
+    review: Review,
+    translation: Translation,
+) -> Result<Confined, Status> {
+    let (mut parts, body) = request.into_parts();
+    let document = transform::read_review(body, &mut parts.headers).await?;
+    if review == Review::Access
+        && let Some(reason) = review::canopy_denial(tree, view, identity, &document)
+    {
+        return Ok(Confined::Answer(review::denied(document, &reason)));
+    }
+    let names = ViewNames::new(tree, view);
+    let virtual_name = document.pointer("/spec/resourceAttributes/namespace").or(document.pointer("/spec/namespace"));
+    let namespace = virtual_name.and_then(Value::as_str).and_then(|v| Some((names.to_physical(v)?, v.to_owned())));
+    let request = transform::with_document(parts, document, &|v: &str| names.to_physical(v))?;
+    let ceiling = tree.nodes[view].ceiling.clone();
+    let failures = translation.clone();
+    let map: DocumentMap = Box::new(move |doc| {
+        translation.apply(doc);
+        match review {
+            Review::Access => {
+                if let Some((physical, virtual_name)) = &namespace {
+                    review::scrub_reason(doc, physical, virtual_name);
+                }
+            }
+            Review::Rules => review::narrow_rules(&ceiling, doc),
+        }
+    });
+    Ok(Confined::Mapped(request, map, Some(failures)))
 }
 
 /// ANDs `selector` into the `labelSelector` of `query`.

@@ -2,6 +2,7 @@
 //! built-in objects as protobuf (`k8s\0` + `runtime.Unknown`), whose `raw` field (2) holds the
 //! object; every built-in object keeps its `ObjectMeta` in field 1, with the namespace in
 //! field 3. Only that one string is rewritten; every other byte is copied as it came.
+//! Self access and rules reviews, which Canopy decides itself, are read into JSON.
 
 /// Why a body could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,74 @@ pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Resul
         })
     })?;
     Ok([MAGIC, &unknown].concat())
+}
+
+/// A SelfSubjectAccessReview or SelfSubjectRulesReview sent as protobuf, as the JSON document
+/// it stands for (spec only: the rest is output).
+pub fn review_to_json(body: &[u8]) -> Result<serde_json::Value, Malformed> {
+    let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    let unknown = strings(envelope)?;
+    let type_meta = strings(field(&unknown, 1).unwrap_or_default())?;
+    let text = |fields: &[(u64, &[u8])], n| field(fields, n).map(|b| String::from_utf8_lossy(b).into_owned());
+    let kind = text(&type_meta, 2).unwrap_or_default();
+    let api_version = text(&type_meta, 1).unwrap_or_default();
+    let object = strings(field(&unknown, 2).ok_or(Malformed)?)?;
+    let spec = strings(field(&object, 2).unwrap_or_default())?;
+    let mut spec_json = serde_json::Map::new();
+    if kind == "SelfSubjectRulesReview" {
+        spec_json.insert("namespace".into(), text(&spec, 1).unwrap_or_default().into());
+    } else {
+        const RESOURCE: [(u64, &str); 7] = [
+            (1, "namespace"),
+            (2, "verb"),
+            (3, "group"),
+            (4, "version"),
+            (5, "resource"),
+            (6, "subresource"),
+            (7, "name"),
+        ];
+        const NON_RESOURCE: [(u64, &str); 2] = [(1, "path"), (2, "verb")];
+        for (number, key, names) in
+            [(1, "resourceAttributes", &RESOURCE[..]), (2, "nonResourceAttributes", &NON_RESOURCE[..])]
+        {
+            let Some(bytes) = field(&spec, number) else { continue };
+            let attributes = strings(bytes)?;
+            let object: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .filter_map(|(n, name)| Some(((*name).to_owned(), text(&attributes, *n)?.into())))
+                .collect();
+            spec_json.insert(key.into(), object.into());
+        }
+    }
+    Ok(serde_json::json!({ "kind": kind, "apiVersion": api_version, "metadata": {}, "spec": spec_json }))
+}
+
+/// The first length-delimited field `number` among `fields`.
+fn field<'a>(fields: &[(u64, &'a [u8])], number: u64) -> Option<&'a [u8]> {
+    fields.iter().find(|(n, _)| *n == number).map(|(_, b)| *b)
+}
+
+/// The length-delimited fields of `message`, in order (other wire types are skipped).
+fn strings(message: &[u8]) -> Result<Vec<(u64, &[u8])>, Malformed> {
+    let mut fields = Vec::new();
+    let mut rest = message;
+    while !rest.is_empty() {
+        let tag = varint(&mut rest)?;
+        match tag & 7 {
+            0 => {
+                varint(&mut rest)?;
+            }
+            1 => rest = rest.get(8..).ok_or(Malformed)?,
+            5 => rest = rest.get(4..).ok_or(Malformed)?,
+            2 => {
+                let len = usize::try_from(varint(&mut rest)?).map_err(|_| Malformed)?;
+                fields.push((tag >> 3, rest.get(..len).ok_or(Malformed)?));
+                rest = &rest[len..];
+            }
+            _ => return Err(Malformed),
+        }
+    }
+    Ok(fields)
 }
 
 /// Copies `message`, replacing each length-delimited field `field` by `f(contents)`.
@@ -107,6 +176,21 @@ mod tests {
         assert_eq!(mapped, body("acme-web-dev"));
         let untouched = map_namespace(&body("other"), &|_| None).unwrap();
         assert_eq!(untouched, body("other"));
+    }
+
+    #[test]
+    fn reviews_are_read_into_json() {
+        let type_meta = [field(1, b"authorization.k8s.io/v1"), field(2, b"SelfSubjectAccessReview")].concat();
+        let attributes = [field(1, b"dev"), field(2, b"get"), field(3, b""), field(5, b"configmaps")].concat();
+        let object = [field(1, &[]), field(2, &field(1, &attributes)), field(3, &[])].concat();
+        let body = [MAGIC, &[field(1, &type_meta), field(2, &object)].concat()].concat();
+        let review = review_to_json(&body).unwrap();
+        assert_eq!(review["kind"], "SelfSubjectAccessReview");
+        assert_eq!(
+            review["spec"]["resourceAttributes"],
+            serde_json::json!({"namespace": "dev", "verb": "get", "group": "", "resource": "configmaps"})
+        );
+        assert_eq!(review_to_json(b"k8s\x00\x12\x03abc"), Err(Malformed));
     }
 
     #[test]

@@ -72,11 +72,7 @@ pub async fn request(
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = Limited::new(body, MAX_REQUEST_BODY)
-        .collect()
-        .await
-        .map_err(|e| Status::bad_request(format!("cannot read the request body: {e}")))?
-        .to_bytes();
+    let bytes = read_bytes(body).await?;
     if bytes.is_empty() {
         return Ok(Request::from_parts(parts, body::empty()));
     }
@@ -86,14 +82,48 @@ pub async fn request(
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
         return Ok(Request::from_parts(parts, body::full(rewritten)));
     }
-    let mut value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
+    // JSON stays JSON; a YAML apply patch is sent as JSON, which is YAML too.
+    with_document(parts, parse_document(&bytes)?, map)
+}
+
+/// An access review's (bounded) body as JSON, whether sent as JSON, YAML or protobuf (the content
+/// type in `headers` then becomes JSON, as the body will be sent).
+pub async fn read_review(body: Body, headers: &mut http::HeaderMap) -> Result<Value, Status> {
+    let bytes = read_bytes(body).await?;
+    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("protobuf")) {
+        let review =
+            crate::rewrite::protobuf::review_to_json(&bytes).map_err(|e| Status::bad_request(e.to_string()))?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(review);
+    }
+    parse_document(&bytes)
+}
+
+async fn read_bytes(body: Body) -> Result<Bytes, Status> {
+    Ok(Limited::new(body, MAX_REQUEST_BODY)
+        .collect()
+        .await
+        .map_err(|e| Status::bad_request(format!("cannot read the request body: {e}")))?
+        .to_bytes())
+}
+
+fn parse_document(bytes: &[u8]) -> Result<Value, Status> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
         // Server-side apply bodies may be YAML.
-        Err(_) => serde_saphyr::from_slice(&bytes)
-            .map_err(|e| Status::bad_request(format!("the request body is not JSON or YAML: {e}")))?,
-    };
-    map_namespaces(&mut value, map);
-    let rewritten = serde_json::to_vec(&value).map_err(|e| Status::internal(e.to_string()))?;
+        Err(_) => serde_saphyr::from_slice(bytes)
+            .map_err(|e| Status::bad_request(format!("the request body is not JSON or YAML: {e}"))),
+    }
+}
+
+/// A request with `document` as its JSON body, namespace names mapped by `map`.
+pub fn with_document(
+    mut parts: http::request::Parts,
+    mut document: Value,
+    map: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Request<Body>, Status> {
+    map_namespaces(&mut document, map);
+    let rewritten = serde_json::to_vec(&document).map_err(|e| Status::internal(e.to_string()))?;
     parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
     Ok(Request::from_parts(parts, body::full(rewritten)))
 }

@@ -1,0 +1,187 @@
+//! Access reviews that tell the truth about Canopy: a SelfSubjectAccessReview is first decided
+//! against the tree (a request Canopy would refuse is answered `denied` by Canopy itself, with
+//! its reason) and only then by upstream RBAC; a SelfSubjectRulesReview's rules are cut down to
+//! the view's ceiling. Together `kubectl auth can-i` and `can-i --list` match what Canopy allows.
+
+use std::collections::BTreeSet;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::decide;
+use crate::auth::Identity;
+use crate::body::{self, Body};
+use crate::request::RequestInfo;
+use crate::tree::ceiling::SUBRESOURCES;
+use crate::tree::{Ceiling, NodeId, Rule, Tree};
+
+/// The review a request creates, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    Access,
+    Rules,
+}
+
+impl Review {
+    pub fn of(info: &RequestInfo) -> Option<Self> {
+        if info.api_group != "authorization.k8s.io" || info.verb != "create" || !info.subresource.is_empty() {
+            return None;
+        }
+        match info.resource.as_str() {
+            "selfsubjectaccessreviews" => Some(Review::Access),
+            "selfsubjectrulesreviews" => Some(Review::Rules),
+            _ => None,
+        }
+    }
+}
+
+/// Why Canopy itself would refuse the request a SelfSubjectAccessReview describes; `None` when
+/// Canopy would allow it (upstream RBAC decides the rest) or it is about a non-resource URL.
+pub fn canopy_denial(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> Option<String> {
+    let attributes = review.pointer("/spec/resourceAttributes")?;
+    let field = |key: &str| attributes.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let info = RequestInfo {
+        is_resource_request: true,
+        verb: field("verb"),
+        api_group: field("group"),
+        api_version: field("version"),
+        resource: field("resource"),
+        subresource: field("subresource"),
+        namespace: field("namespace"),
+        name: field("name"),
+        ..RequestInfo::default()
+    };
+    decide(tree, view, identity, &info).err().map(|status| status.message)
+}
+
+/// The review answered by Canopy: denied, for `reason`.
+pub fn denied(mut review: Value, reason: &str) -> Response<Body> {
+    review["status"] = json!({ "allowed": false, "denied": true, "reason": format!("Canopy: {reason}") });
+    if let Some(metadata) = review.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("creationTimestamp");
+    }
+    let mut response = Response::new(body::full(serde_json::to_vec(&review).unwrap_or_default()));
+    *response.status_mut() = StatusCode::CREATED;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Upstream's words about a review name RoleBindings by physical namespace; the view's name
+/// replaces it.
+pub fn scrub_reason(review: &mut Value, physical: &str, virtual_name: &str) {
+    for key in ["reason", "evaluationError"] {
+        if let Some(Value::String(text)) = review.pointer_mut(&format!("/status/{key}")) {
+            *text = text.replace(physical, virtual_name);
+        }
+    }
+}
+
+/// A SelfSubjectRulesReview's resource rules intersected with `ceiling`.
+pub fn narrow_rules(ceiling: &Ceiling, review: &mut Value) {
+    let Some(Value::Array(rules)) = review.pointer_mut("/status/resourceRules") else { return };
+    let narrowed: Vec<Value> = rules.iter().flat_map(|rule| narrow(ceiling, rule)).collect();
+    *rules = narrowed;
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// `rule` within each ceiling rule; reviews of oneself stay as upstream says.
+fn narrow(ceiling: &Ceiling, rule: &Value) -> Vec<Value> {
+    let (groups, resources, verbs) =
+        (strings(rule.get("apiGroups")), strings(rule.get("resources")), strings(rule.get("verbs")));
+    if groups.iter().any(|g| g == "authorization.k8s.io" || g == "authentication.k8s.io")
+        && resources.iter().all(|r| r.starts_with("selfsubject"))
+    {
+        return vec![rule.clone()];
+    }
+    ceiling
+        .resources
+        .iter()
+        .filter_map(|limit| {
+            let groups = meet(&groups, &limit.groups);
+            let resources = meet_resources(&resources, limit, &ceiling.subresources);
+            let verbs = meet(&verbs, &limit.verbs);
+            if groups.is_empty() || resources.is_empty() || verbs.is_empty() {
+                return None;
+            }
+            let mut narrowed = rule.clone();
+            narrowed["apiGroups"] = groups.into();
+            narrowed["resources"] = resources.into();
+            narrowed["verbs"] = verbs.into();
+            Some(narrowed)
+        })
+        .collect()
+}
+
+/// `a ∩ b`, where `*` in either matches everything.
+fn meet(a: &[String], b: &BTreeSet<String>) -> Vec<String> {
+    if a.iter().any(|x| x == "*") {
+        return b.iter().cloned().collect();
+    }
+    a.iter().filter(|x| b.contains("*") || b.contains(*x)).cloned().collect()
+}
+
+/// Resources of `a` the ceiling rule covers: `pods/exec` needs `pods` and the exec subresource.
+fn meet_resources(a: &[String], limit: &Rule, subresources: &BTreeSet<String>) -> Vec<String> {
+    if a.iter().any(|x| x == "*") {
+        return limit.resources.iter().cloned().collect();
+    }
+    a.iter()
+        .filter(|resource| {
+            let (parent, sub) = resource.split_once('/').map_or((resource.as_str(), None), |(p, s)| (p, Some(s)));
+            let sub_ok = sub.is_none_or(|s| s == "*" || !SUBRESOURCES.contains(&s) || subresources.contains(s));
+            sub_ok && (limit.resources.contains("*") || limit.resources.contains(parent))
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::tests::example;
+
+    #[test]
+    fn rules_are_cut_to_the_ceiling() {
+        let tree = example();
+        let data = &tree.nodes[tree.node("acme/data").unwrap()].ceiling;
+        let mut review = json!({"status": {"resourceRules": [
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+            {"verbs": ["get", "create"], "apiGroups": [""], "resources": ["pods", "pods/exec", "pods/log"]},
+            {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"]},
+        ]}});
+        narrow_rules(data, &mut review);
+        let rules = review["status"]["resourceRules"].as_array().unwrap();
+        assert_eq!(
+            rules[0],
+            json!({"verbs": ["get", "list", "watch"], "apiGroups": ["", "apps", "batch"], "resources": ["*"]})
+        );
+        assert_eq!(rules[1], json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods", "pods/log"]}));
+        assert_eq!(rules[2]["resources"], json!(["selfsubjectaccessreviews"]));
+        assert_eq!(rules.len(), 3);
+    }
+
+    #[test]
+    fn canopy_answers_what_it_would_refuse() {
+        let tree = example();
+        let carol = Identity::new("carol", ["system:authenticated"]);
+        let data = tree.node("acme/data").unwrap();
+        let ask = |ns: &str, verb: &str, resource: &str, sub: &str| json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource, "subresource": sub}}});
+        assert_eq!(canopy_denial(&tree, data, &carol, &ask("warehouse", "get", "pods", "")), None);
+        assert!(
+            canopy_denial(&tree, data, &carol, &ask("warehouse", "create", "pods", "exec")).unwrap().contains("exec")
+        );
+        assert!(canopy_denial(&tree, data, &carol, &ask("warehouse", "delete", "pods", "")).is_some());
+        let elsewhere = canopy_denial(&tree, data, &carol, &ask("globex-main", "get", "pods", "")).unwrap();
+        assert!(elsewhere.contains("not found") && !elsewhere.contains("acme-"), "{elsewhere}");
+        assert_eq!(
+            canopy_denial(&tree, data, &carol, &json!({"spec": {"nonResourceAttributes": {"path": "/x"}}})),
+            None
+        );
+    }
+}
