@@ -39,7 +39,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads publish into it.
-    let (publish_tree, trees) = tokio::sync::watch::channel(Arc::clone(&config.tree));
+    let (publish_tree, trees) = tokio::sync::watch::channel(with_live_namespaces(&config.tree, &upstream));
     let loaded_text = tokio::fs::read(&config.file).await.unwrap_or_default();
     let reload = tokio::spawn(crate::config::reload::watch_tree(config.file.clone(), loaded_text, publish_tree));
     let audit = AuditSink::stdout().context("cannot start the audit writer")?;
@@ -68,6 +68,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `tree` with an index of the namespaces tenants created (none to follow without a tree).
+fn with_live_namespaces(tree: &Arc<crate::tree::Tree>, upstream: &Upstream) -> Arc<crate::tree::Tree> {
+    if tree.nodes.is_empty() {
+        return Arc::clone(tree);
+    }
+    let index = crate::upstream::NamespaceIndex::start(upstream.kube.clone(), tree.owner_key());
+    let mut tree = (**tree).clone();
+    tree.live = Some(Arc::new(index));
+    Arc::new(tree)
 }
 
 /// `canopy kubeconfig`: a kubeconfig for `user` that points at this Canopy, in `view` if given.

@@ -42,6 +42,11 @@ impl Status {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
 
+    /// 422: the object asked for is not valid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
+    }
+
     /// 500: Canopy itself failed.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)

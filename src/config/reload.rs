@@ -37,7 +37,10 @@ pub async fn watch_tree(file: PathBuf, loaded_text: Vec<u8>, trees: watch::Sende
         {
             Ok(config) => {
                 tracing::info!(file = %file.display(), nodes = config.tree.nodes.len(), "configuration reloaded");
-                trees.send_replace(Arc::clone(&config.tree));
+                // The live index of tenant-created namespaces carries over to the new tree.
+                let mut tree = (*config.tree).clone();
+                tree.live = trees.borrow().live.clone();
+                trees.send_replace(Arc::new(tree));
             }
             Err(error) => {
                 tracing::error!(%error, "configuration reload refused; the previous configuration stays in force")

@@ -104,6 +104,13 @@ where
                     })
                 }
                 Confined::Answer(response) => Ok(response),
+                Confined::CreateNamespace(request, translation, physical) => {
+                    let response = inner.call(request).await?;
+                    if response.status().is_success() {
+                        super::namespaces::settle(&tree, &physical).await;
+                    }
+                    Ok(transform::response(response, translation))
+                }
             }
         })
     }
@@ -122,6 +129,8 @@ enum Confined {
     Mapped(Request<Body>, DocumentMap, Option<Translation>),
     /// Answered by Canopy itself.
     Answer(Response<Body>),
+    /// Create a tenant's namespace (physical name given), then let the live index catch up.
+    CreateNamespace(Request<Body>, Translation, String),
 }
 
 /// Applies the tenancy decision to `request`.
@@ -132,7 +141,7 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     let view_path = request.extensions().get::<ViewPath>().cloned().unwrap_or_default();
     let view = resolve_view(tree, &identity, &view_path)?;
     AuditSlot::on(&request, |r| r.view = Some(tree.nodes[view].path.clone()));
-    let Plan { namespace, selector, as_canopy, across, rule } = decide(tree, view, &identity, &info)?;
+    let Plan { namespace, selector, as_canopy, across, create_namespace, rule } = decide(tree, view, &identity, &info)?;
     AuditSlot::on(&request, |r| {
         r.decision = "allowed";
         r.reason = rule.to_owned();
@@ -178,6 +187,12 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         watch: info.verb == "watch",
         namespaces: info.resource == "namespaces",
     };
+    if create_namespace {
+        let (request, physical) = super::namespaces::create_request(tree, view, request).await?;
+        let virtual_name = physical.strip_prefix(&tree.nodes[view].prefix).unwrap_or(&physical).to_owned();
+        let translation = Translation { namespace: Some((physical.clone(), virtual_name)), ..translation };
+        return Ok(Confined::CreateNamespace(request, translation, physical));
+    }
     if let Some(review) = Review::of(&info) {
         return review_request(tree, view, &identity, request, review, translation).await;
     }

@@ -5,6 +5,7 @@
 //! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
 
 mod layer;
+mod namespaces;
 mod review;
 
 pub use layer::{TenancyLayer, TenancyService};
@@ -27,6 +28,8 @@ pub struct Plan {
     pub as_canopy: bool,
     /// A list or watch across all the view's namespaces (`-A`), answered by [`crate::fanout`].
     pub across: bool,
+    /// A namespace to create in the view (answered by [`namespaces::create_request`]).
+    pub create_namespace: bool,
     /// The rule that allowed the request, for the audit line.
     pub rule: &'static str,
 }
@@ -132,6 +135,16 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                 "get" | "list" | "watch" if info.subresource.is_empty() => {
                     Ok(Plan { as_canopy: true, rule: "namespace of the view's subtree", ..plan })
                 }
+                "delete" if info.subresource.is_empty() && manages_namespaces(tree, view, identity) => {
+                    let physical = plan.namespace.as_ref().map(|(p, _)| p.as_str()).unwrap_or_default();
+                    if tree.declared(physical).is_some() {
+                        return Err(forbidden(format!(
+                            "delete namespace {:?}, which the tree declares (the platform team removes it from the config)",
+                            info.namespace
+                        )));
+                    }
+                    Ok(Plan { as_canopy: true, rule: "deletion of a tenant-created namespace", ..plan })
+                }
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
@@ -159,6 +172,12 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                 let selector = Some(tree.labels(view).subtree_selector());
                 Ok(Plan { selector, as_canopy: true, rule: "namespaces of the view's subtree", ..Plan::default() })
             }
+            "create" if manages_namespaces(tree, view, identity) => Ok(Plan {
+                create_namespace: true,
+                as_canopy: true,
+                rule: "namespace creation within the ceiling",
+                ..Plan::default()
+            }),
             verb => Err(forbidden(format!("{verb} namespaces"))),
         };
     }
@@ -183,6 +202,13 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
     Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))
+}
+
+/// Whether `identity` may create and delete namespaces in `view`: the ceiling allows it and the
+/// caller is an admin or editor there (readers and custom roles are not).
+fn manages_namespaces(tree: &Tree, view: NodeId, identity: &Identity) -> bool {
+    tree.nodes[view].ceiling.namespace_create
+        && tree.member_at(identity, view).is_some_and(|m| matches!(m.role.as_str(), "admin" | "edit"))
 }
 
 fn resource_text(info: &RequestInfo) -> String {

@@ -40,7 +40,7 @@ impl<'a> ViewNames<'a> {
 
     /// Whether `physical` belongs to the view's subtree.
     pub fn owns(&self, physical: &str) -> bool {
-        self.tree.declared(physical).is_some_and(|(owner, _)| self.tree.is_within(owner, self.view))
+        self.tree.owner(physical).is_some_and(|owner| self.tree.is_within(owner, self.view))
     }
 }
 

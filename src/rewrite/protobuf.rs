@@ -68,6 +68,14 @@ pub fn review_to_json(body: &[u8]) -> Result<serde_json::Value, Malformed> {
     Ok(serde_json::json!({ "kind": kind, "apiVersion": api_version, "metadata": {}, "spec": spec_json }))
 }
 
+/// The `metadata.name` of the object in a protobuf body.
+pub fn object_name(body: &[u8]) -> Result<String, Malformed> {
+    let unknown = strings(body.strip_prefix(MAGIC).ok_or(Malformed)?)?;
+    let object = strings(field(&unknown, 2).ok_or(Malformed)?)?;
+    let metadata = strings(field(&object, 1).ok_or(Malformed)?)?;
+    Ok(String::from_utf8_lossy(field(&metadata, 1).unwrap_or_default()).into_owned())
+}
+
 /// The first length-delimited field `number` among `fields`.
 fn field<'a>(fields: &[(u64, &'a [u8])], number: u64) -> Option<&'a [u8]> {
     fields.iter().find(|(n, _)| *n == number).map(|(_, b)| *b)

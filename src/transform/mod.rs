@@ -99,7 +99,8 @@ pub async fn read_review(body: Body, headers: &mut http::HeaderMap) -> Result<Va
     parse_document(&bytes)
 }
 
-async fn read_bytes(body: Body) -> Result<Bytes, Status> {
+/// A whole (bounded) request body.
+pub async fn read_bytes(body: Body) -> Result<Bytes, Status> {
     Ok(Limited::new(body, MAX_REQUEST_BODY)
         .collect()
         .await
@@ -107,7 +108,8 @@ async fn read_bytes(body: Body) -> Result<Bytes, Status> {
         .to_bytes())
 }
 
-fn parse_document(bytes: &[u8]) -> Result<Value, Status> {
+/// A JSON or YAML document.
+pub fn parse_document(bytes: &[u8]) -> Result<Value, Status> {
     match serde_json::from_slice(bytes) {
         Ok(value) => Ok(value),
         // Server-side apply bodies may be YAML.

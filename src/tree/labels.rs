@@ -25,7 +25,7 @@ impl Labels<'_> {
 
     /// `tree.canopy.dev/node`: the owning node, by its prefix.
     pub fn owner_key(&self) -> String {
-        format!("tree.{}/node", self.tree.domain)
+        self.tree.owner_key()
     }
 
     /// The server-side selector for namespaces of this node's subtree.

@@ -13,9 +13,11 @@ pub mod live;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};
+pub use compile::is_dns_label;
 pub use labels::Labels;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::auth::Identity;
 use crate::config::raw_tree::RawSubjectKind;
@@ -31,9 +33,20 @@ pub struct TreeError {
     pub message: String,
 }
 
+/// Namespaces that exist upstream with the tree's owner label but are not declared in the
+/// config (created by tenants through Canopy).
+pub trait LiveNamespaces: Send + Sync + std::fmt::Debug {
+    /// The owner label (a node's prefix without its trailing `-`) of `physical`, if labelled.
+    fn owner_of(&self, physical: &str) -> Option<String>;
+    /// Every labelled namespace with its owner label.
+    fn all(&self) -> Vec<(String, String)>;
+}
+
 /// A compiled tree.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
+    /// Tenant-created namespaces; `None` where nothing upstream is followed (tests, tools).
+    pub live: Option<Arc<dyn LiveNamespaces>>,
     /// Label domain.
     pub domain: String,
     /// Nodes, parents before children.
@@ -121,12 +134,36 @@ impl Tree {
         (node..self.nodes.len()).filter(move |&n| self.is_within(n, node))
     }
 
-    /// Physical names of the namespaces `node`'s subtree owns, sorted.
+    /// Physical names of the namespaces `node`'s subtree owns, declared or tenant-created, sorted.
     pub fn subtree_namespaces(&self, node: NodeId) -> Vec<String> {
         let mut names: Vec<String> =
             self.subtree(node).flat_map(|n| self.nodes[n].namespaces.iter().map(|ns| ns.physical.clone())).collect();
+        if let Some(live) = &self.live {
+            names.extend(
+                live.all()
+                    .into_iter()
+                    .filter(|(name, _)| self.declared(name).is_none())
+                    .filter(|(name, _)| self.created_owner(name).is_some_and(|owner| self.is_within(owner, node)))
+                    .map(|(name, _)| name),
+            );
+        }
         names.sort_unstable();
+        names.dedup();
         names
+    }
+
+    /// The node owning `physical` when it is a tenant-created namespace: labelled for a node of
+    /// this tree, and named with that node's prefix (a label alone never moves a namespace).
+    pub fn created_owner(&self, physical: &str) -> Option<NodeId> {
+        let owner = self.live.as_ref()?.owner_of(physical)?;
+        let node = self.nodes.iter().position(|n| n.prefix.trim_end_matches('-') == owner)?;
+        physical.strip_prefix(&self.nodes[node].prefix).filter(|local| !local.is_empty())?;
+        Some(node)
+    }
+
+    /// The node that owns `physical`: the one declaring it, or the one that created it.
+    pub fn owner(&self, physical: &str) -> Option<NodeId> {
+        self.declared(physical).map(|(node, _)| node).or_else(|| self.created_owner(physical))
     }
 
     /// The nodes where `identity` is a member, with the role it holds there.
@@ -163,6 +200,11 @@ impl Tree {
     /// The canonical name (`prefix(owner) + local`) of an aliased physical namespace.
     pub fn canonical_of(&self, physical: &str) -> Option<&str> {
         self.canonical_by_alias.get(physical).map(String::as_str)
+    }
+
+    /// `tree.<domain>/node`: the label naming a namespace's owning node (by its prefix).
+    pub fn owner_key(&self) -> String {
+        format!("tree.{}/node", self.domain)
     }
 
     /// Canopy's label keys and values for namespaces of `node`.

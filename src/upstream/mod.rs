@@ -5,10 +5,12 @@
 
 mod forward;
 mod impersonate;
+mod namespace_index;
 mod tunnel;
 
 pub use forward::Forward;
 pub use impersonate::impersonation_headers;
+pub use namespace_index::NamespaceIndex;
 pub use tunnel::Tunnels;
 
 use std::time::Duration;

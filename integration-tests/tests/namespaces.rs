@@ -1,0 +1,105 @@
+//! Namespaces tenants create and delete through Canopy, against the real apiserver: named under
+//! the view's prefix, labelled into the tree (so members' RoleBindings follow), within quota,
+//! never over a child's prefix, and deletable only when tenant-created. Every namespace made
+//! here is deleted before the test returns, so other suites' exact namespace lists hold.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::tenants::*;
+use common::*;
+
+/// The tests count acme/web's namespaces, so they take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Deletes `physical` namespaces as the admin and waits until they are gone.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let admin = PathBuf::from(Harness::shared().var("ADMIN_KUBECONFIG"));
+        for ns in &self.0 {
+            let _ = kubectl(kubectl_bin(), &admin, &["delete", "namespace", ns, "--ignore-not-found", "--wait=false"]);
+        }
+        for ns in &self.0 {
+            eventually(Duration::from_secs(60), "namespace deletion", || {
+                !kubectl(kubectl_bin(), &admin, &["get", "namespace", ns]).status.success()
+            });
+        }
+    }
+}
+
+#[test]
+fn tenants_create_use_and_delete_namespaces_in_their_view() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let canopy = canopy();
+    let mut cleanup = Cleanup(Vec::new());
+    let bob = as_user(&canopy, "bob");
+    let name = unique("feature");
+    cleanup.0.push(format!("acme-web-{name}"));
+    ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    let listed = ok(kubectl(kubectl_bin(), &bob, &["get", "namespaces", "-o", "name"]));
+    assert!(listed.contains(&format!("namespace/{name}")) && !listed.contains("acme-"), "{listed}");
+    // Physically under acme/web's prefix, with the tree's labels.
+    let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+    let labels = ok(kubectl(
+        kubectl_bin(),
+        admin,
+        &["get", "namespace", &format!("acme-web-{name}"), "-o", "jsonpath={.metadata.labels}"],
+    ));
+    assert!(
+        labels.contains("acme-web.tree.canopy.dev/depth") && labels.contains("\"tree.canopy.dev/node\":\"acme-web\""),
+        "{labels}"
+    );
+    // Bob's edit role follows him there (the reconciler binds him), and the ancestor view sees it.
+    eventually(Duration::from_secs(20), "bob's RoleBinding in the new namespace", || {
+        kubectl(kubectl_bin(), &bob, &["-n", &name, "create", "configmap", "hello"]).status.success()
+    });
+    let alice = in_view(&canopy, "alice", "acme");
+    let seen =
+        ok(kubectl(kubectl_bin(), &alice, &["-n", &format!("web-{name}"), "get", "configmap", "hello", "-o", "name"]));
+    assert_eq!(seen.trim(), "configmap/hello");
+    let across =
+        ok(kubectl(kubectl_bin(), &bob, &["get", "configmaps", "-A", "--field-selector", "metadata.name=hello"]));
+    assert!(across.lines().any(|l| l.starts_with(&name)), "{across}");
+
+    // Others: another tenant cannot see it; a reader cannot create; declared namespaces stay.
+    let dave = fails(kubectl(kubectl_bin(), &as_user(&canopy, "dave"), &["get", "namespace", &name]));
+    assert!(dave.contains("(NotFound)") && !dave.contains("acme-"), "{dave}");
+    let carol = fails(kubectl(kubectl_bin(), &as_user(&canopy, "carol"), &["create", "namespace", "mine"]));
+    assert!(carol.contains("(Forbidden)"), "{carol}");
+    let declared = fails(kubectl(kubectl_bin(), &bob, &["delete", "namespace", "dev"]));
+    assert!(declared.contains("(Forbidden)") && declared.contains("declares"), "{declared}");
+    let reserved = fails(kubectl(kubectl_bin(), &alice, &["create", "namespace", "web-sneaky"]));
+    assert!(reserved.contains("(Forbidden)") && reserved.contains("acme/web"), "{reserved}");
+    let exists = fails(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    assert!(exists.contains("(AlreadyExists)") && !exists.contains("acme-web-"), "{exists}");
+
+    ok(kubectl(kubectl_bin(), &bob, &["delete", "namespace", &name, "--wait=false"]));
+}
+
+#[test]
+fn the_quota_counts_every_namespace_of_the_view() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let canopy = canopy();
+    let mut cleanup = Cleanup(Vec::new());
+    let bob = as_user(&canopy, "bob");
+    // acme/web holds dev and prod; the ceiling it inherits from acme allows ten in all.
+    let mut refused = None;
+    for i in 0..9 {
+        let name = unique(&format!("q{i}"));
+        let output = kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]);
+        if output.status.success() {
+            cleanup.0.push(format!("acme-web-{name}"));
+        } else {
+            refused = Some((cleanup.0.len(), String::from_utf8_lossy(&output.stderr).into_owned()));
+            break;
+        }
+    }
+    let (created, message) = refused.expect("the quota never refused a namespace");
+    assert_eq!(created, 8, "{message}");
+    assert!(message.contains("(Forbidden)") && message.contains("quota is 10"), "{message}");
+}
