@@ -86,19 +86,8 @@ fn strings(message: &[u8]) -> Result<Vec<(u64, &[u8])>, Malformed> {
     let mut fields = Vec::new();
     let mut rest = message;
     while !rest.is_empty() {
-        let tag = varint(&mut rest)?;
-        match tag & 7 {
-            0 => {
-                varint(&mut rest)?;
-            }
-            1 => rest = rest.get(8..).ok_or(Malformed)?,
-            5 => rest = rest.get(4..).ok_or(Malformed)?,
-            2 => {
-                let len = usize::try_from(varint(&mut rest)?).map_err(|_| Malformed)?;
-                fields.push((tag >> 3, rest.get(..len).ok_or(Malformed)?));
-                rest = &rest[len..];
-            }
-            _ => return Err(Malformed),
+        if let (tag, Some(contents)) = next_field(&mut rest)? {
+            fields.push((tag >> 3, contents));
         }
     }
     Ok(fields)
@@ -110,31 +99,37 @@ fn rewrite_field(message: &[u8], field: u64, f: Replace<'_>) -> Result<Vec<u8>, 
     let mut rest = message;
     while !rest.is_empty() {
         let start = rest;
-        let tag = varint(&mut rest)?;
-        let (number, wire) = (tag >> 3, tag & 7);
-        match wire {
-            0 => {
-                varint(&mut rest)?;
+        match next_field(&mut rest)? {
+            (tag, Some(contents)) if tag >> 3 == field => {
+                let replaced = f(contents)?;
+                put_varint(&mut out, tag);
+                put_varint(&mut out, replaced.len() as u64);
+                out.extend_from_slice(&replaced);
             }
-            1 => rest = rest.get(8..).ok_or(Malformed)?,
-            5 => rest = rest.get(4..).ok_or(Malformed)?,
-            2 => {
-                let len = usize::try_from(varint(&mut rest)?).map_err(|_| Malformed)?;
-                let contents = rest.get(..len).ok_or(Malformed)?;
-                rest = &rest[len..];
-                if number == field {
-                    let replaced = f(contents)?;
-                    put_varint(&mut out, tag);
-                    put_varint(&mut out, replaced.len() as u64);
-                    out.extend_from_slice(&replaced);
-                    continue;
-                }
-            }
-            _ => return Err(Malformed),
+            _ => out.extend_from_slice(&start[..start.len() - rest.len()]),
         }
-        out.extend_from_slice(&start[..start.len() - rest.len()]);
     }
     Ok(out)
+}
+
+/// Reads one field from `rest`: its tag, and its contents if length-delimited.
+fn next_field<'a>(rest: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), Malformed> {
+    let tag = varint(rest)?;
+    match tag & 7 {
+        0 => {
+            varint(rest)?;
+        }
+        1 => *rest = rest.get(8..).ok_or(Malformed)?,
+        5 => *rest = rest.get(4..).ok_or(Malformed)?,
+        2 => {
+            let len = usize::try_from(varint(rest)?).map_err(|_| Malformed)?;
+            let contents = rest.get(..len).ok_or(Malformed)?;
+            *rest = &rest[len..];
+            return Ok((tag, Some(contents)));
+        }
+        _ => return Err(Malformed),
+    }
+    Ok((tag, None))
 }
 
 fn varint(input: &mut &[u8]) -> Result<u64, Malformed> {
