@@ -8,8 +8,11 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::StreamBody;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
+
 use tokio::sync::{mpsc, oneshot};
-use tower::Service;
+use tokio::task::JoinHandle;
+use tower::{Service, ServiceExt};
 
 use super::{Answer, Failure, FanOut, call, first_forbidden, read_json};
 use crate::body::{self, Body, BoxError};
@@ -36,6 +39,9 @@ impl Token {
         serde_json::from_slice(&bytes).map_err(|_| invalid())
     }
 }
+
+/// Namespaces fetched ahead of the one being written.
+const AHEAD: usize = 4;
 
 type Chunks = mpsc::Sender<Result<Bytes, BoxError>>;
 /// Where the response head goes once known, and the body it will carry.
@@ -72,7 +78,8 @@ struct Merge {
 impl Merge {
     async fn run<S>(&mut self, inner: S) -> Result<(), Status>
     where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
+        S::Future: Send,
     {
         let limit: usize = self.fan.param("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
         let token = match self.fan.param("continue").filter(|c| !c.is_empty()) {
@@ -94,7 +101,21 @@ impl Merge {
         let mut refusals = Vec::new();
         let mut next = None;
         let mut lowest: Option<(u64, String)> = None;
+        let mut ahead: VecDeque<(usize, JoinHandle<Result<Response<Body>, Status>>)> = VecDeque::new();
         while index < self.fan.namespaces.len() {
+            // Once every remaining request is known (whole lists pinned to one snapshot), the next
+            // few are already on their way while this one is written out.
+            if let (0, true, Some(rv)) = (limit, pin, &snapshot) {
+                let mut query = base.clone();
+                query.push(("resourceVersion".into(), rv.clone()));
+                query.push(("resourceVersionMatch".into(), "Exact".into()));
+                let mut next_index = ahead.back().map_or(index, |(i, _)| i + 1);
+                while ahead.len() < AHEAD && next_index < self.fan.namespaces.len() {
+                    let request = self.fan.request(&self.fan.namespaces[next_index], &query)?;
+                    ahead.push_back((next_index, tokio::spawn(inner.clone().oneshot(request))));
+                    next_index += 1;
+                }
+            }
             let mut query = base.clone();
             if let Some(c) = resume.take() {
                 query.push(("continue".into(), c));
@@ -110,7 +131,14 @@ impl Merge {
             if limit > 0 {
                 query.push(("limit".into(), remaining.to_string()));
             }
-            let page = match call(inner.clone(), &self.fan, &self.fan.namespaces[index], &query).await? {
+            let answer = match ahead.pop_front() {
+                Some((i, handle)) if i == index => {
+                    let response = handle.await.map_err(|e| Status::internal(e.to_string()))??;
+                    Answer::of(response, &self.fan.namespaces[index])
+                }
+                _ => call(inner.clone(), &self.fan, &self.fan.namespaces[index], &query).await?,
+            };
+            let page = match answer {
                 Answer::Ok(response) => read_json(response, &self.fan.translation).await?,
                 Answer::Refused(response) => {
                     refusals.push(response);

@@ -116,12 +116,18 @@ where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
 {
     let response = inner.oneshot(fan.request(namespace, query)?).await?;
-    let failure = |response| Failure { response, namespace: namespace.to_owned() };
-    Ok(match response.status() {
-        s if s.is_success() => Answer::Ok(response),
-        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Answer::Refused(failure(response)),
-        _ => Answer::Failed(failure(response)),
-    })
+    Ok(Answer::of(response, namespace))
+}
+
+impl Answer {
+    fn of(response: Response<Body>, namespace: &str) -> Self {
+        let failure = |response| Failure { response, namespace: namespace.to_owned() };
+        match response.status() {
+            s if s.is_success() => Answer::Ok(response),
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Answer::Refused(failure(response)),
+            _ => Answer::Failed(failure(response)),
+        }
+    }
 }
 
 /// A whole (bounded) JSON answer, translated into the view.
