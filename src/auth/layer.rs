@@ -1,5 +1,7 @@
 //! The tower layer that authenticates each request and stores its [`Identity`] in the request's
-//! extensions, removing the credential so it can never travel upstream.
+//! extensions, removing the credential so it can never travel upstream. On a connection the
+//! listener marked [`FrontProxy`], the front-proxy headers are consumed first and, when they name
+//! a user, are the identity; elsewhere they are left for the identity guard to refuse.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +11,7 @@ use base64::Engine;
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
-use super::{Authenticator, Credential, PeerIdentity};
+use super::{Authenticator, Credential, FrontProxy, PeerIdentity, front_proxy};
 use crate::body::Body;
 use crate::status::Status;
 
@@ -64,8 +66,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let peer = request.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
+            let stated = match request.extensions().get::<FrontProxy>() {
+                Some(FrontProxy) => front_proxy::take_identity(request.headers_mut())?,
+                None => None,
+            };
+            // Taken even when the headers decide, so a client's credential never goes upstream.
             let credential = take_credential(request.headers_mut());
-            let identity = authenticator.authenticate(&peer, &credential).await?;
+            let identity = match stated {
+                Some(identity) => identity,
+                None => authenticator.authenticate(&peer, &credential).await?,
+            };
             crate::audit::AuditSlot::on(&request, |r| r.identity(&identity));
             request.extensions_mut().insert(identity);
             inner.call(request).await
@@ -114,6 +124,68 @@ fn take_websocket_bearer(headers: &mut http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Identity, PodToken, StaticTokens};
+    use tower::ServiceExt;
+
+    /// Authenticates `request` with static tokens `t-bob` (bob) and `t-carol` (carol), the
+    /// default token `t-bob` in sidecar mode; returns the identity and the headers passed on.
+    async fn authenticate(request: Request<Body>, sidecar: bool) -> Result<(Identity, http::HeaderMap), Status> {
+        let tokens = StaticTokens::parse("t.csv", "t-bob,bob\nt-carol,carol\n").unwrap();
+        let mut authenticator = Authenticator::new(Some(tokens), None);
+        let dir = tempfile::tempdir().unwrap();
+        if sidecar {
+            std::fs::write(dir.path().join("token"), "t-bob").unwrap();
+            authenticator = authenticator.with_default_token(PodToken::load(&dir.path().join("token")).await.unwrap());
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let record = std::sync::Arc::clone(&seen);
+        let inner = tower::service_fn(move |request: Request<Body>| {
+            let identity = request.extensions().get::<Identity>().cloned().unwrap();
+            *record.lock().unwrap() = Some((identity, request.headers().clone()));
+            async { Ok::<_, Status>(Response::new(crate::body::empty())) }
+        });
+        AuthenticateLayer::new(authenticator).layer(inner).oneshot(request).await?;
+        let seen = seen.lock().unwrap().take().unwrap();
+        Ok(seen)
+    }
+
+    fn request(headers: &[(&str, &str)], front_proxy: bool) -> Request<Body> {
+        let mut builder = Request::get("/api/v1/namespaces");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(crate::body::empty()).unwrap();
+        if front_proxy {
+            request.extensions_mut().insert(FrontProxy);
+        }
+        request
+    }
+
+    #[tokio::test]
+    async fn trusted_front_proxy_headers_decide_and_are_removed() {
+        let headers = [("X-Remote-User", "dave"), ("X-Remote-Group", "ops"), ("Authorization", "Bearer t-carol")];
+        let (identity, passed) = authenticate(request(&headers, true), true).await.unwrap();
+        assert_eq!((identity.user.as_str(), identity.groups.as_slice()), ("dave", ["ops".to_owned()].as_slice()));
+        assert!(passed.is_empty(), "{passed:?}");
+    }
+
+    #[tokio::test]
+    async fn untrusted_front_proxy_headers_are_left_for_the_guard() {
+        let headers = [("X-Remote-User", "dave"), ("Authorization", "Bearer t-carol")];
+        let (identity, passed) = authenticate(request(&headers, false), false).await.unwrap();
+        assert_eq!(identity.user, "carol");
+        assert_eq!(passed["x-remote-user"], "dave");
+    }
+
+    #[tokio::test]
+    async fn sidecar_uses_the_request_token_then_its_own() {
+        let (identity, _) = authenticate(request(&[("Authorization", "Bearer t-carol")], true), true).await.unwrap();
+        assert_eq!(identity.user, "carol");
+        let (identity, _) = authenticate(request(&[], true), true).await.unwrap();
+        assert_eq!(identity.user, "bob");
+        let err = authenticate(request(&[], false), false).await.unwrap_err();
+        assert_eq!(err.code, 401);
+    }
 
     #[test]
     fn bearer_header_is_taken_and_removed() {

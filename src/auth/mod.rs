@@ -1,17 +1,23 @@
-//! Authentication: who is calling. Client certificates (verified in the TLS handshake), static
-//! tokens for development, and bearer tokens checked by TokenReview — the same sources, in the
-//! same order, that kube-apiserver consults. [`AuthenticateLayer`] puts the resulting
-//! [`Identity`] on the request or answers 401.
+//! Authentication: who is calling. Front-proxy headers from a trusted frontend ([`front_proxy`]),
+//! client certificates (verified in the TLS handshake), static tokens for development, and bearer
+//! tokens checked by TokenReview — the same sources, in the same order, that kube-apiserver
+//! consults; in sidecar mode a request with none of these presents the pod's own token
+//! ([`PodToken`]). [`AuthenticateLayer`] puts the resulting [`Identity`] on the request or
+//! answers 401.
 
 mod client_cert;
+pub mod front_proxy;
 mod identity;
 mod layer;
+mod pod_token;
 mod static_tokens;
 mod token_review;
 
 pub use client_cert::identity_from_der;
+pub use front_proxy::{FrontProxy, FrontProxyNames};
 pub use identity::{Identity, PeerIdentity};
 pub use layer::{AuthenticateLayer, AuthenticateService};
+pub use pod_token::{PodToken, PodTokenError};
 pub use static_tokens::{StaticTokens, TokenFileError};
 pub use token_review::{ReviewError, TokenReviewer};
 
@@ -31,22 +37,37 @@ pub enum Credential {
 pub struct Authenticator {
     static_tokens: Option<std::sync::Arc<StaticTokens>>,
     token_review: Option<TokenReviewer>,
+    default_token: Option<PodToken>,
 }
 
 impl Authenticator {
     /// An authenticator over the given sources; client certificates are always honoured when
     /// the listener verified one.
     pub fn new(static_tokens: Option<StaticTokens>, token_review: Option<TokenReviewer>) -> Self {
-        Self { static_tokens: static_tokens.map(std::sync::Arc::new), token_review }
+        Self { static_tokens: static_tokens.map(std::sync::Arc::new), token_review, default_token: None }
     }
 
-    /// Identifies the caller: certificate first, then static tokens, then TokenReview.
+    /// Sidecar mode: a request without a credential of its own presents `token` instead, so the
+    /// frontend acts as the token's identity (the pod's ServiceAccount).
+    pub fn with_default_token(mut self, token: PodToken) -> Self {
+        self.default_token = Some(token);
+        self
+    }
+
+    /// Identifies the caller: certificate first, then the bearer token (the request's own, else
+    /// the sidecar's default) by static tokens, then TokenReview.
     pub async fn authenticate(&self, peer: &PeerIdentity, credential: &Credential) -> Result<Identity, Status> {
         if let Some(identity) = &peer.0 {
             return Ok(identity.clone());
         }
-        let Credential::Bearer(token) = credential else {
-            return Err(Status::unauthorized("Unauthorized"));
+        let default;
+        let token = match (credential, &self.default_token) {
+            (Credential::Bearer(token), _) => token.as_str(),
+            (Credential::None, Some(source)) => {
+                default = source.current().await;
+                &*default
+            }
+            (Credential::None, None) => return Err(Status::unauthorized("Unauthorized")),
         };
         if let Some(identity) = self.static_tokens.as_ref().and_then(|t| t.lookup(token)) {
             return Ok(identity.clone());
