@@ -38,6 +38,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
     pub authentication: AuthConfig,
+    pub sidecar: SidecarConfig,
     /// The compiled tenancy tree.
     pub tree: Arc<Tree>,
 }
@@ -72,6 +73,16 @@ pub struct UpstreamConfig {
 pub struct AuthConfig {
     pub token_file: Option<PathBuf>,
     pub token_review: Option<TokenReviewConfig>,
+    /// Client-certificate CommonNames trusted to send front-proxy headers.
+    pub front_proxy_names: Vec<String>,
+}
+
+/// `canopy sidecar`'s listener and default credential.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    /// Always a loopback address.
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +155,31 @@ impl Config {
         if token_review.enabled && token_review.max_entries == 0 {
             return Err(invalid("authentication.tokenReview.maxEntries", "must be at least 1".into()));
         }
+        let front_proxy_names = raw.authentication.front_proxy_names;
+        if let Some(index) = front_proxy_names.iter().position(|name| name.trim().is_empty()) {
+            return Err(invalid(&format!("authentication.frontProxyNames[{index}]"), "must not be empty".into()));
+        }
+        if !front_proxy_names.is_empty() && raw.server.client_ca_file.is_none() {
+            return Err(invalid(
+                "authentication.frontProxyNames",
+                "front proxies are recognised by their client certificate: set server.clientCaFile".into(),
+            ));
+        }
+        let sidecar_listen: SocketAddr = raw
+            .sidecar
+            .listen
+            .parse()
+            .map_err(|e| invalid("sidecar.listen", format!("{:?} is not host:port: {e}", raw.sidecar.listen)))?;
+        // Every caller that reaches the sidecar acts as the pod or names any end user.
+        if !sidecar_listen.ip().is_loopback() {
+            return Err(invalid(
+                "sidecar.listen",
+                format!(
+                    "{sidecar_listen} is not a loopback address: the sidecar trusts every caller that reaches \
+                     it, so it listens on 127.0.0.1 or ::1 only"
+                ),
+            ));
+        }
         let tree = Tree::compile(&raw.tree, "tree").map_err(|e| invalid(&e.at, e.message))?;
         Ok(Config {
             file: file.to_owned(),
@@ -167,7 +203,9 @@ impl Config {
                     negative_ttl: Duration::from_secs(token_review.negative_cache_ttl_seconds),
                     max_entries: token_review.max_entries,
                 }),
+                front_proxy_names,
             },
+            sidecar: SidecarConfig { listen: sidecar_listen, token_file: resolve(&raw.sidecar.token_file) },
         })
     }
 }
@@ -209,6 +247,29 @@ mod tests {
     fn half_a_key_pair_is_refused() {
         let err = load("server:\n  tls:\n    certFile: a.crt\n").unwrap_err().to_string();
         assert!(err.contains("server.tls.keyFile"), "{err}");
+    }
+
+    #[test]
+    fn sidecar_listens_on_loopback_only() {
+        let config = load("").unwrap();
+        assert_eq!(config.sidecar.listen.to_string(), "127.0.0.1:8001");
+        assert_eq!(config.sidecar.token_file, Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+        assert!(load("sidecar:\n  listen: \"[::1]:9000\"\n").is_ok());
+        for elsewhere in ["0.0.0.0:8001", "10.0.0.7:8001", "[::]:8001"] {
+            let err = load(&format!("sidecar:\n  listen: \"{elsewhere}\"\n")).unwrap_err().to_string();
+            assert!(err.starts_with("/etc/canopy/config.yaml: sidecar.listen: "), "{err}");
+            assert!(err.contains("not a loopback address"), "{err}");
+        }
+    }
+
+    #[test]
+    fn front_proxy_names_need_the_client_ca() {
+        let err = load("authentication:\n  frontProxyNames: [console]\n").unwrap_err().to_string();
+        assert!(err.contains("authentication.frontProxyNames: "), "{err}");
+        let config = load("server:\n  clientCaFile: ca.crt\nauthentication:\n  frontProxyNames: [console]\n").unwrap();
+        assert_eq!(config.authentication.front_proxy_names, ["console"]);
+        let err = load("server:\n  clientCaFile: ca.crt\nauthentication:\n  frontProxyNames: ['']\n").unwrap_err();
+        assert!(err.to_string().contains("authentication.frontProxyNames[0]"), "{err}");
     }
 
     #[test]

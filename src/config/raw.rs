@@ -18,6 +18,9 @@ pub struct RawConfig {
     /// How callers prove who they are.
     #[serde(default)]
     pub authentication: RawAuthentication,
+    /// `canopy sidecar`: plain HTTP on loopback for a frontend in the same pod.
+    #[serde(default)]
+    pub sidecar: RawSidecar,
     /// The tenancy tree.
     #[serde(default)]
     pub tree: super::raw_tree::RawTree,
@@ -96,6 +99,32 @@ pub struct RawAuthentication {
     /// Bearer tokens checked by TokenReview against the upstream.
     #[serde(default)]
     pub token_review: RawTokenReview,
+    /// CommonNames of client certificates (from `server.clientCaFile`) trusted as front proxies:
+    /// their requests may name the end user in `X-Remote-User`, `X-Remote-Group` and
+    /// `X-Remote-Extra-*` headers. Anyone else sending those headers is refused.
+    #[serde(default)]
+    pub front_proxy_names: Vec<String>,
+}
+
+/// `sidecar:` — `canopy sidecar`, a `kubectl proxy`-like listener for a frontend in the same pod.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Sidecar")]
+pub struct RawSidecar {
+    /// `host:port` of the plain-HTTP listener; a loopback address only (`127.0.0.1`, `::1`), since
+    /// every caller that reaches it may act as the pod or name any end user.
+    #[serde(default = "default_sidecar_listen")]
+    pub listen: String,
+    /// Token whose identity requests without a credential or front-proxy headers get; re-read
+    /// as the kubelet rotates it.
+    #[serde(default = "default_sidecar_token_file")]
+    pub token_file: String,
+}
+
+impl Default for RawSidecar {
+    fn default() -> Self {
+        Self { listen: default_sidecar_listen(), token_file: default_sidecar_token_file() }
+    }
 }
 
 /// `authentication.tokenReview:` — bearer tokens checked with the upstream, verdicts cached.
@@ -133,6 +162,12 @@ fn default_listen() -> String {
 }
 fn default_admin_listen() -> String {
     "127.0.0.1:6444".into()
+}
+fn default_sidecar_listen() -> String {
+    "127.0.0.1:8001".into()
+}
+fn default_sidecar_token_file() -> String {
+    "/var/run/secrets/kubernetes.io/serviceaccount/token".into()
 }
 fn default_grace() -> u64 {
     30
