@@ -1,5 +1,6 @@
-//! Wiring for the `canopy` commands: load config, connect upstream, bind, serve, drain. This is
-//! the program's edge, so errors here are `anyhow` with context for the operator.
+//! Wiring for the `canopy` commands: load config, connect upstream, bind, serve (TLS, or plain
+//! loopback HTTP as a sidecar), drain. This is the program's edge, so errors here are `anyhow`
+//! with context for the operator.
 
 use std::sync::Arc;
 
@@ -8,34 +9,92 @@ use tokio::net::TcpListener;
 
 use crate::admin::Admin;
 use crate::audit::AuditSink;
-use crate::auth::{Authenticator, StaticTokens, TokenReviewer};
+use crate::auth::{Authenticator, FrontProxyNames, PodToken, StaticTokens, TokenReviewer};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
-use crate::server::{listener, proxy_stack, tls};
+use crate::server::{ProxyService, listener, plain, proxy_stack, tls};
 use crate::upstream::{Tunnels, Upstream};
 
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstream = Upstream::connect(&config.upstream).await?;
+    let authenticator = authenticator(&config, &upstream)?;
+    let tls = Arc::new(tls::server_config(&config.server)?);
+    let front_proxies = FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned());
+
+    // Everything that can be wrong with the configuration has been checked; only now bind.
+    let tcp = bind("server.listen", config.server.listen).await?;
+    let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
+    tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
+    let grace = config.server.shutdown_grace;
+    run(&config, upstream, authenticator, admin_tcp, Reconcile::Yes, |service, tunnels| {
+        listener::serve(tcp, tls, front_proxies, service, shutdown_signal(), grace, tunnels)
+    })
+    .await
+}
+
+/// `canopy sidecar`: the same pipeline on plain HTTP on loopback, for a frontend in the same pod;
+/// requests without a credential of their own act as the pod's token. The tree is materialized
+/// by the `canopy serve` deployment, so the sidecar runs no reconciler and needs no more than
+/// impersonation and TokenReview upstream.
+pub async fn sidecar(config: Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.authentication.token_review.is_some() || config.authentication.token_file.is_some(),
+        "{}: sidecar.tokenFile: its token can only be checked with authentication.tokenReview enabled \
+         or an authentication.tokenFile",
+        config.file.display()
+    );
+    let upstream = Upstream::connect(&config.upstream).await?;
+    let pod_token = PodToken::load(&config.sidecar.token_file).await.context("sidecar.tokenFile")?;
+    let authenticator = authenticator(&config, &upstream)?.with_default_token(pod_token);
+
+    let tcp = bind("sidecar.listen", config.sidecar.listen).await?;
+    let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
+    tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
+    let grace = config.server.shutdown_grace;
+    run(&config, upstream, authenticator, admin_tcp, Reconcile::No, |service, tunnels| {
+        plain::serve(tcp, service, shutdown_signal(), grace, tunnels)
+    })
+    .await
+}
+
+/// Whether this process materializes the tree upstream.
+#[derive(PartialEq)]
+enum Reconcile {
+    Yes,
+    No,
+}
+
+/// The configured ways to authenticate, shared by `serve` and `sidecar`.
+fn authenticator(config: &Config, upstream: &Upstream) -> anyhow::Result<Authenticator> {
     let static_tokens = match &config.authentication.token_file {
         Some(path) => Some(StaticTokens::load(path).context("authentication.tokenFile")?),
         None => None,
     };
     let token_review =
         config.authentication.token_review.map(|review| TokenReviewer::new(upstream.kube.clone(), review));
-    let authenticator = Authenticator::new(static_tokens, token_review);
-    let tls = Arc::new(tls::server_config(&config.server)?);
+    Ok(Authenticator::new(static_tokens, token_review))
+}
 
-    // Everything that can be wrong with the configuration has been checked; only now bind.
-    let tcp = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
-    let admin_tcp = TcpListener::bind(config.server.admin_listen)
-        .await
-        .with_context(|| format!("server.adminListen: cannot bind {}", config.server.admin_listen))?;
-    tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
+async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| format!("{setting}: cannot bind {address}"))
+}
 
+/// Builds the pipeline, starts hot reload, the admin listener and (for `serve`) the reconciler,
+/// then runs `listen` until it has drained, and stops the rest.
+async fn run<L, F>(
+    config: &Config,
+    upstream: Upstream,
+    authenticator: Authenticator,
+    admin_tcp: TcpListener,
+    reconcile: Reconcile,
+    listen: L,
+) -> anyhow::Result<()>
+where
+    L: FnOnce(ProxyService, Tunnels) -> F,
+    F: Future<Output = ()>,
+{
     let metrics = Metrics::new();
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads publish into it.
@@ -46,7 +105,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone(), Some(audit));
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.
     let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
-    let reconciler = (!config.tree.nodes.is_empty()).then(|| {
+    let reconciler = (reconcile == Reconcile::Yes && !config.tree.nodes.is_empty()).then(|| {
         let reconciler = Reconciler::new(upstream.kube.clone(), trees, ReconcilerOptions::default());
         tokio::spawn(reconciler.run(async move {
             let _ = reconciler_stopped.await;
@@ -58,7 +117,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = admin_stopped.await;
     }));
 
-    listener::serve(tcp, tls, service, shutdown_signal(), config.server.shutdown_grace, tunnels).await;
+    listen(service, tunnels).await;
     let _ = stop_admin.send(());
     let _ = stop_reconciler.send(());
     reload.abort();

@@ -30,6 +30,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Serve the proxy as a sidecar: plain HTTP on loopback for a frontend in the same pod, acting
+    /// as the pod's token or as the end user the frontend names in X-Remote-* headers.
+    Sidecar {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print a kubeconfig that points USER at this Canopy.
     Kubeconfig {
         /// Configuration file.
@@ -83,6 +90,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::serve(config))
+        }
+        Command::Sidecar { config } => {
+            let config = Config::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::sidecar(config))
         }
         Command::Kubeconfig { config, user, token, view } => {
             println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token, view.as_deref())?);
