@@ -94,6 +94,8 @@ pub struct Options {
     pub grace_seconds: Option<u64>,
     /// Serve the tenancy tree of `proxy-config/example.yaml`.
     pub example_tree: bool,
+    /// Client-certificate CommonNames trusted as front proxies (needs `client_ca`).
+    pub front_proxy_names: Vec<String>,
 }
 
 /// The `tree:` section of `proxy-config/example.yaml`.
@@ -121,6 +123,16 @@ impl Canopy {
     }
 
     pub fn start_with(harness: &Harness, options: Options) -> Canopy {
+        Self::spawn(harness, options, None)
+    }
+
+    /// A running `canopy sidecar` whose token file holds `token`; `url` is its plain-HTTP
+    /// loopback address and `dir/token` the token file (rewrite it to rotate the token).
+    pub fn start_sidecar(harness: &Harness, options: Options, token: &str) -> Canopy {
+        Self::spawn(harness, options, Some(token))
+    }
+
+    fn spawn(harness: &Harness, options: Options, sidecar_token: Option<&str>) -> Canopy {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let mut config = format!(
@@ -136,6 +148,15 @@ impl Canopy {
             std::fs::write(dir.path().join("tokens.csv"), tokens).unwrap();
             config.push_str("  tokenFile: tokens.csv\n");
         }
+        if !options.front_proxy_names.is_empty() {
+            config.push_str(&format!("  frontProxyNames: {:?}\n", options.front_proxy_names));
+        }
+        let sidecar_port = sidecar_token.map(|token| {
+            let port = free_port();
+            std::fs::write(dir.path().join("token"), token).unwrap();
+            config.push_str(&format!("sidecar:\n  listen: 127.0.0.1:{port}\n  tokenFile: token\n"));
+            port
+        });
         if options.example_tree {
             config.push_str(&example_tree());
         }
@@ -143,7 +164,7 @@ impl Canopy {
         std::fs::write(&config_path, config).unwrap();
         let stderr_log = dir.path().join("canopy.log");
         let child = Command::new(env!("CARGO_BIN_EXE_canopy"))
-            .args(["serve", "--config"])
+            .args([if sidecar_token.is_some() { "sidecar" } else { "serve" }, "--config"])
             .arg(&config_path)
             .env("CANOPY_LOG", "info,canopy=debug")
             .stdout(std::fs::File::create(dir.path().join("audit.log")).unwrap())
@@ -154,7 +175,10 @@ impl Canopy {
             child,
             ca_file: dir.path().join("tls/ca.crt"),
             dir,
-            url: format!("https://127.0.0.1:{port}"),
+            url: match sidecar_port {
+                Some(sidecar_port) => format!("http://127.0.0.1:{sidecar_port}"),
+                None => format!("https://127.0.0.1:{port}"),
+            },
             admin: format!("127.0.0.1:{admin_port}"),
             config: config_path,
             stderr_log,
