@@ -271,3 +271,45 @@ fn can_i_tells_what_canopy_allows() {
     assert!(resources.contains(&"configmaps") && resources.contains(&"deployments.apps"), "{listed}");
     assert!(!resources.iter().any(|r| r.ends_with(".policy") || r.contains("autoscaling")), "{listed}");
 }
+
+#[test]
+fn rolebinding_subjects_name_virtual_namespaces() {
+    let canopy = canopy();
+    // Alice is admin at acme (edit cannot bind roles); in view acme, web's dev is web-dev.
+    let alice = in_view(&canopy, "alice", "acme");
+    let name = unique("rb");
+    for (i, bin) in Harness::shared().kubectls().into_iter().enumerate() {
+        let name = format!("{name}-{i}");
+        ok(kubectl(
+            &bin,
+            &alice,
+            &[
+                "-n",
+                "web-dev",
+                "create",
+                "rolebinding",
+                &name,
+                "--clusterrole=view",
+                "--serviceaccount=web-dev:builder",
+                "--group=system:serviceaccounts:web-prod",
+            ],
+        ));
+        let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+        let physical = ok(kubectl(
+            &bin,
+            admin,
+            &["-n", "acme-web-dev", "get", "rolebinding", &name, "-o", "jsonpath={.subjects}"],
+        ));
+        assert!(
+            physical.contains("\"namespace\":\"acme-web-dev\"")
+                && physical.contains("system:serviceaccounts:acme-web-prod"),
+            "{physical}"
+        );
+        let seen = ok(kubectl(&bin, &alice, &["-n", "web-dev", "get", "rolebinding", &name, "-o", "json"]));
+        assert!(
+            seen.contains("\"namespace\": \"web-dev\"") && seen.contains("system:serviceaccounts:web-prod"),
+            "{seen}"
+        );
+        assert!(!seen.contains("acme-"), "{seen}");
+    }
+}

@@ -1,7 +1,9 @@
 //! Namespace names inside JSON documents: objects, lists, watch events, Tables and Status
 //! errors. Every string field called `namespace` (object metadata, Events' involvedObject,
-//! RoleBinding subjects, access-review attributes) and the name of every Namespace object is
-//! mapped; the same walk serves requests (virtual → physical) and responses (physical → virtual).
+//! RoleBinding subjects, access-review attributes), the name of every Namespace object and the
+//! namespace inside ServiceAccount user and group names (`system:serviceaccount:<ns>:<name>`,
+//! `system:serviceaccounts:<ns>`, wherever they appear: RoleBinding subjects, reviews) is mapped;
+//! the same walk serves requests (virtual → physical) and responses (physical → virtual).
 
 use serde_json::Value;
 
@@ -28,7 +30,25 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|item| map_namespaces(item, map)),
+        Value::String(text) => map_service_account_name(text, map),
         _ => {}
+    }
+}
+
+const SA_USER: &str = "system:serviceaccount:";
+const SA_GROUP: &str = "system:serviceaccounts:";
+
+/// `system:serviceaccount:<ns>:<name>` and `system:serviceaccounts:<ns>` with `<ns>` mapped.
+pub fn map_service_account_name(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
+    if let Some(rest) = text.strip_prefix(SA_USER)
+        && let Some((namespace, name)) = rest.split_once(':')
+        && let Some(mapped) = map(namespace)
+    {
+        *text = format!("{SA_USER}{mapped}:{name}");
+    } else if let Some(namespace) = text.strip_prefix(SA_GROUP)
+        && let Some(mapped) = map(namespace)
+    {
+        *text = format!("{SA_GROUP}{mapped}");
     }
 }
 
@@ -146,6 +166,23 @@ mod tests {
         map_namespaces(&mut doc, &strip);
         let text = doc["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
         assert!(text.contains("\"namespace\":\"dev\"") && text.ends_with('\n'), "{text}");
+    }
+
+    #[test]
+    fn service_account_users_and_groups_are_mapped() {
+        let mut doc = json!({"subjects": [
+            {"kind": "Group", "name": "system:serviceaccounts:acme-dev"},
+            {"kind": "User", "name": "system:serviceaccount:acme-dev:builder"},
+            {"kind": "User", "name": "system:serviceaccount:kube-system:x"},
+        ], "status": {"userInfo": {"groups": ["system:serviceaccounts", "system:serviceaccounts:acme-dev"]}}});
+        map_namespaces(&mut doc, &strip);
+        assert_eq!(doc["subjects"][0]["name"], "system:serviceaccounts:dev");
+        assert_eq!(doc["subjects"][1]["name"], "system:serviceaccount:dev:builder");
+        assert_eq!(doc["subjects"][2]["name"], "system:serviceaccount:kube-system:x");
+        assert_eq!(
+            doc["status"]["userInfo"]["groups"],
+            json!(["system:serviceaccounts", "system:serviceaccounts:dev"])
+        );
     }
 
     #[test]

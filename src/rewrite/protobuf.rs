@@ -1,7 +1,9 @@
 //! `metadata.namespace` inside a Kubernetes protobuf request body. Clients such as kubectl send
 //! built-in objects as protobuf (`k8s\0` + `runtime.Unknown`), whose `raw` field (2) holds the
 //! object; every built-in object keeps its `ObjectMeta` in field 1, with the namespace in
-//! field 3. Only that one string is rewritten; every other byte is copied as it came.
+//! field 3. Only that string — and, in (Cluster)RoleBindings, each subject's namespace (field 4)
+//! and ServiceAccount user or group name (field 3) — is rewritten; every other byte is copied
+//! as it came.
 //! Self access and rules reviews, which Canopy decides itself, are read into JSON.
 
 /// Why a body could not be rewritten.
@@ -17,11 +19,24 @@ type Replace<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, Malformed>;
 /// Rewrites the object's `metadata.namespace` with `map` (names it refuses stay as they are).
 pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Malformed> {
     let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    let type_meta = strings(envelope)?.into_iter().find(|(n, _)| *n == 1).map(|(_, b)| b).unwrap_or_default();
+    let kind = strings(type_meta)?.into_iter().find(|(n, _)| *n == 2).map(|(_, b)| b).unwrap_or_default();
+    let binding = kind == b"RoleBinding" || kind == b"ClusterRoleBinding";
+    let namespace = |ns: &[u8]| {
+        let name = std::str::from_utf8(ns).map_err(|_| Malformed)?;
+        Ok(map(name).map_or_else(|| ns.to_vec(), String::into_bytes))
+    };
     let unknown = rewrite_field(envelope, 2, &|raw| {
-        rewrite_field(raw, 1, &|meta| {
-            rewrite_field(meta, 3, &|ns| {
-                let name = std::str::from_utf8(ns).map_err(|_| Malformed)?;
-                Ok(map(name).map_or_else(|| ns.to_vec(), String::into_bytes))
+        let raw = rewrite_field(raw, 1, &|meta| rewrite_field(meta, 3, &namespace))?;
+        if !binding {
+            return Ok(raw);
+        }
+        rewrite_field(&raw, 2, &|subject| {
+            let subject = rewrite_field(subject, 4, &namespace)?;
+            rewrite_field(&subject, 3, &|name| {
+                let mut text = String::from_utf8(name.to_vec()).map_err(|_| Malformed)?;
+                super::json::map_service_account_name(&mut text, map);
+                Ok(text.into_bytes())
             })
         })
     })?;
