@@ -42,6 +42,8 @@ impl Token {
 
 /// Namespaces fetched ahead of the one being written.
 const AHEAD: usize = 4;
+/// A namespace's index and its request in flight.
+type Prefetched = (usize, JoinHandle<Result<Response<Body>, Status>>);
 
 type Chunks = mpsc::Sender<Result<Bytes, BoxError>>;
 /// Where the response head goes once known, and the body it will carry.
@@ -101,7 +103,7 @@ impl Merge {
         let mut refusals = Vec::new();
         let mut next = None;
         let mut lowest: Option<(u64, String)> = None;
-        let mut ahead: VecDeque<(usize, JoinHandle<Result<Response<Body>, Status>>)> = VecDeque::new();
+        let mut ahead: VecDeque<Prefetched> = VecDeque::new();
         while index < self.fan.namespaces.len() {
             // Once every remaining request is known (whole lists pinned to one snapshot), the next
             // few are already on their way while this one is written out.
