@@ -110,7 +110,7 @@ fn cross_tenant_attempts_are_refused_without_leaks() {
         (bob.clone(), vec!["get", "configmaps", "-A", "--field-selector", "metadata.namespace=globex-main"], ""),
         // Hidden by discovery, so kubectl itself knows no such resource.
         (bob.clone(), vec!["get", "nodes"], "doesn't have a resource type \"nodes\""),
-        (bob.clone(), vec!["create", "namespace", "sneaky"], "Forbidden"),
+        (as_user(&canopy, "carol"), vec!["create", "namespace", "sneaky"], "Forbidden"),
         (bob.clone(), vec!["delete", "namespace", "prod"], "Forbidden"),
         (as_user(&canopy, "carol"), vec!["-n", "warehouse", "delete", "configmap", "x"], "Forbidden"),
         (as_user(&canopy, "erin"), vec!["get", "namespaces"], "Forbidden"),
