@@ -311,5 +311,7 @@ fn rolebinding_subjects_name_virtual_namespaces() {
             "{seen}"
         );
         assert!(!seen.contains("acme-"), "{seen}");
+        let wide = ok(kubectl(&bin, &alice, &["-n", "web-dev", "get", "rolebinding", &name, "-o", "wide"]));
+        assert!(wide.contains("web-dev/builder") && !wide.contains("acme-"), "{wide}");
     }
 }

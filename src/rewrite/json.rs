@@ -16,6 +16,7 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
             for (key, field) in object.iter_mut() {
                 match (key.as_str(), field) {
                     ("namespace", Value::String(name)) => replace(name, map),
+                    ("cells", Value::Array(cells)) => cells.iter_mut().for_each(|cell| map_cell(cell, map)),
                     (LAST_APPLIED, Value::String(text)) => map_embedded(text, map),
                     ("metadata", Value::Object(metadata)) if is_namespace_object => {
                         if let Some(Value::String(name)) = metadata.get_mut("name") {
@@ -33,6 +34,27 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
         Value::String(text) => map_service_account_name(text, map),
         _ => {}
     }
+}
+
+/// A Table cell: a namespace (`acme-web-dev`), a `namespace/name` reference (RoleBindings'
+/// SERVICEACCOUNTS column) or a comma-separated list of them, or a ServiceAccount user or group.
+fn map_cell(cell: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    let Value::String(text) = cell else { return map_namespaces(cell, map) };
+    let mapped: Vec<String> = text
+        .split(", ")
+        .map(|token| {
+            let mut token = token.to_owned();
+            map_service_account_name(&mut token, map);
+            if let Some(virtual_name) = map(&token) {
+                return virtual_name;
+            }
+            match token.split_once('/') {
+                Some((namespace, rest)) => map(namespace).map_or(token.clone(), |v| format!("{v}/{rest}")),
+                None => token,
+            }
+        })
+        .collect();
+    *text = mapped.join(", ");
 }
 
 const SA_USER: &str = "system:serviceaccount:";
@@ -182,6 +204,27 @@ mod tests {
         assert_eq!(
             doc["status"]["userInfo"]["groups"],
             json!(["system:serviceaccounts", "system:serviceaccounts:dev"])
+        );
+    }
+
+    #[test]
+    fn table_cells_naming_namespaces_are_mapped() {
+        let mut table = json!({"kind": "Table", "rows": [{"cells": [
+            "rb", "ClusterRole/view", "42s", "alice, bob", "system:serviceaccounts:acme-dev", "acme-dev/builder, kube-system/x", 3, "acme-dev"
+        ]}]});
+        map_namespaces(&mut table, &strip);
+        assert_eq!(
+            table["rows"][0]["cells"],
+            json!([
+                "rb",
+                "ClusterRole/view",
+                "42s",
+                "alice, bob",
+                "system:serviceaccounts:dev",
+                "dev/builder, kube-system/x",
+                3,
+                "dev"
+            ])
         );
     }
 
