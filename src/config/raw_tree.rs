@@ -106,6 +106,9 @@ pub struct RawAllow {
     /// Namespace creation inside the subtree.
     #[serde(default)]
     pub namespaces: RawNamespaceAllow,
+    /// Secret types the subtree may see, create and reference from pods (`Opaque`,
+    /// `kubernetes.io/tls`, …). Absent: the parent's; absent all the way up: every type.
+    pub secret_types: Option<Vec<String>>,
 }
 
 /// A rule in RBAC's shape.

@@ -3,6 +3,7 @@
 //! own, or its parent's when it declares none.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::config::raw_tree::{RawAllow, RawClusterRule, RawRule};
 
@@ -34,6 +35,9 @@ pub struct Ceiling {
     pub subresources: BTreeSet<String>,
     pub namespace_create: bool,
     pub namespace_quota: u32,
+    /// Secret types the subtree may see, create and reference, in config order (for error
+    /// paths); `None`: every type (no node up the tree names any, so nothing is filtered).
+    pub secret_types: Option<Arc<Vec<String>>>,
 }
 
 impl Ceiling {
@@ -47,11 +51,17 @@ impl Ceiling {
             subresources: SUBRESOURCES.iter().map(|s| s.to_string()).collect(),
             namespace_create: false,
             namespace_quota: 0,
+            secret_types: None,
         }
     }
 
     /// Compiles a written `allow`, or explains which entry is wrong.
     pub fn compile(raw: &RawAllow) -> Result<Self, (String, String)> {
+        for (i, kind) in raw.secret_types.iter().flatten().enumerate() {
+            if kind.trim().is_empty() || kind == "*" {
+                return Err((format!("secretTypes[{i}]"), format!("{kind:?} is not a secret type; name each type")));
+            }
+        }
         for (i, sub) in raw.subresources.iter().enumerate() {
             if !SUBRESOURCES.contains(&sub.as_str()) {
                 return Err((
@@ -66,6 +76,7 @@ impl Ceiling {
             subresources: raw.subresources.iter().cloned().collect(),
             namespace_create: raw.namespaces.create,
             namespace_quota: raw.namespaces.quota,
+            secret_types: raw.secret_types.clone().map(Arc::new),
         })
     }
 
@@ -77,6 +88,20 @@ impl Ceiling {
     /// May the cluster-scoped `group/resource` be read?
     pub fn allows_cluster_read(&self, group: &str, resource: &str) -> bool {
         self.cluster_read.iter().any(|r| r.matches(group, resource, "get"))
+    }
+
+    /// `self`, taking the parent's secret types when it names none: an `allow` that does not
+    /// mention secret types narrows nothing about them, and widens nothing either.
+    pub fn inheriting_secret_types(mut self, parent: &Ceiling) -> Self {
+        if self.secret_types.is_none() {
+            self.secret_types = parent.secret_types.clone();
+        }
+        self
+    }
+
+    /// May a secret of type `kind` be seen, written and referenced?
+    pub fn allows_secret_type(&self, kind: &str) -> bool {
+        self.secret_types.as_ref().is_none_or(|types| types.iter().any(|t| t == kind))
     }
 
     /// Why `self` is not within `parent`, naming the first excess (relative config path, reason).
@@ -105,6 +130,20 @@ impl Ceiling {
                 "namespaces.quota".into(),
                 format!("quota {} exceeds the parent's {}", self.namespace_quota, parent.namespace_quota),
             ));
+        }
+        match (&self.secret_types, &parent.secret_types) {
+            (None, Some(_)) => {
+                return Some(("secretTypes".into(), "allows every secret type, which the parent does not".into()));
+            }
+            (Some(own), Some(_)) => {
+                if let Some((i, kind)) = own.iter().enumerate().find(|(_, k)| !parent.allows_secret_type(k)) {
+                    return Some((
+                        format!("secretTypes[{i}]"),
+                        format!("allows secret type {kind}, which the parent does not"),
+                    ));
+                }
+            }
+            _ => {}
         }
         None
     }
@@ -193,6 +232,30 @@ mod tests {
         assert_eq!(child.excess_over(&parent).unwrap().0, "namespaces.quota");
         let raw = RawAllow { namespaces: RawNamespaceAllow { create: true, quota: 2 }, ..Default::default() };
         assert_eq!(Ceiling::compile(&raw).unwrap().excess_over(&parent), None);
+    }
+
+    #[test]
+    fn secret_types_are_monotone_and_inherited() {
+        let types = |t: &[&str]| RawAllow {
+            secret_types: Some(t.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        let parent = Ceiling::compile(&types(&["Opaque", "kubernetes.io/tls"])).unwrap();
+        assert_eq!(Ceiling::compile(&types(&["Opaque"])).unwrap().excess_over(&parent), None);
+        let (at, why) =
+            Ceiling::compile(&types(&["Opaque", "kubernetes.io/basic-auth"])).unwrap().excess_over(&parent).unwrap();
+        assert_eq!(at, "secretTypes[1]");
+        assert_eq!(why, "allows secret type kubernetes.io/basic-auth, which the parent does not");
+        // Naming no types under a parent that does: the parent's, not every type.
+        let silent = allow(&[]);
+        assert_eq!(silent.excess_over(&parent).unwrap().0, "secretTypes");
+        let inherited = silent.inheriting_secret_types(&parent);
+        assert_eq!(inherited.excess_over(&parent), None);
+        assert!(inherited.allows_secret_type("kubernetes.io/tls"));
+        assert!(!inherited.allows_secret_type("kubernetes.io/service-account-token"));
+        // No types anywhere: every type, as before secret types existed.
+        assert!(Ceiling::top_default().allows_secret_type("anything.example/custom"));
+        assert_eq!(Ceiling::compile(&types(&["*"])).unwrap_err().0, "secretTypes[0]");
     }
 
     #[test]

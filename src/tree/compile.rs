@@ -78,7 +78,9 @@ impl Tree {
             None => inherited,
             // The platform itself (the root) limits nothing; below it, ceilings only narrow.
             Some(allow) => {
-                let own = Ceiling::compile(allow).map_err(|(p, m)| err(&format!(".allow.{p}"), m))?;
+                let own = Ceiling::compile(allow)
+                    .map_err(|(p, m)| err(&format!(".allow.{p}"), m))?
+                    .inheriting_secret_types(&inherited);
                 if let (Some(_), Some((p, why))) = (parent, own.excess_over(&inherited)) {
                     return Err(err(&format!(".allow.{p}"), format!("node {path} {why}")));
                 }
@@ -300,6 +302,22 @@ nodes:
         let err = compile(&EXAMPLE.replace("subresources: [log]", "subresources: [log, proxy]")).unwrap_err();
         assert_eq!(err.at, "tree.nodes[0].children[1].allow.subresources");
         assert!(err.message.contains("node acme/data grants proxy"), "{err}");
+    }
+
+    #[test]
+    fn secret_types_narrow_down_the_tree_and_default_to_every_type() {
+        let yaml = "nodes: [{name: a, allow: {secretTypes: [Opaque, kubernetes.io/tls]}, children: [{name: b}, {name: c, allow: {}}, {name: d, allow: {secretTypes: [Opaque, kubernetes.io/ssh-auth]}}]}]";
+        let err = compile(yaml).unwrap_err();
+        assert_eq!(err.at, "tree.nodes[0].children[2].allow.secretTypes[1]");
+        assert!(err.message.contains("node a/d allows secret type kubernetes.io/ssh-auth"), "{err}");
+        let tree = compile(&yaml.replace(", kubernetes.io/ssh-auth", "")).unwrap();
+        for path in ["a/b", "a/c"] {
+            let ceiling = &tree.nodes[tree.node(path).unwrap()].ceiling;
+            assert!(ceiling.allows_secret_type("kubernetes.io/tls"), "{path}");
+            assert!(!ceiling.allows_secret_type("kubernetes.io/ssh-auth"), "{path}");
+        }
+        let tree = compile(EXAMPLE).unwrap();
+        assert!(tree.nodes[tree.node("globex").unwrap()].ceiling.secret_types.is_none());
     }
 
     #[test]
