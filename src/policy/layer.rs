@@ -28,6 +28,8 @@ use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
 use super::review::{self, Review};
+use super::secret_gate::SecretGate;
+use super::secrets::SecretFilter;
 
 /// Rewrites a JSON answer.
 type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
@@ -104,6 +106,7 @@ where
                     })
                 }
                 Confined::Answer(response) => Ok(response),
+                Confined::Gated(request, translation, gate) => gate.serve(inner, request, translation).await,
                 Confined::CreateNamespace(request, translation, physical) => {
                     let response = inner.call(request).await?;
                     if response.status().is_success() {
@@ -129,6 +132,8 @@ enum Confined {
     Mapped(Request<Body>, DocumentMap, Option<Translation>),
     /// Answered by Canopy itself.
     Answer(Response<Body>),
+    /// Forward once the view's secret types are checked (see [`super::secret_gate`]).
+    Gated(Request<Body>, Translation, Box<SecretGate>),
     /// Create a tenant's namespace (physical name given), then let the live index catch up.
     CreateNamespace(Request<Body>, Translation, String),
 }
@@ -168,6 +173,8 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     if let Some((_, fields)) = query.iter_mut().find(|(k, _)| k == "fieldSelector") {
         *fields = map_field_selector(fields, info.resource == "namespaces", &|v| names.to_physical(v));
     }
+    // Secrets of other types are filtered from the answer, read whole to be judged.
+    let secrets = SecretFilter::for_request(&tree.nodes[view].ceiling, &info, &mut query);
     let mut path = match &namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
         None => request.uri().path().to_owned(),
@@ -186,6 +193,7 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         namespace: namespace.clone(),
         watch: info.verb == "watch",
         namespaces: info.resource == "namespaces",
+        secrets,
     };
     if create_namespace {
         let (request, physical) = super::namespaces::create_request(tree, view, request).await?;
@@ -207,6 +215,10 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         return Ok(Confined::Across(FanOut { namespaces, info, identity, headers: parts.headers, query, translation }));
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
+    let node = &tree.nodes[view];
+    if let Some(gate) = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)? {
+        return Ok(Confined::Gated(request, translation, Box::new(gate)));
+    }
     Ok(Confined::Forward(request, Some(translation)))
 }
 

@@ -7,6 +7,9 @@
 mod layer;
 mod namespaces;
 mod review;
+mod secret_gate;
+mod secret_refs;
+pub mod secrets;
 
 pub use layer::{TenancyLayer, TenancyService};
 

@@ -54,15 +54,20 @@ pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Byt
     })
 }
 
-/// `body` with every line replaced by `f(line)` followed by a newline.
+/// `body` with every line replaced by `f(line)` followed by a newline; a line `f` maps to
+/// nothing is dropped.
 pub fn translate_lines<F>(body: Body, max_line: usize, f: F) -> Body
 where
     F: Fn(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
 {
-    let stream = split_lines(body, max_line).map(move |line| {
-        let mut out = f(&line?)?;
-        out.push(b'\n');
-        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(out)))
+    let stream = split_lines(body, max_line).filter_map(move |line| {
+        let out = line.and_then(|line| f(&line)).map(|mut out| {
+            (!out.is_empty()).then(|| {
+                out.push(b'\n');
+                http_body::Frame::data(Bytes::from(out))
+            })
+        });
+        futures_util::future::ready(out.transpose())
     });
     body::boxed(StreamBody::new(stream))
 }
@@ -85,6 +90,12 @@ mod tests {
         let body = translate_lines(chunks(&["{\"a\":", "1}\n{\"b\"", ":2}"]), 1024, |l| Ok(l.to_ascii_uppercase()));
         let out = body.collect().await.unwrap().to_bytes();
         assert_eq!(&out[..], b"{\"A\":1}\n{\"B\":2}\n");
+    }
+
+    #[tokio::test]
+    async fn lines_mapped_to_nothing_are_dropped() {
+        let body = translate_lines(chunks(&["a\nb\nc\n"]), 1024, |l| Ok(if l == b"b" { vec![] } else { l.to_vec() }));
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"a\nc\n");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Limited, StreamBody};
 use serde_json::Value;
 
 use crate::body::{self, Body, BoxError};
+use crate::policy::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{map_namespace_names, map_namespaces, map_status_message};
 use crate::status::Status;
@@ -36,11 +37,14 @@ pub struct Translation {
     pub watch: bool,
     /// The response is about Namespace objects, whose names are translated too.
     pub namespaces: bool,
+    /// The response is about secrets in a view that limits their types.
+    pub secrets: Option<SecretFilter>,
 }
 
 impl Translation {
-    /// Translates one JSON document into the view.
-    pub fn apply(&self, value: &mut Value) {
+    /// Translates one JSON document into the view; false when the document is hidden from it
+    /// as a whole (a watch event about a secret of another type, which is then dropped).
+    pub fn apply(&self, value: &mut Value) -> bool {
         let names = ViewNames::new(&self.tree, self.view);
         let to_virtual = |physical: &str| names.to_virtual(physical);
         map_namespaces(value, &to_virtual);
@@ -50,11 +54,15 @@ impl Translation {
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
+        self.secrets.as_ref().is_none_or(|filter| filter.admit(value))
     }
 
+    /// One document translated; empty when it is hidden.
     fn apply_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
         let mut value: Value = serde_json::from_slice(bytes)?;
-        self.apply(&mut value);
+        if !self.apply(&mut value) {
+            return Ok(Vec::new());
+        }
         Ok(serde_json::to_vec(&value)?)
     }
 }

@@ -1,0 +1,251 @@
+//! Secrets by type (design invariant 5), against the real apiserver through the example tree,
+//! where acme/web allows Opaque, TLS, registry, basic-auth and service-account-token secrets
+//! but not `kubernetes.io/ssh-auth`: such a secret is 404 by name, absent from lists (plain,
+//! `-A`, JSON) and watches; it cannot be created; and no pod or pod template may name it — nor a
+//! secret that does not exist.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::tenants::*;
+use common::*;
+
+const HIDDEN: &str = "kubernetes.io/ssh-auth";
+
+fn admin() -> &'static Path {
+    Path::new(Harness::shared().var("ADMIN_KUBECONFIG"))
+}
+
+/// Creates a secret as the platform admin in a physical namespace.
+fn admin_secret(physical: &str, name: &str, kind: &str) {
+    let mut args = vec!["-n", physical, "create", "secret", "generic", name, "--type", kind];
+    args.push(if kind == HIDDEN { "--from-literal=ssh-privatekey=k" } else { "--from-literal=k=v" });
+    ok(kubectl(kubectl_bin(), admin(), &args));
+}
+
+/// Whether the admin sees `kind/name` in the physical namespace.
+fn exists_upstream(physical: &str, kind: &str, name: &str) -> bool {
+    kubectl(kubectl_bin(), admin(), &["-n", physical, "get", kind, name]).status.success()
+}
+
+#[test]
+fn secrets_of_other_types_are_invisible() {
+    let canopy = canopy();
+    let (hidden, shown) = (unique("ssh"), unique("plain"));
+    admin_secret("acme-web-dev", &hidden, HIDDEN);
+    admin_secret("acme-web-dev", &shown, "Opaque");
+    let bob = as_user(&canopy, "bob");
+    let missing = fails(kubectl(kubectl_bin(), &bob, &["-n", "dev", "get", "secret", &hidden]));
+    assert!(
+        missing.contains("(NotFound)") && missing.contains(&format!("secrets \"{hidden}\" not found")),
+        "{missing}"
+    );
+    assert!(!missing.contains("acme-web-dev") && !missing.contains("ssh-auth"), "{missing}");
+    let one = ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "get", "secret", &shown]));
+    assert!(one.contains(&shown) && one.contains("Opaque"), "{one}");
+    for args in [
+        vec!["-n", "dev", "get", "secrets"],
+        vec!["-n", "dev", "get", "secrets", "-o", "wide"],
+        vec!["-n", "dev", "get", "secrets", "-o", "json"],
+        vec!["-n", "dev", "get", "secrets", "-o", "name"],
+        vec!["-n", "dev", "get", "secrets", "--chunk-size", "1"],
+        vec!["get", "secrets", "-A"],
+        vec!["get", "secrets", "-A", "-o", "json"],
+    ] {
+        let listed = ok(kubectl(kubectl_bin(), &bob, &args));
+        assert!(listed.contains(&shown), "{args:?}: {listed}");
+        assert!(!listed.contains(&hidden) && !listed.contains(HIDDEN), "{args:?}: {listed}");
+    }
+    // Deleting it is refused as for a missing secret, and it stays.
+    let delete = fails(kubectl(kubectl_bin(), &bob, &["-n", "dev", "delete", "secret", &hidden]));
+    assert!(delete.contains("(NotFound)"), "{delete}");
+    assert!(exists_upstream("acme-web-dev", "secret", &hidden));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_drop_events_about_secrets_of_other_types() {
+    use futures_util::StreamExt;
+    let canopy = canopy();
+    let token = Harness::shared().token("bob").to_owned();
+    let http = canopy.http();
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    // One namespace (plain and as kubectl's Table watch) and across the view (`-A`).
+    let mut streams = Vec::new();
+    for (path, accept) in [
+        ("/api/v1/namespaces/prod/secrets?watch=true", "application/json"),
+        ("/api/v1/namespaces/prod/secrets?watch=true", table),
+        ("/api/v1/secrets?watch=true", "application/json"),
+    ] {
+        let response = http
+            .get(format!("{}{path}", canopy.url))
+            .header("accept", accept)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        streams.push(response.bytes_stream());
+    }
+    let (hidden, shown) = (unique("w-ssh"), unique("w-plain"));
+    admin_secret("acme-web-prod", &hidden, HIDDEN);
+    admin_secret("acme-web-prod", &shown, "Opaque");
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let mut seen = String::new();
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains(&shown) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "stream {i}: no event for {shown}: {seen}");
+        // The hidden secret was created first, so its event would have come before.
+        assert!(!seen.contains(&hidden) && !seen.contains(HIDDEN), "stream {i}: {seen}");
+        assert!(!seen.contains("acme-web-prod"), "stream {i}: {seen}");
+        for line in seen.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+    }
+}
+
+#[test]
+fn secrets_of_other_types_cannot_be_created() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("mine");
+    let refused = fails(kubectl(
+        kubectl_bin(),
+        &bob,
+        &["-n", "dev", "create", "secret", "generic", &name, "--type", HIDDEN, "--from-literal=ssh-privatekey=k"],
+    ));
+    // `kubectl create secret` words refusals its own way: "failed to create secret … is forbidden".
+    assert!(refused.contains("is forbidden") && refused.contains(HIDDEN), "{refused}");
+    assert!(!refused.contains("acme-web-dev"), "{refused}");
+    assert!(!exists_upstream("acme-web-dev", "secret", &name));
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: dev}}\ntype: {HIDDEN}\nstringData: {{ssh-privatekey: k}}\n"
+    );
+    let applied = fails(kubectl_stdin(kubectl_bin(), &bob, &["apply", "--server-side", "-f", "-"], Some(&manifest)));
+    assert!(applied.contains("(Forbidden)") && applied.contains(HIDDEN), "{applied}");
+    assert!(!exists_upstream("acme-web-dev", "secret", &name));
+    // Allowed types are created as before.
+    ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "create", "secret", "generic", &name, "--from-literal=k=v"]));
+    assert!(exists_upstream("acme-web-dev", "secret", &name));
+}
+
+/// A pod in `dev` whose spec (indented YAML under `spec:`) is `spec`.
+fn pod(name: &str, spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: dev}}\nspec:\n{spec}")
+}
+
+#[test]
+fn pods_may_reference_only_existing_secrets_of_allowed_types() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let (hidden, shown) = (unique("p-ssh"), unique("p-plain"));
+    admin_secret("acme-web-dev", &hidden, HIDDEN);
+    admin_secret("acme-web-dev", &shown, "Opaque");
+    let container = "  - name: m\n    image: idle\n";
+    let references = [
+        (
+            "volume",
+            "spec.volumes[0].secret.secretName",
+            format!("  volumes: [{{name: s, secret: {{secretName: SECRET}}}}]\n  containers:\n{container}"),
+        ),
+        (
+            "projected",
+            "spec.volumes[0].projected.sources[0].secret.name",
+            format!(
+                "  volumes: [{{name: s, projected: {{sources: [{{secret: {{name: SECRET}}}}]}}}}]\n  containers:\n{container}"
+            ),
+        ),
+        (
+            "env",
+            "spec.containers[0].env[0].valueFrom.secretKeyRef.name",
+            format!(
+                "  containers:\n{container}    env: [{{name: E, valueFrom: {{secretKeyRef: {{name: SECRET, key: k}}}}}}]\n"
+            ),
+        ),
+        (
+            "envfrom",
+            "spec.initContainers[0].envFrom[0].secretRef.name",
+            format!(
+                "  initContainers:\n  - name: i\n    image: idle\n    envFrom: [{{secretRef: {{name: SECRET}}}}]\n  containers:\n{container}"
+            ),
+        ),
+        (
+            "pull",
+            "spec.imagePullSecrets[0].name",
+            format!("  imagePullSecrets: [{{name: SECRET}}]\n  containers:\n{container}"),
+        ),
+    ];
+    for (kind, field, spec) in &references {
+        for secret in [hidden.as_str(), "no-such-secret"] {
+            let name = unique(&format!("ref-{kind}"));
+            let manifest = pod(&name, &spec.replace("SECRET", secret));
+            let refused = fails(kubectl_stdin(kubectl_bin(), &bob, &["create", "-f", "-"], Some(&manifest)));
+            assert!(refused.contains("(Forbidden)") && refused.contains(field), "{kind} {secret}: {refused}");
+            assert!(refused.contains(&format!("secret \"{secret}\"")), "{kind} {secret}: {refused}");
+            assert!(!refused.contains(HIDDEN) && !refused.contains("acme-web-dev"), "{refused}");
+            assert!(!exists_upstream("acme-web-dev", "pod", &name), "{kind} {secret}: created upstream");
+        }
+        let name = unique(&format!("ok-{kind}"));
+        ok(kubectl_stdin(
+            kubectl_bin(),
+            &bob,
+            &["create", "-f", "-"],
+            Some(&pod(&name, &spec.replace("SECRET", &shown))),
+        ));
+        assert!(exists_upstream("acme-web-dev", "pod", &name), "{kind}");
+    }
+}
+
+#[test]
+fn pod_templates_may_not_reference_missing_secrets() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("deploy");
+    let missing = unique("missing");
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: x}}}}\n  template:\n    metadata: {{labels: {{app: x}}}}\n    spec:\n      containers: [{{name: m, image: idle, envFrom: [{{secretRef: {{name: {missing}}}}}]}}]\n"
+    );
+    let refused = fails(kubectl_stdin(kubectl_bin(), &bob, &["apply", "-f", "-"], Some(&manifest)));
+    assert!(refused.contains("(Forbidden)"), "{refused}");
+    assert!(refused.contains("spec.template.spec.containers[0].envFrom[0].secretRef.name"), "{refused}");
+    assert!(refused.contains(&missing) && refused.contains("does not exist"), "{refused}");
+    assert!(!exists_upstream("acme-web-dev", "deployment", &name));
+    // Once the secret exists, the same Deployment is accepted.
+    ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "create", "secret", "generic", &missing, "--from-literal=k=v"]));
+    ok(kubectl_stdin(kubectl_bin(), &bob, &["apply", "-f", "-"], Some(&manifest)));
+    assert!(exists_upstream("acme-web-dev", "deployment", &name));
+    // Patches are judged on their result, whatever their type.
+    let hidden = unique("d-ssh");
+    admin_secret("acme-web-dev", &hidden, HIDDEN);
+    let volume = format!(r#"{{"name":"s","secret":{{"secretName":"{hidden}"}}}}"#);
+    for (kind, patch) in [
+        ("strategic", format!(r#"{{"spec":{{"template":{{"spec":{{"volumes":[{volume}]}}}}}}}}"#)),
+        ("merge", format!(r#"{{"spec":{{"template":{{"spec":{{"volumes":[{volume}]}}}}}}}}"#)),
+        ("json", format!(r#"[{{"op":"add","path":"/spec/template/spec/volumes","value":[{volume}]}}]"#)),
+    ] {
+        let refused = fails(kubectl(
+            kubectl_bin(),
+            &bob,
+            &["-n", "dev", "patch", "deployment", &name, "--type", kind, "-p", &patch],
+        ));
+        assert!(
+            refused.contains("(Forbidden)") && refused.contains("spec.template.spec.volumes[0].secret.secretName"),
+            "{kind}: {refused}"
+        );
+    }
+    let volumes = ok(kubectl(
+        kubectl_bin(),
+        admin(),
+        &["-n", "acme-web-dev", "get", "deployment", &name, "-o", "jsonpath={.spec.template.spec.volumes}"],
+    ));
+    assert!(!volumes.contains(&hidden), "{volumes}");
+}

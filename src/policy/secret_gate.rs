@@ -1,0 +1,253 @@
+//! Secrets by type, the requests Canopy must look at before answering (design invariant 5), in
+//! views whose ceiling names secret types:
+//!
+//! - GET of one Secret: a hidden type answers 404 exactly as a missing secret would.
+//! - DELETE of one Secret: looked up first; a hidden one is 404 and stays. Deleting a collection
+//!   is refused, since it would reach hidden secrets.
+//! - create, update and patch of a Secret, a Pod (and its `ephemeralcontainers`) or a pod-bearing
+//!   object: the write is first sent as a dry run, and the object the apiserver *would* store is
+//!   checked — so every patch type and server-side apply are judged on their result, not their
+//!   syntax. A Secret of another type is refused with 403 naming the type; a pod spec naming a
+//!   secret that is missing, unreadable or of another type is refused with 403 naming the field.
+//!   Only then is the write sent for real; a refused write changes nothing upstream.
+//!
+//! Every upstream call here is made as the caller (impersonated, through the same inner service
+//! the tenancy layer forwards with), not as Canopy: a secret the caller may not read upstream is
+//! exactly one a pod of theirs must not mount, so upstream RBAC keeps deciding, and Canopy needs
+//! no read access to tenants' secrets.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+use tower::{Service, ServiceExt};
+
+use super::secret_refs::{SecretRef, is_pod_bearing, secret_refs};
+use super::secrets::{SecretFilter, secret_type};
+use crate::auth::Identity;
+use crate::body::{self, Body};
+use crate::request::RequestInfo;
+use crate::request::info::{encode_query, form_pairs};
+use crate::status::Status;
+use crate::transform::{self, Translation};
+use crate::tree::Ceiling;
+
+/// Largest upstream answer read here (one object; etcd's own limit is 1.5 MiB).
+const MAX_OBJECT: usize = 16 << 20;
+
+/// What is checked around one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// GET of one Secret.
+    Get,
+    /// DELETE of one Secret.
+    Delete,
+    /// A write judged on its dry-run result.
+    Write,
+}
+
+/// A request about secrets or pods that is checked against the view's secret types.
+pub struct SecretGate {
+    check: Check,
+    filter: SecretFilter,
+    identity: Identity,
+    /// `(physical, virtual)` namespace of the request.
+    namespace: (String, String),
+    /// The object named in the path, if any.
+    name: String,
+    view: String,
+}
+
+impl SecretGate {
+    /// The gate for `info` in a view with `ceiling` (at `view`), if the request needs one.
+    pub fn of(
+        ceiling: &Ceiling,
+        view: &str,
+        info: &RequestInfo,
+        identity: &Identity,
+        namespace: &Option<(String, String)>,
+    ) -> Result<Option<Self>, Status> {
+        let Some(namespace) = namespace.clone() else { return Ok(None) };
+        let Some(filter) = SecretFilter::of(ceiling) else { return Ok(None) };
+        let secrets = info.api_group.is_empty() && info.resource == "secrets" && info.subresource.is_empty();
+        let pods = is_pod_bearing(&info.api_group, &info.resource)
+            && (info.subresource.is_empty() || (info.resource == "pods" && info.subresource == "ephemeralcontainers"));
+        let check = match info.verb.as_str() {
+            "get" if secrets => Check::Get,
+            "delete" if secrets => Check::Delete,
+            "deletecollection" if secrets => {
+                return Err(Status::forbidden(format!(
+                    "secrets is forbidden: deleting a collection of secrets is not allowed in view {view}, which limits secret types; delete them by name"
+                )));
+            }
+            "create" | "update" | "patch" if secrets || pods => Check::Write,
+            _ => return Ok(None),
+        };
+        Ok(Some(SecretGate {
+            check,
+            filter,
+            identity: identity.clone(),
+            namespace,
+            name: info.name.clone(),
+            view: view.to_owned(),
+        }))
+    }
+
+    /// Answers `request` (already rewritten for upstream) through `inner`.
+    pub async fn serve<S>(
+        self,
+        inner: S,
+        request: Request<Body>,
+        translation: Translation,
+    ) -> Result<Response<Body>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        match self.check {
+            Check::Get => {
+                let response = inner.oneshot(request).await?;
+                if !response.status().is_success() {
+                    return Ok(transform::response(response, translation));
+                }
+                let (parts, body) = response.into_parts();
+                let bytes = read(body).await?;
+                let mut document: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))?;
+                if !self.filter.admit_one(&mut document) {
+                    return Err(self.not_found());
+                }
+                Ok(transform::response(Response::from_parts(parts, body::full(bytes)), translation))
+            }
+            Check::Delete => {
+                let lookup = self.lookup(&self.name)?;
+                let found = inner.clone().oneshot(lookup).await?;
+                if found.status().is_success() {
+                    let secret = read_json(found.into_body()).await?;
+                    if !self.filter.allows(secret_type(&secret)) {
+                        return Err(self.not_found());
+                    }
+                }
+                Ok(transform::response(inner.oneshot(request).await?, translation))
+            }
+            Check::Write => {
+                let (parts, body) = request.into_parts();
+                let bytes = transform::read_bytes(body).await?;
+                let dry = self.dry_run(&parts, bytes.clone())?;
+                let tried = inner.clone().oneshot(dry).await?;
+                if !tried.status().is_success() {
+                    // The real write would fail the same way; the caller sees why.
+                    return Ok(transform::response(tried, translation));
+                }
+                let object = read_json(tried.into_body()).await?;
+                self.judge(inner.clone(), &object).await?;
+                let request = Request::from_parts(parts, body::full(bytes));
+                Ok(transform::response(inner.oneshot(request).await?, translation))
+            }
+        }
+    }
+
+    /// Refuses `object` (the dry-run result) if it is a Secret of another type or a pod spec
+    /// naming a secret the view may not use.
+    async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+    {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind == "Secret" {
+            let secret = secret_type(object);
+            if !self.filter.allows(secret) {
+                let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&self.name);
+                return Err(Status::forbidden(format!(
+                    "secrets {name:?} is forbidden: secret type {secret:?} is not allowed in view {}",
+                    self.view
+                )));
+            }
+            return Ok(());
+        }
+        let mut checked: Vec<&str> = Vec::new();
+        let refs = secret_refs(object);
+        for SecretRef { name, field } in &refs {
+            if checked.contains(&name.as_str()) {
+                continue;
+            }
+            let found = inner.clone().oneshot(self.lookup(name)?).await?;
+            let status = found.status();
+            let why = if status.is_success() {
+                let secret = read_json(found.into_body()).await?;
+                let secret = secret_type(&secret);
+                if self.filter.allows(secret) {
+                    checked.push(name);
+                    continue;
+                }
+                // Said as "does not exist": the type of a hidden secret is not revealed.
+                format!("which does not exist in namespace {:?}", self.namespace.1)
+            } else if status == http::StatusCode::NOT_FOUND {
+                format!("which does not exist in namespace {:?}", self.namespace.1)
+            } else if status == http::StatusCode::FORBIDDEN {
+                format!("which User {:?} may not read", self.identity.user)
+            } else {
+                return Err(Status::bad_gateway(format!("looking up secret {name:?} answered {status}")));
+            };
+            let object_name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&self.name);
+            return Err(Status::forbidden(format!(
+                "{kind} {object_name:?} is forbidden: {field} names secret {name:?}, {why}; pods may reference only existing secrets of the types allowed in view {}",
+                self.view
+            )));
+        }
+        Ok(())
+    }
+
+    /// GET of secret `name` in the request's namespace, as the caller.
+    fn lookup(&self, name: &str) -> Result<Request<Body>, Status> {
+        let uri = format!("/api/v1/namespaces/{}/secrets/{}", encode_segment(&self.namespace.0), encode_segment(name));
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .header(header::ACCEPT, "application/json")
+            .body(body::empty())
+            .map_err(|_| Status::bad_request("invalid secret name"))?;
+        request.extensions_mut().insert(self.identity.clone());
+        Ok(request)
+    }
+
+    /// The caller's write as a dry run.
+    fn dry_run(&self, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
+        let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
+        query.retain(|(k, _)| k != "dryRun");
+        query.push(("dryRun".into(), "All".into()));
+        let uri = format!("{}?{}", parts.uri.path(), encode_query(&query));
+        let mut request = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .body(body::full(bytes.clone()))
+            .map_err(|_| Status::bad_request("invalid request URI"))?;
+        *request.headers_mut() = parts.headers.clone();
+        request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        request.extensions_mut().insert(self.identity.clone());
+        Ok(request)
+    }
+
+    fn not_found(&self) -> Status {
+        Status::not_found(format!("secrets {:?} not found", self.name))
+    }
+}
+
+/// Percent-encodes one path segment.
+fn encode_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn read(body: Body) -> Result<Bytes, Status> {
+    Ok(Limited::new(body, MAX_OBJECT)
+        .collect()
+        .await
+        .map_err(|e| Status::bad_gateway(format!("cannot read the upstream answer: {e}")))?
+        .to_bytes())
+}
+
+async fn read_json(body: Body) -> Result<Value, Status> {
+    serde_json::from_slice(&read(body).await?)
+        .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))
+}

@@ -1,0 +1,162 @@
+//! The secrets a Pod or pod template names: volumes (and the `secretRef`s of volume plugins such
+//! as CSI's `nodePublishSecretRef`), projected volume sources, `env[].valueFrom.secretKeyRef`,
+//! `envFrom[].secretRef` of every container kind, and `imagePullSecrets`. Pure functions over
+//! JSON objects, each reference with the field path that names it, for error messages.
+
+use serde_json::Value;
+
+/// Objects that carry a pod spec, and where: `(group, resource)` and the path to the spec in
+/// an object of `kind`.
+const POD_BEARING: [(&str, &str, &str, &[&str]); 9] = [
+    ("", "pods", "Pod", &["spec"]),
+    ("", "podtemplates", "PodTemplate", &["template", "spec"]),
+    ("", "replicationcontrollers", "ReplicationController", &["spec", "template", "spec"]),
+    ("apps", "deployments", "Deployment", &["spec", "template", "spec"]),
+    ("apps", "statefulsets", "StatefulSet", &["spec", "template", "spec"]),
+    ("apps", "daemonsets", "DaemonSet", &["spec", "template", "spec"]),
+    ("apps", "replicasets", "ReplicaSet", &["spec", "template", "spec"]),
+    ("batch", "jobs", "Job", &["spec", "template", "spec"]),
+    ("batch", "cronjobs", "CronJob", &["spec", "jobTemplate", "spec", "template", "spec"]),
+];
+
+/// Whether objects of `group/resource` carry a pod spec.
+pub fn is_pod_bearing(group: &str, resource: &str) -> bool {
+    POD_BEARING.iter().any(|(g, r, _, _)| *g == group && *r == resource)
+}
+
+/// A secret named by a pod spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The secret's name (in the object's own namespace).
+    pub name: String,
+    /// Where the object names it, e.g. `spec.template.spec.volumes[0].secret.secretName`.
+    pub field: String,
+}
+
+/// Every secret `object` (a Pod or a pod-bearing object, by its `kind`) names, in field order.
+pub fn secret_refs(object: &Value) -> Vec<SecretRef> {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let Some((_, _, _, path)) = POD_BEARING.iter().find(|(_, _, k, _)| *k == kind) else { return Vec::new() };
+    let Some(spec) = path.iter().try_fold(object, |v, key| v.get(key)) else { return Vec::new() };
+    let mut refs = Refs { out: Vec::new() };
+    refs.pod_spec(spec, &path.join("."));
+    refs.out
+}
+
+struct Refs {
+    out: Vec<SecretRef>,
+}
+
+impl Refs {
+    fn add(&mut self, name: Option<&Value>, field: String) {
+        if let Some(name) = name.and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            self.out.push(SecretRef { name: name.to_owned(), field });
+        }
+    }
+
+    fn pod_spec(&mut self, spec: &Value, at: &str) {
+        for (i, volume) in items(spec, "volumes") {
+            let at = format!("{at}.volumes[{i}]");
+            let Some(sources) = volume.as_object() else { continue };
+            for (plugin, source) in sources {
+                match plugin.as_str() {
+                    "name" => {}
+                    "secret" => self.add(source.get("secretName"), format!("{at}.secret.secretName")),
+                    "projected" => {
+                        for (j, projection) in items(source, "sources") {
+                            let name = projection.get("secret").and_then(|s| s.get("name"));
+                            self.add(name, format!("{at}.projected.sources[{j}].secret.name"));
+                        }
+                    }
+                    "csi" => {
+                        let name = source.get("nodePublishSecretRef").and_then(|s| s.get("name"));
+                        self.add(name, format!("{at}.csi.nodePublishSecretRef.name"));
+                    }
+                    // cephfs, rbd, iscsi, flexVolume, scaleIO, storageos: `secretRef.name`.
+                    _ => {
+                        let name = source.get("secretRef").and_then(|s| s.get("name"));
+                        self.add(name, format!("{at}.{plugin}.secretRef.name"));
+                    }
+                }
+            }
+        }
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            for (c, container) in items(spec, list) {
+                let at = format!("{at}.{list}[{c}]");
+                for (e, env) in items(container, "env") {
+                    let name = env.pointer("/valueFrom/secretKeyRef/name");
+                    self.add(name, format!("{at}.env[{e}].valueFrom.secretKeyRef.name"));
+                }
+                for (e, from) in items(container, "envFrom") {
+                    self.add(from.pointer("/secretRef/name"), format!("{at}.envFrom[{e}].secretRef.name"));
+                }
+            }
+        }
+        for (i, pull) in items(spec, "imagePullSecrets") {
+            self.add(pull.get("name"), format!("{at}.imagePullSecrets[{i}].name"));
+        }
+    }
+}
+
+/// The elements of the array `value[key]`, with their indices.
+fn items<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)> {
+    value.get(key).and_then(Value::as_array).into_iter().flatten().enumerate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names(object: &Value) -> Vec<(String, String)> {
+        secret_refs(object).into_iter().map(|r| (r.name, r.field)).collect()
+    }
+
+    #[test]
+    fn every_reference_kind_of_a_pod_is_found_with_its_field() {
+        // A Pod as the apiserver returns it from a dry-run create (trimmed).
+        let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "acme-web-dev"},
+            "spec": {
+                "volumes": [
+                    {"name": "a", "secret": {"secretName": "vol", "defaultMode": 420}},
+                    {"name": "kube-api-access-x", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token"}},
+                        {"secret": {"name": "proj"}},
+                        {"configMap": {"name": "kube-root-ca.crt"}}]}},
+                    {"name": "c", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "csi"}}},
+                    {"name": "e", "emptyDir": {}}],
+                "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "cm"}}, {"secretRef": {"name": "from"}}]}],
+                "containers": [{"name": "m", "env": [
+                    {"name": "PLAIN", "value": "x"},
+                    {"name": "S", "valueFrom": {"secretKeyRef": {"name": "key", "key": "k"}}}]}],
+                "ephemeralContainers": [{"name": "dbg", "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "eph", "key": "k"}}}]}],
+                "imagePullSecrets": [{"name": "pull"}]}});
+        let found = names(&pod);
+        let expected = [
+            ("vol", "spec.volumes[0].secret.secretName"),
+            ("proj", "spec.volumes[1].projected.sources[1].secret.name"),
+            ("csi", "spec.volumes[2].csi.nodePublishSecretRef.name"),
+            ("from", "spec.initContainers[0].envFrom[1].secretRef.name"),
+            ("key", "spec.containers[0].env[1].valueFrom.secretKeyRef.name"),
+            ("eph", "spec.ephemeralContainers[0].env[0].valueFrom.secretKeyRef.name"),
+            ("pull", "spec.imagePullSecrets[0].name"),
+        ];
+        assert_eq!(found, expected.map(|(n, f)| (n.to_owned(), f.to_owned())));
+    }
+
+    #[test]
+    fn templates_are_found_where_each_kind_keeps_them() {
+        let spec = json!({"containers": [{"name": "m", "envFrom": [{"secretRef": {"name": "s"}}]}]});
+        let deployment = json!({"kind": "Deployment", "spec": {"template": {"spec": spec.clone()}}});
+        assert_eq!(
+            names(&deployment),
+            [("s".to_owned(), "spec.template.spec.containers[0].envFrom[0].secretRef.name".to_owned())]
+        );
+        let cron = json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": spec.clone()}}}}});
+        assert_eq!(names(&cron)[0].1, "spec.jobTemplate.spec.template.spec.containers[0].envFrom[0].secretRef.name");
+        let template = json!({"kind": "PodTemplate", "template": {"spec": spec}});
+        assert_eq!(names(&template)[0].0, "s");
+        assert!(names(&json!({"kind": "ConfigMap", "data": {"spec": "x"}})).is_empty());
+        assert!(is_pod_bearing("batch", "cronjobs") && !is_pod_bearing("", "secrets"));
+    }
+}
