@@ -315,3 +315,27 @@ fn rolebinding_subjects_name_virtual_namespaces() {
         assert!(wide.contains("web-dev/builder") && !wide.contains("acme-"), "{wide}");
     }
 }
+
+#[test]
+fn events_and_namespace_selectors_use_virtual_names() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("event");
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\n  namespace: acme-web-dev\ninvolvedObject:\n  kind: ConfigMap\n  name: {name}\n  namespace: acme-web-dev\nreason: Tested\nmessage: hello\ntype: Normal\n"
+    );
+    let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+    ok(kubectl_stdin(kubectl_bin(), admin, &["create", "-f", "-"], Some(&event)));
+    for bin in Harness::shared().kubectls() {
+        let selector = format!("involvedObject.namespace=dev,involvedObject.name={name}");
+        let seen =
+            ok(kubectl(&bin, &bob, &["-n", "dev", "get", "events", "--field-selector", &selector, "-o", "json"]));
+        assert!(seen.contains(&name) && seen.contains("\"namespace\": \"dev\"") && !seen.contains("acme-"), "{seen}");
+        let named =
+            ok(kubectl(&bin, &bob, &["get", "namespaces", "--field-selector", "metadata.name=dev", "-o", "name"]));
+        assert_eq!(named.trim(), "namespace/dev");
+        let elsewhere =
+            ok(kubectl(&bin, &bob, &["get", "namespaces", "--field-selector", "metadata.name=main", "-o", "name"]));
+        assert!(elsewhere.trim().is_empty(), "{elsewhere}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Pure rewriting between what a view shows and what upstream holds: namespace names
 //! ([`names`]), the JSON and protobuf documents that carry them ([`json`], [`protobuf`]) and field
-//! selectors ([`selector`]).
+//! selectors ([`selector`]); [`fields`] lists every place a name travels.
 
+pub mod fields;
 pub mod json;
 pub mod names;
 pub mod protobuf;
