@@ -103,10 +103,7 @@ fn relay(
         if let Some(rv) = rv {
             bookmarks.progress(k, rv);
         }
-        // An event about an object hidden from the view (a secret of another type) is dropped.
-        if !translation.apply(&mut event) {
-            return Ok(None);
-        }
+        translation.apply(&mut event);
         return Ok(Some(to_line(&event)?));
     }
     let initial_end = event
