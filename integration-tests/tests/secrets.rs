@@ -58,9 +58,15 @@ fn secrets_of_other_types_are_invisible() {
         assert!(listed.contains(&shown), "{args:?}: {listed}");
         assert!(!listed.contains(&hidden) && !listed.contains(HIDDEN), "{args:?}: {listed}");
     }
-    // Deleting it is refused as for a missing secret, and it stays.
+    // Deleting or changing it is refused as for a missing secret, and it stays.
     let delete = fails(kubectl(kubectl_bin(), &bob, &["-n", "dev", "delete", "secret", &hidden]));
     assert!(delete.contains("(NotFound)"), "{delete}");
+    let patch = fails(kubectl(
+        kubectl_bin(),
+        &bob,
+        &["-n", "dev", "patch", "secret", &hidden, "-p", r#"{"data":{"x":"eA=="}}"#],
+    ));
+    assert!(patch.contains("(NotFound)") && !patch.contains(HIDDEN), "{patch}");
     assert!(exists_upstream("acme-web-dev", "secret", &hidden));
 }
 

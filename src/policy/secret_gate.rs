@@ -2,8 +2,8 @@
 //! views whose ceiling names secret types:
 //!
 //! - GET of one Secret: a hidden type answers 404 exactly as a missing secret would.
-//! - DELETE of one Secret: looked up first; a hidden one is 404 and stays. Deleting a collection
-//!   is refused, since it would reach hidden secrets.
+//! - DELETE, update or patch of one Secret: looked up first; a hidden one is 404 and stays as it
+//!   is. Deleting a collection is refused, since it would reach hidden secrets.
 //! - create, update and patch of a Secret, a Pod (and its `ephemeralcontainers`) or a pod-bearing
 //!   object: the write is first sent as a dry run, and the object the apiserver *would* store is
 //!   checked — so every patch type and server-side apply are judged on their result, not their
@@ -55,6 +55,8 @@ pub struct SecretGate {
     namespace: (String, String),
     /// The object named in the path, if any.
     name: String,
+    /// The request is about a Secret (not a pod-bearing object).
+    secret: bool,
     view: String,
 }
 
@@ -89,6 +91,7 @@ impl SecretGate {
             identity: identity.clone(),
             namespace,
             name: info.name.clone(),
+            secret: secrets,
             view: view.to_owned(),
         }))
     }
@@ -120,17 +123,15 @@ impl SecretGate {
                 Ok(transform::response(Response::from_parts(parts, body::full(bytes)), translation))
             }
             Check::Delete => {
-                let lookup = self.lookup(&self.name)?;
-                let found = inner.clone().oneshot(lookup).await?;
-                if found.status().is_success() {
-                    let secret = read_json(found.into_body()).await?;
-                    if !self.filter.allows(secret_type(&secret)) {
-                        return Err(self.not_found());
-                    }
-                }
+                self.refuse_hidden(inner.clone()).await?;
                 Ok(transform::response(inner.oneshot(request).await?, translation))
             }
             Check::Write => {
+                if self.secret && !self.name.is_empty() {
+                    // Updating or patching a hidden secret: it does not exist for the caller (and
+                    // the apiserver's "type is immutable" answer would name its type).
+                    self.refuse_hidden(inner.clone()).await?;
+                }
                 let (parts, body) = request.into_parts();
                 let bytes = transform::read_bytes(body).await?;
                 let dry = self.dry_run(&parts, bytes.clone())?;
@@ -145,6 +146,21 @@ impl SecretGate {
                 Ok(transform::response(inner.oneshot(request).await?, translation))
             }
         }
+    }
+
+    /// 404 when the secret named in the path exists with a type the view does not allow.
+    async fn refuse_hidden<S>(&self, inner: S) -> Result<(), Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+    {
+        let found = inner.oneshot(self.lookup(&self.name)?).await?;
+        if found.status().is_success() {
+            let secret = read_json(found.into_body()).await?;
+            if !self.filter.allows(secret_type(&secret)) {
+                return Err(self.not_found());
+            }
+        }
+        Ok(())
     }
 
     /// Refuses `object` (the dry-run result) if it is a Secret of another type or a pod spec
@@ -250,4 +266,54 @@ async fn read(body: Body) -> Result<Bytes, Status> {
 async fn read_json(body: Body) -> Result<Value, Status> {
     serde_json::from_slice(&read(body).await?)
         .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn gate(
+        ceiling: &Ceiling,
+        group: &str,
+        resource: &str,
+        subresource: &str,
+        verb: &str,
+    ) -> Result<Option<Check>, Status> {
+        let info = RequestInfo {
+            api_group: group.into(),
+            resource: resource.into(),
+            subresource: subresource.into(),
+            verb: verb.into(),
+            name: "x".into(),
+            ..Default::default()
+        };
+        let namespace = Some(("acme-web-dev".to_owned(), "dev".to_owned()));
+        let identity = Identity::new("bob", Vec::<String>::new());
+        Ok(SecretGate::of(ceiling, "acme/web", &info, &identity, &namespace)?.map(|g| g.check))
+    }
+
+    #[test]
+    fn only_secret_reads_and_writes_of_secrets_and_pod_specs_are_gated() {
+        let open = Ceiling::top_default();
+        assert_eq!(gate(&open, "", "secrets", "", "get"), Ok(None), "no secret types named: nothing changes");
+        let mut ceiling = Ceiling::top_default();
+        ceiling.secret_types = Some(Arc::new(vec!["Opaque".into()]));
+        assert_eq!(gate(&ceiling, "", "secrets", "", "get"), Ok(Some(Check::Get)));
+        assert_eq!(gate(&ceiling, "", "secrets", "", "delete"), Ok(Some(Check::Delete)));
+        assert_eq!(gate(&ceiling, "", "secrets", "", "patch"), Ok(Some(Check::Write)));
+        assert_eq!(gate(&ceiling, "", "secrets", "", "list"), Ok(None), "lists are filtered, not gated");
+        assert_eq!(
+            gate(&ceiling, "", "secrets", "", "deletecollection").unwrap_err().code,
+            http::StatusCode::FORBIDDEN
+        );
+        assert_eq!(gate(&ceiling, "", "pods", "", "create"), Ok(Some(Check::Write)));
+        assert_eq!(gate(&ceiling, "", "pods", "ephemeralcontainers", "patch"), Ok(Some(Check::Write)));
+        assert_eq!(gate(&ceiling, "", "pods", "status", "update"), Ok(None));
+        assert_eq!(gate(&ceiling, "apps", "deployments", "scale", "patch"), Ok(None));
+        assert_eq!(gate(&ceiling, "batch", "cronjobs", "", "update"), Ok(Some(Check::Write)));
+        assert_eq!(gate(&ceiling, "", "configmaps", "", "create"), Ok(None));
+        assert_eq!(gate(&ceiling, "", "pods", "", "get"), Ok(None));
+    }
 }
