@@ -103,7 +103,10 @@ fn relay(
         if let Some(rv) = rv {
             bookmarks.progress(k, rv);
         }
-        translation.apply(&mut event);
+        // An event about an object hidden from the view (a secret of another type) is dropped.
+        if !translation.apply(&mut event) {
+            return Ok(None);
+        }
         return Ok(Some(to_line(&event)?));
     }
     let initial_end = event
