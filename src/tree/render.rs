@@ -133,6 +133,9 @@ fn describe(ceiling: &Ceiling) -> String {
     if ceiling.namespace_create {
         let _ = write!(text, "; may create namespaces (quota {})", ceiling.namespace_quota);
     }
+    if let Some(types) = &ceiling.secret_types {
+        let _ = write!(text, "; secret types {}", types.join(","));
+    }
     text
 }
 
@@ -144,7 +147,7 @@ mod tests {
     #[test]
     fn renders_nodes_namespaces_members_and_ceilings() {
         let raw: RawTree = serde_saphyr::from_str(
-            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log]}\n",
+            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log], secretTypes: [Opaque]}\n",
         )
         .unwrap();
         let text = Tree::compile(&raw, "tree").unwrap().render();
@@ -152,7 +155,7 @@ mod tests {
         assert!(text.contains("├── web  (prefix \"acme-web-\")"), "{text}");
         assert!(text.contains("namespaces: acme-web-dev"), "{text}");
         assert!(text.contains("└── data"), "{text}");
-        assert!(text.contains("core/pods [get]; subresources log"), "{text}");
+        assert!(text.contains("core/pods [get]; subresources log; secret types Opaque"), "{text}");
         assert!(text.contains("members: User alice as admin"), "{text}");
         assert!(!text.contains("live:") && !text.contains("[present]"), "{text}");
     }
