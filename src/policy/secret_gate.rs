@@ -9,7 +9,9 @@
 //!   checked — so every patch type and server-side apply are judged on their result, not their
 //!   syntax. A Secret of another type is refused with 403 naming the type; a pod spec naming a
 //!   secret that is missing, unreadable or of another type is refused with 403 naming the field.
-//!   Only then is the write sent for real; a refused write changes nothing upstream.
+//!   A pod spec naming a ConfigMap the caller may not read is refused the same way (a missing one
+//!   is left to the kubelet to wait for, as without Canopy). Only then is the write sent for
+//!   real; a refused write changes nothing upstream.
 //!
 //! Every upstream call here is made as the caller (impersonated, through the same inner service
 //! the tenancy layer forwards with), not as Canopy: a secret the caller may not read upstream is
@@ -22,7 +24,7 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
-use super::secret_refs::{SecretRef, is_pod_bearing, secret_refs};
+use super::secret_refs::{SecretRef, configmap_refs, is_pod_bearing, secret_refs};
 use super::secrets::{SecretFilter, secret_type};
 use crate::auth::Identity;
 use crate::body::{self, Body};
@@ -211,18 +213,42 @@ impl SecretGate {
                 self.view
             )));
         }
+        // ConfigMaps: only those the caller may not read are refused; a missing one is the
+        // kubelet's to wait for, as before.
+        let mut checked: Vec<&str> = Vec::new();
+        let configmaps = configmap_refs(object);
+        for SecretRef { name, field } in &configmaps {
+            if checked.contains(&name.as_str()) {
+                continue;
+            }
+            let found = inner.clone().oneshot(self.get("configmaps", name)?).await?;
+            if found.status() == http::StatusCode::FORBIDDEN {
+                let object_name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&self.name);
+                return Err(Status::forbidden(format!(
+                    "{kind} {object_name:?} is forbidden: {field} names ConfigMap {name:?}, which User {:?} may not read",
+                    self.identity.user
+                )));
+            }
+            checked.push(name);
+        }
         Ok(())
     }
 
     /// GET of secret `name` in the request's namespace, as the caller.
     fn lookup(&self, name: &str) -> Result<Request<Body>, Status> {
-        let uri = format!("/api/v1/namespaces/{}/secrets/{}", encode_segment(&self.namespace.0), encode_segment(name));
+        self.get("secrets", name)
+    }
+
+    /// GET of the core `resource` named `name` in the request's namespace, as the caller.
+    fn get(&self, resource: &str, name: &str) -> Result<Request<Body>, Status> {
+        let uri =
+            format!("/api/v1/namespaces/{}/{resource}/{}", encode_segment(&self.namespace.0), encode_segment(name));
         let mut request = Request::builder()
             .method(Method::GET)
             .uri(uri)
             .header(header::ACCEPT, "application/json")
             .body(body::empty())
-            .map_err(|_| Status::bad_request("invalid secret name"))?;
+            .map_err(|_| Status::bad_request(format!("invalid {resource} name")))?;
         request.extensions_mut().insert(self.identity.clone());
         Ok(request)
     }

@@ -1,4 +1,4 @@
-//! The secrets a Pod or pod template names: volumes (and the `secretRef`s of volume plugins such
+//! The secrets (and ConfigMaps) a Pod or pod template names: volumes (and the `secretRef`s of volume plugins such
 //! as CSI's `nodePublishSecretRef`), projected volume sources, `env[].valueFrom.secretKeyRef`,
 //! `envFrom[].secretRef` of every container kind, and `imagePullSecrets`. Pure functions over
 //! JSON objects, each reference with the field path that names it, for error messages.
@@ -35,11 +35,24 @@ pub struct SecretRef {
 
 /// Every secret `object` (a Pod or a pod-bearing object, by its `kind`) names, in field order.
 pub fn secret_refs(object: &Value) -> Vec<SecretRef> {
+    refs(object, false)
+}
+
+/// Every ConfigMap `object` names (volumes, projected sources, `env`, `envFrom`), in field order.
+pub fn configmap_refs(object: &Value) -> Vec<SecretRef> {
+    refs(object, true)
+}
+
+fn refs(object: &Value, configmaps: bool) -> Vec<SecretRef> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
     let Some((_, _, _, path)) = POD_BEARING.iter().find(|(_, _, k, _)| *k == kind) else { return Vec::new() };
     let Some(spec) = path.iter().try_fold(object, |v, key| v.get(key)) else { return Vec::new() };
     let mut refs = Refs { out: Vec::new() };
-    refs.pod_spec(spec, &path.join("."));
+    if configmaps {
+        refs.configmaps(spec, &path.join("."));
+    } else {
+        refs.pod_spec(spec, &path.join("."));
+    }
     refs.out
 }
 
@@ -96,6 +109,28 @@ impl Refs {
             self.add(pull.get("name"), format!("{at}.imagePullSecrets[{i}].name"));
         }
     }
+
+    fn configmaps(&mut self, spec: &Value, at: &str) {
+        for (i, volume) in items(spec, "volumes") {
+            let at = format!("{at}.volumes[{i}]");
+            self.add(volume.pointer("/configMap/name"), format!("{at}.configMap.name"));
+            for (j, projection) in items(volume.get("projected").unwrap_or(&Value::Null), "sources") {
+                self.add(projection.pointer("/configMap/name"), format!("{at}.projected.sources[{j}].configMap.name"));
+            }
+        }
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            for (c, container) in items(spec, list) {
+                let at = format!("{at}.{list}[{c}]");
+                for (e, env) in items(container, "env") {
+                    let name = env.pointer("/valueFrom/configMapKeyRef/name");
+                    self.add(name, format!("{at}.env[{e}].valueFrom.configMapKeyRef.name"));
+                }
+                for (e, from) in items(container, "envFrom") {
+                    self.add(from.pointer("/configMapRef/name"), format!("{at}.envFrom[{e}].configMapRef.name"));
+                }
+            }
+        }
+    }
 }
 
 /// The elements of the array `value[key]`, with their indices.
@@ -142,6 +177,14 @@ mod tests {
             ("pull", "spec.imagePullSecrets[0].name"),
         ];
         assert_eq!(found, expected.map(|(n, f)| (n.to_owned(), f.to_owned())));
+        let configmaps: Vec<_> = configmap_refs(&pod).into_iter().map(|r| (r.name, r.field)).collect();
+        assert_eq!(
+            configmaps,
+            [
+                ("kube-root-ca.crt".to_owned(), "spec.volumes[1].projected.sources[2].configMap.name".to_owned()),
+                ("cm".to_owned(), "spec.initContainers[0].envFrom[0].configMapRef.name".to_owned()),
+            ]
+        );
     }
 
     #[test]
