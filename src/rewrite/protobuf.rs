@@ -19,8 +19,10 @@ type Replace<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, Malformed>;
 /// Rewrites the object's `metadata.namespace` with `map` (names it refuses stay as they are).
 pub fn map_namespace(body: &[u8], map: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Malformed> {
     let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    // The kind decides whether subjects are rewritten; a type meta that does not parse names none.
     let type_meta = strings(envelope)?.into_iter().find(|(n, _)| *n == 1).map(|(_, b)| b).unwrap_or_default();
-    let kind = strings(type_meta)?.into_iter().find(|(n, _)| *n == 2).map(|(_, b)| b).unwrap_or_default();
+    let kind = strings(type_meta).unwrap_or_default().into_iter().find(|(n, _)| *n == 2).map(|(_, b)| b);
+    let kind = kind.unwrap_or_default();
     let binding = kind == b"RoleBinding" || kind == b"ClusterRoleBinding";
     let namespace = |ns: &[u8]| {
         let name = std::str::from_utf8(ns).map_err(|_| Malformed)?;
@@ -194,6 +196,23 @@ mod tests {
         assert_eq!(mapped, body("acme-web-dev"));
         let untouched = map_namespace(&body("other"), &|_| None).unwrap();
         assert_eq!(untouched, body("other"));
+    }
+
+    #[test]
+    fn rolebinding_subjects_are_mapped() {
+        let map = |ns: &str| (ns == "dev").then(|| "acme-web-dev".to_owned());
+        let binding = |ns: &str, group: &str| {
+            let type_meta = [field(1, b"rbac.authorization.k8s.io/v1"), field(2, b"RoleBinding")].concat();
+            let subjects = [
+                field(2, &[field(1, b"ServiceAccount"), field(3, b"builder"), field(4, ns.as_bytes())].concat()),
+                field(2, &[field(1, b"Group"), field(3, group.as_bytes())].concat()),
+            ]
+            .concat();
+            let object = [field(1, &field(3, ns.as_bytes())), subjects].concat();
+            [MAGIC, &[field(1, &type_meta), field(2, &object)].concat()].concat()
+        };
+        let mapped = map_namespace(&binding("dev", "system:serviceaccounts:dev"), &map).unwrap();
+        assert_eq!(mapped, binding("acme-web-dev", "system:serviceaccounts:acme-web-dev"));
     }
 
     #[test]
