@@ -382,17 +382,22 @@ def write_results(path, section):
         "Produced by `bash bench/run.sh` (see `bench/README.md` for what is measured and the caveats).\n"
         "The section between the markers below is replaced on every run.\n\n"
     )
-    text = None
+    replace_section(path, section, START_MARK, END_MARK, intro)
+
+
+def replace_section(path, section, start_mark, end_mark, intro=""):
+    """Replaces the text between the markers in `path` (appended, after `intro` for a new file)."""
+    text = ""
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
-    block = f"{START_MARK}\n{section.rstrip()}\n{END_MARK}\n"
-    if text and START_MARK in text and END_MARK in text:
-        pre = text[: text.index(START_MARK)]
-        post = text[text.index(END_MARK) + len(END_MARK) :].lstrip("\n")
+    block = f"{start_mark}\n{section.rstrip()}\n{end_mark}\n"
+    if start_mark in text and end_mark in text:
+        pre = text[: text.index(start_mark)]
+        post = text[text.index(end_mark) + len(end_mark) :].lstrip("\n")
         text = pre + block + (("\n" + post) if post else "")
     else:
-        text = intro + block
+        text = (text.rstrip("\n") + "\n\n" if text else intro) + block
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -652,21 +652,7 @@ def render_watch(w):
 
 
 def write_results(path, section):
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    block = f"{START_MARK}\n{section.rstrip()}\n{END_MARK}\n"
-    if START_MARK in text and END_MARK in text:
-        pre = text[: text.index(START_MARK)]
-        post = text[text.index(END_MARK) + len(END_MARK):].lstrip("\n")
-        text = pre + block + (("\n" + post) if post else "")
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + block
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    d.replace_section(path, section, START_MARK, END_MARK)
 
 
 # ---------------------------------------------------------------- main
