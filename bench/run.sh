@@ -27,21 +27,7 @@ canopy_pid=""
 proxy_pid=""
 driver_pid=""
 
-stop_pid() { # NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
-	local name="$1" pid="$2"
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) still running after 10s, killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-	log "stopped $name (pid $pid)"
-}
+. bench/lib.sh # stop_pid
 
 cleanup() {
 	local rc=$?
