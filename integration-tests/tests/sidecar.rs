@@ -207,19 +207,6 @@ async fn a_service_account_token_is_the_pods_identity() {
     ok(kubectl(kubectl_bin(), admin, &["-n", "default", "delete", "serviceaccount", &account]));
 }
 
-fn client_identity(harness: &Harness, user: &str) -> reqwest::Identity {
-    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
-    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(harness.var("CLIENT_CA_KEY")).unwrap()).unwrap();
-    let issuer =
-        Issuer::from_ca_cert_pem(&std::fs::read_to_string(harness.var("CLIENT_CA_CERT")).unwrap(), ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, user);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_takes_front_proxy_headers_from_trusted_certificates_only() {
     let _materialized = tenants::canopy();
@@ -228,7 +215,7 @@ async fn serve_takes_front_proxy_headers_from_trusted_certificates_only() {
     let canopy = Canopy::start_with(harness, options);
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&canopy.ca_file).unwrap()).unwrap();
     let with_cert = |cn: &str| {
-        let identity = client_identity(harness, cn);
+        let identity = client_identity(harness, cn, None);
         reqwest::Client::builder().add_root_certificate(ca.clone()).identity(identity).build().unwrap()
     };
     let cms = format!("{}/api/v1/namespaces/main/configmaps", canopy.url);

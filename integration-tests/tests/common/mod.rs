@@ -346,3 +346,20 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client certificate from the harness's client CA: CN `user`, O `group`.
+pub fn client_identity(harness: &Harness, user: &str, group: Option<&str>) -> reqwest::Identity {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(harness.var("CLIENT_CA_KEY")).unwrap()).unwrap();
+    let issuer =
+        Issuer::from_ca_cert_pem(&std::fs::read_to_string(harness.var("CLIENT_CA_CERT")).unwrap(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, user);
+    if let Some(group) = group {
+        params.distinguished_name.push(DnType::OrganizationName, group);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap()
+}
