@@ -17,6 +17,10 @@ if [ "$started" = 1 ]; then
 fi
 
 cd "$root"
+# The helm e2e test drives the pinned helm that charts/test.sh installs (and checks the chart with).
+if [ -z "${HELM:-}" ] && ! ls target/helm/*/helm >/dev/null 2>&1; then
+	charts/test.sh
+fi
 # Test binaries run one after another; tests inside one run in parallel, each with its own
 # Canopy process and namespaces.
 CANOPY_HARNESS_DIR="$run_dir" cargo test --release --locked "$@"
