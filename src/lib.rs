@@ -3,7 +3,7 @@
 //!
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
 //! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
-//! [`transform`] translate names, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`audit`], [`metrics`] and
+//! [`transform`] translate names, [`mask`] hides fields, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`audit`], [`metrics`] and
 //! [`admin`] report, [`config`] is validated once at load.
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ pub mod config;
 pub mod discovery;
 pub mod fanout;
 pub mod kubeconfig;
+pub mod mask;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;

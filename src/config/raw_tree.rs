@@ -60,9 +60,34 @@ pub struct RawNode {
     pub members: Vec<RawMember>,
     /// The ceiling of this subtree; absent: the parent's.
     pub allow: Option<RawAllow>,
+    /// Field masks of this subtree, added to the ancestors' masks.
+    #[serde(default)]
+    pub masks: Vec<RawMask>,
     /// Nodes below this one; their paths are `<this path>/<name>`.
     #[serde(default)]
     pub children: Vec<RawNode>,
+}
+
+/// A field mask: database-view columns of one resource hidden from (`read`) or closed to
+/// (`write`) the subtree's tenants. Paths are JSONPath (`$.spec.nodeName`,
+/// `$.spec.containers[*].env[?@.name == 'TOKEN']`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Mask")]
+pub struct RawMask {
+    /// `pods`, `deployments.apps`, `nodes`: plural resource name, then its API group.
+    pub resource: String,
+    /// Roles the mask applies to; absent: every role.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Fields stripped from every answer (objects, lists, watch events, Table cells, managed
+    /// fields, last-applied annotations); updates lacking them keep the stored values; tenants
+    /// cannot set or change them.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Fields tenants may see but not set or change (refused with 403 naming the field).
+    #[serde(default)]
+    pub write: Vec<String>,
 }
 
 /// A subject bound at a node.

@@ -3,9 +3,11 @@
 //! prefix, known roles, and ceilings that only narrow going down.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Ceiling, Member, Node, NodeId, OwnedNamespace, Tree, TreeError};
 use crate::config::raw_tree::{RawNode, RawSubjectKind, RawTree};
+use crate::mask::MaskRule;
 
 const BUILTIN_ROLES: [&str; 3] = ["admin", "edit", "view"];
 
@@ -138,6 +140,12 @@ impl Tree {
             }
             members.push(Member { kind: m.kind, name: m.name.clone(), namespace, role: m.role.clone() });
         }
+        let mut masks = parent.map(|p| self.nodes[p].masks.clone()).unwrap_or_default();
+        for (i, mask) in raw.masks.iter().enumerate() {
+            let known_role = |role: &str| BUILTIN_ROLES.contains(&role) || self.roles.contains_key(role);
+            let rule = MaskRule::compile(mask, &known_role).map_err(|(p, m)| err(&format!(".masks[{i}].{p}"), m))?;
+            masks.push(Arc::new(rule));
+        }
         self.by_path.insert(path.clone(), id);
         self.nodes.push(Node {
             name: raw.name.clone(),
@@ -149,6 +157,7 @@ impl Tree {
             namespaces,
             members,
             ceiling,
+            masks,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::auth::Identity;
 use crate::config::raw_tree::RawSubjectKind;
+use crate::mask::MaskRule;
 
 /// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
@@ -76,6 +77,8 @@ pub struct Node {
     pub members: Vec<Member>,
     /// Effective ceiling (own, or the parent's).
     pub ceiling: Ceiling,
+    /// Mask rules in force here: the ancestors', then the node's own.
+    pub masks: Vec<Arc<MaskRule>>,
 }
 
 /// A namespace declared in the config.
