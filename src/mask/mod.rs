@@ -15,6 +15,12 @@ use std::sync::Arc;
 use crate::config::raw_tree::RawMask;
 pub use path::{MaskPath, PathError};
 
+/// Whether masks hold for requests on `subresource`: the object itself and the subresources
+/// that read or write the whole object.
+pub fn covers_subresource(subresource: &str) -> bool {
+    matches!(subresource, "" | "status" | "ephemeralcontainers")
+}
+
 /// A compiled mask rule of one node.
 #[derive(Debug, Clone)]
 pub struct MaskRule {

@@ -8,7 +8,8 @@
 //!   cannot map back to paths, so a cell is masked by its *value*: Canopy asks upstream for each
 //!   row's full object (`includeObject=Object`), collects the masked values there, replaces every
 //!   cell showing one (whole, or as an item of a comma-separated list) with `<masked>`, then cuts
-//!   the embedded object back to what the caller asked for, masked. A row without an object
+//!   the embedded object back to what the caller asked for, masked. The first cell, the object's
+//!   name, is never masked (a node's addresses include its host name). A row without an object
 //!   keeps only its name cell: masks fail closed.
 
 use serde_json::{Map, Value, json};
@@ -30,6 +31,18 @@ pub struct ReadMask {
 }
 
 impl ReadMask {
+    /// The read mask of a request, widening a read's `query` to `includeObject=Object` so Table
+    /// cells can be judged on the rows' objects.
+    pub fn for_request(mask: &std::sync::Arc<Mask>, verb: &str, query: &mut Vec<(String, String)>) -> Self {
+        let mut include_object = None;
+        if !mask.read.is_empty() && matches!(verb, "get" | "list" | "watch") {
+            include_object = query.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.clone());
+            query.retain(|(k, _)| k != "includeObject");
+            query.push(("includeObject".into(), "Object".into()));
+        }
+        ReadMask { mask: std::sync::Arc::clone(mask), include_object }
+    }
+
     /// Masks a whole answer: an object, a list, a Table or a watch event.
     pub fn apply(&self, document: &mut Value) {
         if self.mask.read.is_empty() {
@@ -66,10 +79,11 @@ impl ReadMask {
                 _ => None,
             };
             if let Some(Value::Array(cells)) = row.get_mut("cells") {
-                for (i, cell) in cells.iter_mut().enumerate() {
+                // The first cell is the object's name, which no mask hides.
+                for cell in cells.iter_mut().skip(1) {
                     let shows_hidden = match &hidden {
                         Some(hidden) => cell_shows(cell, hidden),
-                        None => i > 0,
+                        None => true,
                     };
                     if shows_hidden {
                         *cell = Value::String(MASKED.to_owned());
@@ -106,7 +120,7 @@ fn cell_shows(cell: &Value, hidden: &[String]) -> bool {
         Value::Number(n) => n.to_string(),
         _ => return false,
     };
-    hidden.iter().any(|h| *h == text)
+    hidden.contains(&text)
         || (text.contains(',') && text.split(',').any(|t| hidden.iter().any(|h| h == t.trim())))
 }
 
@@ -247,14 +261,14 @@ mod tests {
     fn table_cells_showing_masked_values_are_masked_and_objects_cut_back() {
         let table = || {
             json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": [
-                {"cells": ["p", "Running", "10.1.0.3", "node-1", "<none>", "node-1, node-2"], "object": pod()}
+                {"cells": ["node-1", "Running", "10.1.0.3", "node-1", "<none>", "node-1, node-2"], "object": pod()}
             ]})
         };
         let mut t = table();
         read(&POD_PATHS, None).apply(&mut t);
-        assert_eq!(t["rows"][0]["cells"], json!(["p", "Running", "10.1.0.3", MASKED, "<none>", MASKED]));
+        assert_eq!(t["rows"][0]["cells"], json!(["node-1", "Running", "10.1.0.3", MASKED, "<none>", MASKED]));
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-        assert!(!t.to_string().contains("node-1"), "{t}");
+        assert!(!t["rows"][0]["object"].to_string().contains("node-1"), "{t}");
         let mut t = table();
         read(&POD_PATHS, Some("None")).apply(&mut t);
         assert!(t["rows"][0].get("object").is_none());

@@ -26,22 +26,48 @@ impl Mask {
 
     /// The first guarded field whose value differs between `stored` and `result`, if any.
     pub fn change_violation(&self, stored: &Value, result: &Value) -> Option<String> {
-        self.guarded()
-            .find(|path| {
-                let values = |doc: &Value| -> Vec<(Location, Value)> {
-                    let mut found: Vec<(Location, Value)> = path
-                        .locate(doc)
-                        .into_iter()
-                        .filter(|location| !server_maintained(location))
-                        .filter_map(|location| get(doc, &location).cloned().map(|v| (location, v)))
-                        .filter(|(_, v)| !v.is_null())
-                        .collect();
-                    found.sort_by(|a, b| a.0.cmp(&b.0));
-                    found
-                };
-                values(stored) != values(result)
-            })
-            .map(|path| self.refusal(path, "changes"))
+        self.differing(stored, result).map(|path| self.refusal(path, "changes"))
+    }
+
+    /// For a create Canopy could not read: the first guarded field whose value in `result`
+    /// (the created object) differs from `defaults` (the object created without the guarded
+    /// fields), so set by the tenant rather than by the apiserver's defaults.
+    pub fn set_beyond_defaults(&self, defaults: &Value, result: &Value) -> Option<String> {
+        self.differing(defaults, result).map(|path| self.refusal(path, "sets"))
+    }
+
+    /// `object` without its guarded fields, server-set metadata and status: what to create to
+    /// learn the apiserver's defaults for them.
+    pub fn without_guarded(&self, object: &Value) -> Value {
+        let mut bare = object.clone();
+        let locations = self.guarded().flat_map(|path| path.locate(&bare)).collect();
+        path::remove_all(&mut bare, locations);
+        if let Some(Value::Object(metadata)) = bare.get_mut("metadata") {
+            SERVER_MAINTAINED.iter().for_each(|field| {
+                metadata.remove(*field);
+            });
+        }
+        if let Value::Object(map) = &mut bare {
+            map.remove("status");
+        }
+        bare
+    }
+
+    fn differing(&self, stored: &Value, result: &Value) -> Option<&path::MaskPath> {
+        self.guarded().find(|path| {
+            let values = |doc: &Value| -> Vec<(Location, Value)> {
+                let mut found: Vec<(Location, Value)> = path
+                    .locate(doc)
+                    .into_iter()
+                    .filter(|location| !server_maintained(location))
+                    .filter_map(|location| get(doc, &location).cloned().map(|v| (location, v)))
+                    .filter(|(_, v)| !v.is_null())
+                    .collect();
+                found.sort_by(|a, b| a.0.cmp(&b.0));
+                found
+            };
+            values(stored) != values(result)
+        })
     }
 
     /// Puts the stored values of read-masked fields that `body` (a full update) lacks back, so an
@@ -144,6 +170,17 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn encoded_creates_are_judged_against_the_defaults() {
+        let m = pods();
+        let defaults = json!({"spec": {"tolerations": [{"key": "not-ready"}]}});
+        let result = json!({"metadata": {"uid": "u", "name": "p"}, "spec": {"tolerations": [{"key": "not-ready"}]}, "status": {}});
+        assert_eq!(m.set_beyond_defaults(&defaults, &result), None);
+        assert_eq!(m.without_guarded(&result), json!({"metadata": {"name": "p"}, "spec": {}}));
+        let pinned = json!({"spec": {"tolerations": [{"key": "not-ready"}], "nodeName": "n1"}});
+        assert!(m.set_beyond_defaults(&defaults, &pinned).unwrap().contains("sets field spec.nodeName"));
     }
 
     #[test]

@@ -27,9 +27,12 @@ use crate::transform::{self, Translation};
 use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
+use super::mask_gate::MaskGate;
 use super::review::{self, Review};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
+use crate::mask::Mask;
+use crate::mask::read::ReadMask;
 
 /// Rewrites a JSON answer.
 type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
@@ -106,7 +109,7 @@ where
                     })
                 }
                 Confined::Answer(response) => Ok(response),
-                Confined::Gated(request, translation, gate) => gate.serve(inner, request, translation).await,
+                Confined::Gated(request, translation, gates) => gates.serve(inner, request, translation).await,
                 Confined::CreateNamespace(request, translation, physical) => {
                     let response = inner.call(request).await?;
                     if response.status().is_success() {
@@ -120,7 +123,6 @@ where
 }
 
 /// A confined request.
-#[expect(clippy::large_enum_variant, reason = "made once per request and consumed at once")]
 enum Confined {
     /// Forward the rewritten request and translate the answer as told (`None`: nothing to
     /// translate).
@@ -132,10 +134,39 @@ enum Confined {
     Mapped(Request<Body>, DocumentMap, Option<Translation>),
     /// Answered by Canopy itself.
     Answer(Response<Body>),
-    /// Forward once the view's secret types are checked (see [`super::secret_gate`]).
-    Gated(Request<Body>, Translation, Box<SecretGate>),
+    /// Forward once the write is judged (see [`Gates`]).
+    Gated(Request<Body>, Translation, Gates),
     /// Create a tenant's namespace (physical name given), then let the live index catch up.
     CreateNamespace(Request<Body>, Translation, String),
+}
+
+/// The checks a request passes before it is sent: write masks, then secret types.
+struct Gates {
+    mask: Option<MaskGate>,
+    secrets: Option<Box<SecretGate>>,
+}
+
+impl Gates {
+    async fn serve<S>(
+        self,
+        inner: S,
+        request: Request<Body>,
+        translation: Translation,
+    ) -> Result<Response<Body>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        use tower::ServiceExt;
+        let request = match self.mask {
+            Some(gate) => gate.check(inner.clone(), request).await?,
+            None => request,
+        };
+        match self.secrets {
+            Some(gate) => gate.serve(inner, request, translation).await,
+            None => Ok(transform::response(inner.oneshot(request).await?, translation)),
+        }
+    }
 }
 
 /// Applies the tenancy decision to `request`.
@@ -173,7 +204,12 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     if let Some((_, fields)) = query.iter_mut().find(|(k, _)| k == "fieldSelector") {
         *fields = map_field_selector(fields, info.resource == "namespaces", &|v| names.to_physical(v));
     }
-    // Secrets of other types are filtered from the answer, read whole to be judged.
+    // Masked fields are stripped from the answer; Tables are read with whole objects to find
+    // the cells showing them. Then secrets of other types are filtered, read whole to be judged.
+    let role = tree.member_at(&identity, view).map(|m| m.role.as_str());
+    let mask = Mask::of(&tree.nodes[view].masks, &tree.nodes[view].path, &info.api_group, &info.resource, role)
+        .filter(|_| crate::mask::covers_subresource(&info.subresource));
+    let read_mask = mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.verb, &mut query));
     let secrets = SecretFilter::for_request(&tree.nodes[view].ceiling, &info, &mut query);
     let mut path = match &namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
@@ -194,6 +230,7 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         watch: info.verb == "watch",
         namespaces: info.resource == "namespaces",
         secrets,
+        mask: read_mask,
     };
     if create_namespace {
         let (request, physical) = super::namespaces::create_request(tree, view, request).await?;
@@ -216,8 +253,15 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     let node = &tree.nodes[view];
-    if let Some(gate) = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)? {
-        return Ok(Confined::Gated(request, translation, Box::new(gate)));
+    let gates = Gates {
+        mask: match &mask {
+            Some(mask) => MaskGate::of(mask, &info, &identity)?,
+            None => None,
+        },
+        secrets: SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?.map(Box::new),
+    };
+    if gates.mask.is_some() || gates.secrets.is_some() {
+        return Ok(Confined::Gated(request, translation, gates));
     }
     Ok(Confined::Forward(request, Some(translation)))
 }

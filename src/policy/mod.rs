@@ -4,7 +4,9 @@
 //! subresources within the view's ceiling, cluster-scoped resources only when allowlisted for
 //! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
 
+mod as_caller;
 mod layer;
+mod mask_gate;
 mod namespaces;
 mod review;
 mod secret_gate;

@@ -18,24 +18,19 @@
 //! exactly one a pod of theirs must not mount, so upstream RBAC keeps deciding, and Canopy needs
 //! no read access to tenants' secrets.
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, header};
-use http_body_util::{BodyExt, Limited};
+use http::{Request, Response};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
+use super::as_caller::{self, encode_segment, read, read_json};
 use super::secret_refs::{SecretRef, configmap_refs, is_pod_bearing, secret_refs};
 use super::secrets::{SecretFilter, secret_type};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
-use crate::request::info::{encode_query, form_pairs};
 use crate::status::Status;
 use crate::transform::{self, Translation};
 use crate::tree::Ceiling;
-
-/// Largest upstream answer read here (one object; etcd's own limit is 1.5 MiB).
-const MAX_OBJECT: usize = 16 << 20;
 
 /// What is checked around one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +131,7 @@ impl SecretGate {
                 }
                 let (parts, body) = request.into_parts();
                 let bytes = transform::read_bytes(body).await?;
-                let dry = self.dry_run(&parts, bytes.clone())?;
+                let dry = as_caller::dry_run(&self.identity, &parts, bytes.clone())?;
                 let tried = inner.clone().oneshot(dry).await?;
                 if !tried.status().is_success() {
                     // The real write would fail the same way; the caller sees why.
@@ -243,55 +238,12 @@ impl SecretGate {
     fn get(&self, resource: &str, name: &str) -> Result<Request<Body>, Status> {
         let uri =
             format!("/api/v1/namespaces/{}/{resource}/{}", encode_segment(&self.namespace.0), encode_segment(name));
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            .header(header::ACCEPT, "application/json")
-            .body(body::empty())
-            .map_err(|_| Status::bad_request(format!("invalid {resource} name")))?;
-        request.extensions_mut().insert(self.identity.clone());
-        Ok(request)
-    }
-
-    /// The caller's write as a dry run.
-    fn dry_run(&self, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
-        let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
-        query.retain(|(k, _)| k != "dryRun");
-        query.push(("dryRun".into(), "All".into()));
-        let uri = format!("{}?{}", parts.uri.path(), encode_query(&query));
-        let mut request = Request::builder()
-            .method(parts.method.clone())
-            .uri(uri)
-            .body(body::full(bytes.clone()))
-            .map_err(|_| Status::bad_request("invalid request URI"))?;
-        *request.headers_mut() = parts.headers.clone();
-        request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        request.extensions_mut().insert(self.identity.clone());
-        Ok(request)
+        as_caller::get(&self.identity, &uri)
     }
 
     fn not_found(&self) -> Status {
         Status::not_found(format!("secrets {:?} not found", self.name))
     }
-}
-
-/// Percent-encodes one path segment.
-fn encode_segment(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-async fn read(body: Body) -> Result<Bytes, Status> {
-    Ok(Limited::new(body, MAX_OBJECT)
-        .collect()
-        .await
-        .map_err(|e| Status::bad_gateway(format!("cannot read the upstream answer: {e}")))?
-        .to_bytes())
-}
-
-async fn read_json(body: Body) -> Result<Value, Status> {
-    serde_json::from_slice(&read(body).await?)
-        .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Limited, StreamBody};
 use serde_json::Value;
 
 use crate::body::{self, Body, BoxError};
+use crate::mask::read::ReadMask;
 use crate::policy::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{map_namespace_names, map_namespaces, map_status_message};
@@ -39,6 +40,8 @@ pub struct Translation {
     pub namespaces: bool,
     /// The response is about secrets in a view that limits their types.
     pub secrets: Option<SecretFilter>,
+    /// Read masks on the resource.
+    pub mask: Option<ReadMask>,
 }
 
 impl Translation {
@@ -54,7 +57,14 @@ impl Translation {
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
-        self.secrets.as_ref().is_none_or(|filter| filter.admit(value))
+        // Secrets are judged on whole objects first; the mask then strips and cuts Tables back.
+        if !self.secrets.as_ref().is_none_or(|filter| filter.admit(value)) {
+            return false;
+        }
+        if let Some(mask) = &self.mask {
+            mask.apply(value);
+        }
+        true
     }
 
     /// One document translated; empty when it is hidden.
