@@ -68,7 +68,11 @@ enum Command {
         live: bool,
     },
     /// Print the JSON schema of the configuration file (for editors).
-    Schema,
+    Schema {
+        /// Print the configuration reference in Markdown instead (docs/config-reference.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -115,8 +119,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", config.tree.render_live(&namespaces));
             Ok(())
         }
-        Command::Schema => {
+        Command::Schema { markdown: false } => {
             print!("{}", canopy::config::schema::render());
+            Ok(())
+        }
+        Command::Schema { markdown: true } => {
+            print!("{}", canopy::config::reference::render(&canopy::config::schema::json_schema()));
             Ok(())
         }
     }
