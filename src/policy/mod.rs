@@ -6,7 +6,7 @@
 
 mod layer;
 mod namespaces;
-mod review;
+pub mod review;
 mod secret_gate;
 mod secret_refs;
 pub mod secrets;
