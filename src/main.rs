@@ -148,7 +148,11 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("canopy: {error:#}");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("canopy: {error:#}"),
+                // Every line on stderr stays one JSON object for log pipelines.
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "canopy failed"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,13 +1,15 @@
 //! The platform team's commands against the real apiserver: `canopy who-can` (members the tree
 //! lets reach a namespace, refused by the ceiling where it forbids what RBAC allows),
 //! `canopy access-matrix` (a reader's read-only access; nothing for a member of no node), clear
-//! errors for bad arguments.
+//! errors for bad arguments, and `--log-format json` logs.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::tenants::{self, kubectl_bin};
 use common::*;
@@ -202,4 +204,57 @@ fn bad_arguments_fail_naming_what_is_wrong() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&output.stderr).contains("error: "), "{args:?}");
     }
+}
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    let harness = Harness::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("canopy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: 127.0.0.1:{}\n  adminListen: 127.0.0.1:{}\n  tls:\n    generatedDir: tls\nupstream:\n  kubeconfig: {}\n",
+            free_port(),
+            free_port(),
+            harness.var("CANOPY_UPSTREAM_KUBECONFIG")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canopy"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let serving = loop {
+        assert!(Instant::now() < deadline, "no \"serving\" line");
+        let line = lines.next().expect("canopy exited").unwrap();
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["fields"]["message"] == "serving" {
+            break entry;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(serving["level"], "INFO");
+    assert!(serving["fields"]["listen"].as_str().unwrap().starts_with("127.0.0.1:"), "{serving}");
+    assert!(serving["timestamp"].is_string(), "{serving}");
+
+    // A fatal error is a JSON line too, naming the file and config path.
+    std::fs::write(&config, "server:\n  listen: nowhere\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_canopy"))
+        .args(["--log-format", "json", "check-config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let entry: Value =
+        serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr}"));
+    assert_eq!(entry["level"], "ERROR");
+    assert!(entry["fields"]["error"].as_str().unwrap().contains("server.listen"), "{entry}");
 }
