@@ -36,30 +36,29 @@ pub fn rows(resources: &[ApiResource], namespaced: bool) -> Vec<&ApiResource> {
 
 /// Every cell of `rows` that the resource serves, decided as far as the tree decides it.
 pub fn plan(tree: &Tree, identity: &Identity, place: &Place, rows: &[&ApiResource]) -> Vec<Cell> {
-    let refusal = match (&place.view, &place.namespace) {
-        (Err(reason), _) => Some(reason.clone()),
-        (Ok(view), Some(physical)) if !ViewNames::new(tree, *view).owns(physical) => {
-            Some(format!("namespace {physical:?} is outside view {}", tree.nodes[*view].path))
-        }
-        _ => None,
-    };
+    // The view and the namespace's name there, or why every cell is refused.
+    let standing = place.view.clone().and_then(|view| match &place.namespace {
+        None => Ok((view, String::new())),
+        Some(physical) => ViewNames::new(tree, view)
+            .to_virtual(physical)
+            .map(|name| (view, name))
+            .ok_or_else(|| format!("namespace {physical:?} is outside view {}", tree.nodes[view].path)),
+    });
     let mut cells = Vec::new();
     for (index, resource) in rows.iter().enumerate() {
         for verb in VERBS.iter().copied().filter(|verb| resource.verbs.iter().any(|v| v == verb)) {
-            let pending = match (&refusal, &place.view) {
-                (Some(reason), _) => Pending { gate: Gate::Refused(reason.clone()), question: None },
-                (None, Ok(view)) => {
-                    let namespace = place.namespace.as_deref().and_then(|p| ViewNames::new(tree, *view).to_virtual(p));
+            let pending = match &standing {
+                Err(reason) => Pending { gate: Gate::Refused(reason.clone()), question: None },
+                Ok((view, namespace)) => {
                     let ask = Ask {
                         verb: verb.to_owned(),
                         group: resource.group.clone(),
                         resource: resource.resource.clone(),
-                        namespace: namespace.unwrap_or_default(),
+                        namespace: namespace.clone(),
                         ..Ask::default()
                     };
                     Pending::new(tree, *view, identity, ask)
                 }
-                (None, Err(reason)) => Pending { gate: Gate::Refused(reason.clone()), question: None },
             };
             cells.push((index, verb, pending));
         }

@@ -7,13 +7,12 @@
 //! A subject bound at several nodes is asked about once, in its highest view and, there, with
 //! the membership nearest to it, as Canopy picks it at request time.
 
-use serde::Serialize;
-
-use super::resources::Target;
 use std::collections::BTreeSet;
 
+use serde::Serialize;
 use serde_json::Value;
 
+use super::resources::Target;
 use super::{Ask, By, GROUP_PROBE_USER, Gate, Pending, Verdict, identity, table, verdicts};
 use crate::auth::Identity;
 use crate::config::raw_tree::RawSubjectKind;
