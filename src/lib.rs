@@ -3,10 +3,13 @@
 //!
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
 //! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
-//! [`transform`] translate names, [`mask`] hides fields, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`audit`], [`metrics`] and
-//! [`admin`] report, [`config`] is validated once at load.
+//! [`transform`] translate names, [`mask`] hides fields, [`fanout`] answers `-A`, [`upstream`]
+//! forwards; [`status`] renders every error, [`audit`], [`metrics`] and [`admin`] report,
+//! [`config`] is validated once at load; [`access`] answers who may do what where, for the
+//! platform team.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod audit;

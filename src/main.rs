@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use canopy::access::command::{self as access, Format, MatrixArgs, WhoCanArgs};
 use canopy::config::Config;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "canopy", version, about = "A virtual-cluster API proxy for Kubernetes")]
@@ -67,8 +68,76 @@ enum Command {
         #[arg(long)]
         live: bool,
     },
+    /// Who may do VERB on RESOURCE through Canopy: the members whose nodes reach the namespace,
+    /// each decided by its view's ceiling, then by the apiserver asked as that member.
+    WhoCan {
+        /// `get`, `list`, `create`, `delete`, … (`*` for every verb).
+        verb: String,
+        /// `pods`, `deployments.apps`, `deploy`, `pods/exec`, …
+        resource: String,
+        /// Namespace, named as `--view` names it (physical without `--view`); absent: every
+        /// namespace of the view (of the tree, without `--view`).
+        #[arg(long, short)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// What USER may do through Canopy: resources × verbs (get list watch create update patch
+    /// delete), each cell decided as Canopy decides the request.
+    AccessMatrix {
+        /// User name (`alice`, `system:serviceaccount:ns:name`).
+        #[arg(long)]
+        user: String,
+        /// The user's groups, comma-separated (`system:authenticated` is always added).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Namespace, named as `--view` names it (physical without `--view`); absent: the
+        /// cluster-scoped resources.
+        #[arg(long, short)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the JSON schema of the configuration file (for editors).
-    Schema,
+    Schema {
+        /// Print the configuration reference in Markdown instead (docs/config-reference.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// What `who-can` and `access-matrix` share.
+#[derive(Args)]
+struct Common {
+    /// Configuration file.
+    #[arg(long, short, env = "CANOPY_CONFIG")]
+    config: PathBuf,
+    /// View (tree path, e.g. `acme/web`) the question is asked in; default: the user's home node
+    /// (`access-matrix`), each member's own node (`who-can`).
+    #[arg(long)]
+    view: Option<String>,
+    /// Ask the apiserver with this kubeconfig instead of the config's `upstream` (it needs
+    /// `impersonate` on users, groups and service accounts).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context within `--kubeconfig`.
+    #[arg(long, requires = "kubeconfig")]
+    context: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+impl Common {
+    /// The config, its upstream replaced by `--kubeconfig` if given.
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(&self.config)?;
+        if let Some(kubeconfig) = &self.kubeconfig {
+            config.upstream.kubeconfig = Some(kubeconfig.clone());
+            config.upstream.context = self.context.clone();
+        }
+        Ok(config)
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,7 +148,11 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("canopy: {error:#}");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("canopy: {error:#}"),
+                // Every line on stderr stays one JSON object for log pipelines.
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "canopy failed"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -110,16 +183,36 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Tree { config, live: true } => {
             let config = Config::load(&config)?;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let namespaces = runtime.block_on(canopy::tree::live::read(&config.upstream))?;
+            let namespaces = current_thread()?.block_on(canopy::tree::live::read(&config.upstream))?;
             print!("{}", config.tree.render_live(&namespaces));
             Ok(())
         }
-        Command::Schema => {
+        Command::WhoCan { verb, resource, namespace, common } => {
+            let config = common.load()?;
+            let args = WhoCanArgs { verb, resource, namespace, view: common.view, format: common.output };
+            print!("{}", current_thread()?.block_on(access::who_can(&config, &args))?);
+            Ok(())
+        }
+        Command::AccessMatrix { user, groups, namespace, common } => {
+            let config = common.load()?;
+            let args = MatrixArgs { user, groups, namespace, view: common.view, format: common.output };
+            print!("{}", current_thread()?.block_on(access::access_matrix(&config, &args))?);
+            Ok(())
+        }
+        Command::Schema { markdown: false } => {
             print!("{}", canopy::config::schema::render());
             Ok(())
         }
+        Command::Schema { markdown: true } => {
+            print!("{}", canopy::config::reference::render(&canopy::config::schema::json_schema()));
+            Ok(())
+        }
     }
+}
+
+/// A runtime for the commands that make a few upstream calls and exit.
+fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 fn init_logging(format: LogFormat) {

@@ -1,7 +1,8 @@
 //! The configuration commands as an operator runs them: `canopy check-config` on the example and
 //! on broken files (the error names the file and the config path), `canopy schema` against the
-//! checked-in schema, and `canopy tree --live` against the real apiserver — declared namespaces
-//! present or missing, and a namespace labelled into acme's subtree listed under acme.
+//! checked-in schema and `canopy schema --markdown` against the checked-in reference, and
+//! `canopy tree --live` against the real apiserver — declared namespaces present or missing, and
+//! a namespace labelled into acme's subtree listed under acme.
 
 mod common;
 
@@ -69,6 +70,18 @@ fn schema_command_prints_the_checked_in_schema() {
     let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
     assert_eq!(schema["additionalProperties"], false);
     assert!(example().starts_with("# yaml-language-server: $schema=canopy.schema.json\n"));
+}
+
+#[test]
+fn schema_markdown_prints_the_checked_in_reference() {
+    let printed = ok(canopy(&["schema", "--markdown"]));
+    let checked_in =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config-reference.md")).unwrap();
+    assert!(
+        printed == checked_in,
+        "docs/config-reference.md is stale; run `cargo run --release -- schema --markdown > docs/config-reference.md`"
+    );
+    assert!(printed.contains("| `tree.nodes[].allow.secretTypes` |"), "{printed}");
 }
 
 #[test]

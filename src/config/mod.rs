@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod raw_tree;
+pub mod reference;
 pub mod reload;
 pub mod schema;
 

@@ -8,7 +8,7 @@ mod as_caller;
 mod layer;
 mod mask_gate;
 mod namespaces;
-mod review;
+pub mod review;
 mod secret_gate;
 mod secret_refs;
 pub mod secrets;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 
-use super::{NodeId, Tree};
+use super::{LiveNamespaces, NodeId, Tree};
 use crate::config::UpstreamConfig;
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -65,6 +65,33 @@ pub async fn read(config: &UpstreamConfig) -> Result<Vec<LiveNamespace>, LiveErr
     })
     .await
     .map_err(|_| LiveError::Timeout(READ_TIMEOUT))?
+}
+
+/// The tenant-created namespaces as read once, for commands that decide like the proxy without
+/// following upstream as it does (`who-can`, `access-matrix`).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Physical name → owner label, of every namespace carrying the tree's owner label.
+    owners: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// The namespaces of `namespaces` that carry `tree`'s owner label.
+    pub fn new(tree: &Tree, namespaces: &[LiveNamespace]) -> Self {
+        let key = tree.owner_key();
+        let owners = namespaces.iter().filter_map(|ns| Some((ns.name.clone(), ns.labels.get(&key)?.clone()))).collect();
+        Snapshot { owners }
+    }
+}
+
+impl LiveNamespaces for Snapshot {
+    fn owner_of(&self, physical: &str) -> Option<String> {
+        self.owners.get(physical).cloned()
+    }
+
+    fn all(&self) -> Vec<(String, String)> {
+        self.owners.iter().map(|(name, owner)| (name.clone(), owner.clone())).collect()
+    }
 }
 
 /// What a declared namespace looks like upstream.
@@ -173,6 +200,19 @@ mod tests {
         assert_eq!(live.declared["acme-web-qa"], State::Terminating);
         assert_eq!(live.declared["acme-web-prod"], State::Missing);
         assert_eq!(live.declared_counts(), (3, 4));
+    }
+
+    #[test]
+    fn a_snapshot_makes_tenant_created_namespaces_known() {
+        let mut tree = tree();
+        let web = tree.node("acme/web").unwrap();
+        let labels: Vec<(String, String)> = tree.labels(web).for_owned_namespace().into_iter().collect();
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let namespaces = [ns("acme-web-feature", &labels), ns("kube-system", &[])];
+        tree.live = Some(std::sync::Arc::new(Snapshot::new(&tree, &namespaces)));
+        assert_eq!(tree.owner("acme-web-feature"), Some(web));
+        assert_eq!(tree.owner("kube-system"), None);
+        assert!(tree.subtree_namespaces(web).contains(&"acme-web-feature".to_owned()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod namespace_index;
 mod tunnel;
 
 pub use forward::Forward;
-pub use impersonate::impersonation_headers;
+pub use impersonate::{HeaderError, impersonation_headers};
 pub use namespace_index::NamespaceIndex;
 pub use tunnel::Tunnels;
 
