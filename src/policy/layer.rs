@@ -31,8 +31,8 @@ use super::mask_gate::MaskGate;
 use super::review::{self, Review};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
-use crate::mask::Mask;
 use crate::mask::read::ReadMask;
+use crate::mask::{Mask, MaskRule};
 
 /// Rewrites a JSON answer.
 type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
@@ -206,11 +206,25 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     }
     // Masked fields are stripped from the answer; Tables are read with whole objects to find
     // the cells showing them. Then secrets of other types are filtered, read whole to be judged.
+    // A namespace answers to the node owning it (its ceiling, secret types and masks, which
+    // narrow the view's); a request across namespaces to every node of the view's subtree.
+    let governing = namespace.as_ref().and_then(|(physical, _)| tree.owner(physical)).unwrap_or(view);
     let role = tree.member_at(&identity, view).map(|m| m.role.as_str());
-    let mask = Mask::of(&tree.nodes[view].masks, &tree.nodes[view].path, &info.api_group, &info.resource, role)
+    let rules: Vec<Arc<MaskRule>> = if across {
+        let mut rules: Vec<Arc<MaskRule>> = Vec::new();
+        for rule in tree.subtree(view).flat_map(|n| tree.nodes[n].masks.iter()) {
+            if !rules.iter().any(|known| Arc::ptr_eq(known, rule)) {
+                rules.push(Arc::clone(rule));
+            }
+        }
+        rules
+    } else {
+        tree.nodes[governing].masks.clone()
+    };
+    let mask = Mask::of(&rules, &tree.nodes[governing].path, &info.api_group, &info.resource, role)
         .filter(|_| crate::mask::covers_subresource(&info.subresource));
     let read_mask = mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.verb, &mut query));
-    let secrets = SecretFilter::for_request(&tree.nodes[view].ceiling, &info, &mut query);
+    let secrets = SecretFilter::for_request(&tree.nodes[governing].ceiling, &info, &mut query);
     let mut path = match &namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
         None => request.uri().path().to_owned(),
@@ -249,10 +263,15 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
         if let Some(only) = namespace_equal(fields) {
             namespaces.retain(|n| *n == only);
         }
+        // Namespaces whose owner's ceiling does not allow the request are left out.
+        namespaces.retain(|n| {
+            tree.owner(n)
+                .is_none_or(|owner| tree.nodes[owner].ceiling.allows(&info.api_group, &info.resource, &info.verb))
+        });
         return Ok(Confined::Across(FanOut { namespaces, info, identity, headers: parts.headers, query, translation }));
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
-    let node = &tree.nodes[view];
+    let node = &tree.nodes[governing];
     let gates = Gates {
         mask: match &mask {
             Some(mask) => MaskGate::of(mask, &info, &identity)?,

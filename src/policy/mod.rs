@@ -130,6 +130,9 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
         let physical = names
             .to_physical(&info.namespace)
             .ok_or_else(|| Status::not_found(format!("namespaces \"{}\" not found", info.namespace)))?;
+        // A namespace answers to the ceiling of the node owning it, which lies within the view's
+        // (a view of `acme` reaches `acme/data`'s namespaces only as far as `acme/data` may go).
+        let ceiling = tree.owner(&physical).map_or(ceiling, |owner| &tree.nodes[owner].ceiling);
         let plan = Plan {
             namespace: Some((physical, info.namespace.clone())),
             rule: "namespace of the view's subtree, within the ceiling",

@@ -89,3 +89,15 @@ fn allowlisted_cluster_reads_and_self_reviews_pass() {
         attempt(&tree, "dave", None, Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").is_ok()
     );
 }
+
+#[test]
+fn a_namespace_answers_to_its_owners_ceiling_from_any_view_above() {
+    let tree = example();
+    // acme/data is read-only with logs only; a view of acme reaches it no further.
+    let write = attempt(&tree, "alice", Some("acme"), Method::DELETE, "/api/v1/namespaces/data-warehouse/configmaps/c");
+    assert_eq!(write.unwrap_err().code, http::StatusCode::FORBIDDEN);
+    let exec = attempt(&tree, "alice", Some("acme"), Method::POST, "/api/v1/namespaces/data-warehouse/pods/p/exec");
+    assert_eq!(exec.unwrap_err().code, http::StatusCode::FORBIDDEN);
+    assert!(attempt(&tree, "alice", Some("acme"), Method::GET, "/api/v1/namespaces/data-warehouse/configmaps").is_ok());
+    assert!(attempt(&tree, "alice", Some("acme"), Method::DELETE, "/api/v1/namespaces/web-dev/configmaps/c").is_ok());
+}
