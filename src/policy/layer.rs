@@ -27,6 +27,7 @@ use crate::transform::{self, Translation};
 use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
+use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
@@ -107,6 +108,7 @@ where
                 }
                 Confined::Answer(response) => Ok(response),
                 Confined::Gated(request, translation, gate) => gate.serve(inner, request, translation).await,
+                Confined::Referenced(request, translation, gate) => gate.serve(inner, request, translation).await,
                 Confined::CreateNamespace(request, translation, physical) => {
                     let response = inner.call(request).await?;
                     if response.status().is_success() {
@@ -134,6 +136,9 @@ enum Confined {
     Answer(Response<Body>),
     /// Forward once the view's secret types are checked (see [`super::secret_gate`]).
     Gated(Request<Body>, Translation, Box<SecretGate>),
+    /// Forward once the references of the written object are checked (see
+    /// [`super::reference_gate`]).
+    Referenced(Request<Body>, Translation, Box<ReferenceGate>),
     /// Create a tenant's namespace (physical name given), then let the live index catch up.
     CreateNamespace(Request<Body>, Translation, String),
 }
@@ -216,7 +221,12 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     let node = &tree.nodes[view];
-    if let Some(gate) = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)? {
+    let secrets = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?;
+    // A write judged for both (pod specs) is judged on one dry run.
+    if let Some(gate) = ReferenceGate::of(tree, view, &info, &identity, &namespace) {
+        return Ok(Confined::Referenced(request, translation, Box::new(gate.with_secrets(secrets))));
+    }
+    if let Some(gate) = secrets {
         return Ok(Confined::Gated(request, translation, Box::new(gate)));
     }
     Ok(Confined::Forward(request, Some(translation)))

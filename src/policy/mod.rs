@@ -4,8 +4,11 @@
 //! subresources within the view's ceiling, cluster-scoped resources only when allowlisted for
 //! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
 
+mod escalation;
 mod layer;
 mod namespaces;
+mod reference_gate;
+mod references;
 mod review;
 mod secret_gate;
 mod secret_refs;

@@ -136,7 +136,7 @@ impl SecretGate {
                 }
                 let (parts, body) = request.into_parts();
                 let bytes = transform::read_bytes(body).await?;
-                let dry = self.dry_run(&parts, bytes.clone())?;
+                let dry = dry_run(&parts, bytes.clone(), &self.identity)?;
                 let tried = inner.clone().oneshot(dry).await?;
                 if !tried.status().is_success() {
                     // The real write would fail the same way; the caller sees why.
@@ -167,7 +167,7 @@ impl SecretGate {
 
     /// Refuses `object` (the dry-run result) if it is a Secret of another type or a pod spec
     /// naming a secret the view may not use.
-    async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
+    pub(super) async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
     {
@@ -253,31 +253,35 @@ impl SecretGate {
         Ok(request)
     }
 
-    /// The caller's write as a dry run.
-    fn dry_run(&self, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
-        let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
-        query.retain(|(k, _)| k != "dryRun");
-        query.push(("dryRun".into(), "All".into()));
-        let uri = format!("{}?{}", parts.uri.path(), encode_query(&query));
-        let mut request = Request::builder()
-            .method(parts.method.clone())
-            .uri(uri)
-            .body(body::full(bytes.clone()))
-            .map_err(|_| Status::bad_request("invalid request URI"))?;
-        *request.headers_mut() = parts.headers.clone();
-        request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        request.extensions_mut().insert(self.identity.clone());
-        Ok(request)
-    }
-
     fn not_found(&self) -> Status {
         Status::not_found(format!("secrets {:?} not found", self.name))
     }
 }
 
+/// The write of `identity` (its request `parts` and body `bytes`) as a dry run, answered in JSON.
+pub(super) fn dry_run(
+    parts: &http::request::Parts,
+    bytes: Bytes,
+    identity: &Identity,
+) -> Result<Request<Body>, Status> {
+    let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
+    query.retain(|(k, _)| k != "dryRun");
+    query.push(("dryRun".into(), "All".into()));
+    let uri = format!("{}?{}", parts.uri.path(), encode_query(&query));
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .body(body::full(bytes.clone()))
+        .map_err(|_| Status::bad_request("invalid request URI"))?;
+    *request.headers_mut() = parts.headers.clone();
+    request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    request.extensions_mut().insert(identity.clone());
+    Ok(request)
+}
+
 /// Percent-encodes one path segment.
-fn encode_segment(name: &str) -> String {
+pub(super) fn encode_segment(name: &str) -> String {
     percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -289,7 +293,7 @@ async fn read(body: Body) -> Result<Bytes, Status> {
         .to_bytes())
 }
 
-async fn read_json(body: Body) -> Result<Value, Status> {
+pub(super) async fn read_json(body: Body) -> Result<Value, Status> {
     serde_json::from_slice(&read(body).await?)
         .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))
 }
