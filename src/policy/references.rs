@@ -169,8 +169,9 @@ fn outside(tree: &Tree, view: NodeId, subject: &Value) -> Result<(), String> {
     })
 }
 
-/// The class a claim or Ingress names — `spec.<key>`, else the legacy annotation that
-/// controllers still honour — checked against the ceiling's list (`None`: any class).
+/// The classes a claim or Ingress names — `spec.<key>` and the legacy annotation, which
+/// controllers still honour (some before the field), so both count — checked against the
+/// ceiling's list (`None`: any class).
 fn class(
     object: &Value,
     class: Class,
@@ -178,28 +179,34 @@ fn class(
     allowed: Option<&[String]>,
     view: &str,
 ) -> Result<Vec<Lookup>, String> {
-    let named = [
+    let mut named: Vec<(&str, String)> = [
         (object.pointer("/spec").and_then(|spec| spec.get(key)), format!("spec.{key}")),
         (
             object.pointer("/metadata/annotations").and_then(|a| a.get(annotation)),
             format!("metadata.annotations[{annotation}]"),
         ),
-    ];
-    let found = named
-        .into_iter()
-        .find_map(|(value, field)| value.and_then(Value::as_str).filter(|n| !n.is_empty()).map(|n| (n, field)));
+    ]
+    .into_iter()
+    .filter_map(|(value, field)| Some((value?.as_str().filter(|n| !n.is_empty())?, field)))
+    .collect();
+    named.dedup_by(|a, b| a.0 == b.0);
     let kind = class.kind();
-    match (found, allowed) {
-        (None, None) => Ok(Vec::new()),
-        (None, Some(allowed)) => Err(format!(
+    match (named.is_empty(), allowed) {
+        (true, None) => Ok(Vec::new()),
+        (true, Some(allowed)) => Err(format!(
             "spec.{key} names no {kind} and the cluster gives it no default; view {view} allows {}",
             allowed.join(", ")
         )),
-        (Some((name, field)), Some(allowed)) if !allowed.iter().any(|a| a == name) => Err(format!(
-            "{field} names {kind} {name:?}, which view {view} does not allow (allowed: {})",
-            allowed.join(", ")
-        )),
-        (Some((name, field)), _) => Ok(vec![Lookup::Class { class, name: name.to_owned(), field }]),
+        (false, _) => named
+            .into_iter()
+            .map(|(name, field)| match allowed {
+                Some(allowed) if !allowed.iter().any(|a| a == name) => Err(format!(
+                    "{field} names {kind} {name:?}, which view {view} does not allow (allowed: {})",
+                    allowed.join(", ")
+                )),
+                _ => Ok(Lookup::Class { class, name: name.to_owned(), field }),
+            })
+            .collect(),
     }
 }
 
@@ -371,6 +378,11 @@ mod tests {
         assert!(
             refused.starts_with("metadata.annotations[kubernetes.io/ingress.class] names IngressClass \"internal\"")
         );
+        // Both count when both are set.
+        let both = json!({"kind": "PersistentVolumeClaim",
+            "metadata": {"annotations": {"volume.beta.kubernetes.io/storage-class": "fast"}},
+            "spec": {"storageClassName": "standard"}});
+        assert!(judged("acme/web", both).unwrap_err().contains("names StorageClass \"fast\""));
     }
 
     #[test]
