@@ -325,6 +325,8 @@ def common(objs, render, tree):
     bindable = ["admin", "edit", "view"] + [f"canopy:role:{n}" for n in (tree.get("roles") or {})]
     check(has("rbac.authorization.k8s.io", "clusterroles", "bind", tuple(bindable)), f"{render}: ClusterRole lacks bind on {bindable}")
     check(has("rbac.authorization.k8s.io", "clusterroles", "escalate"), f"{render}: ClusterRole lacks clusterroles escalate")
+    for g, res in [("storage.k8s.io", "storageclasses"), ("networking.k8s.io", "ingressclasses")]:
+        check(has(g, res, "get"), f"{render}: ClusterRole lacks {res} get (claims and Ingresses name existing classes)")
     crb = one(objs, "ClusterRoleBinding", render)
     check(crb.get("roleRef", {}).get("name") == cr["metadata"]["name"]
           and {"kind": "ServiceAccount", "name": "canopy", "namespace": NS} in crb.get("subjects", []), f"{render}: ClusterRoleBinding")

@@ -134,6 +134,16 @@ pub struct RawAllow {
     /// Secret types the subtree may see, create and reference from pods (`Opaque`,
     /// `kubernetes.io/tls`, …). Absent: the parent's; absent all the way up: every type.
     pub secret_types: Option<Vec<String>>,
+    /// ClusterRoles a RoleBinding in the subtree may name as its `roleRef` (`view`, `edit`, …).
+    /// Absent: the parent's; absent all the way up: `admin`, `edit`, `view` and the ClusterRoles
+    /// of the tree's custom roles (`canopy:role:<name>`).
+    pub bindable_cluster_roles: Option<Vec<String>>,
+    /// StorageClasses the subtree's PersistentVolumeClaims may use. Absent: the parent's; absent
+    /// all the way up: any class that exists.
+    pub storage_classes: Option<Vec<String>>,
+    /// IngressClasses the subtree's Ingresses may use. Absent: the parent's; absent all the way
+    /// up: any class that exists.
+    pub ingress_classes: Option<Vec<String>>,
 }
 
 /// A rule in RBAC's shape.

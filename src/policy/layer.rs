@@ -28,6 +28,7 @@ use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
 use super::mask_gate::MaskGate;
+use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
@@ -140,10 +141,20 @@ enum Confined {
     CreateNamespace(Request<Body>, Translation, String),
 }
 
-/// The checks a request passes before it is sent: write masks, then secret types.
+/// The checks a write passes before it is sent: write masks, then the gate that sends it.
 struct Gates {
     mask: Option<MaskGate>,
-    secrets: Option<Box<SecretGate>>,
+    sender: Sender,
+}
+
+/// What sends a judged write.
+enum Sender {
+    /// References of the written object (with secret types, if the view limits them).
+    References(Box<ReferenceGate>),
+    /// Secret types alone.
+    Secrets(Box<SecretGate>),
+    /// Nothing more to judge.
+    Plain,
 }
 
 impl Gates {
@@ -162,9 +173,10 @@ impl Gates {
             Some(gate) => gate.check(inner.clone(), request).await?,
             None => request,
         };
-        match self.secrets {
-            Some(gate) => gate.serve(inner, request, translation).await,
-            None => Ok(transform::response(inner.oneshot(request).await?, translation)),
+        match self.sender {
+            Sender::References(gate) => gate.serve(inner, request, translation).await,
+            Sender::Secrets(gate) => gate.serve(inner, request, translation).await,
+            Sender::Plain => Ok(transform::response(inner.oneshot(request).await?, translation)),
         }
     }
 }
@@ -272,14 +284,19 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     let node = &tree.nodes[governing];
+    let secrets = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?.map(Box::new);
     let gates = Gates {
         mask: match &mask {
             Some(mask) => MaskGate::of(mask, &info, &identity)?,
             None => None,
         },
-        secrets: SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?.map(Box::new),
+        // A write judged for both (pod specs) is judged on one dry run.
+        sender: match ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
+            Some(gate) => Sender::References(Box::new(gate.with_secrets(secrets.map(|g| *g)))),
+            None => secrets.map_or(Sender::Plain, Sender::Secrets),
+        },
     };
-    if gates.mask.is_some() || gates.secrets.is_some() {
+    if gates.mask.is_some() || !matches!(gates.sender, Sender::Plain) {
         return Ok(Confined::Gated(request, translation, gates));
     }
     Ok(Confined::Forward(request, Some(translation)))

@@ -5,9 +5,12 @@
 //! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
 
 mod as_caller;
+mod escalation;
 mod layer;
 mod mask_gate;
 mod namespaces;
+mod reference_gate;
+mod references;
 pub mod review;
 mod secret_gate;
 mod secret_refs;

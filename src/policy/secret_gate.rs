@@ -162,7 +162,7 @@ impl SecretGate {
 
     /// Refuses `object` (the dry-run result) if it is a Secret of another type or a pod spec
     /// naming a secret the view may not use.
-    async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
+    pub(super) async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
     {

@@ -43,15 +43,22 @@ pub fn configmap_refs(object: &Value) -> Vec<SecretRef> {
     refs(object, true)
 }
 
-fn refs(object: &Value, configmaps: bool) -> Vec<SecretRef> {
+/// The pod spec of `object` (a Pod or a pod-bearing object, by its `kind`) and its field path,
+/// e.g. `spec.template.spec`.
+pub fn pod_spec(object: &Value) -> Option<(&Value, String)> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let Some((_, _, _, path)) = POD_BEARING.iter().find(|(_, _, k, _)| *k == kind) else { return Vec::new() };
-    let Some(spec) = path.iter().try_fold(object, |v, key| v.get(key)) else { return Vec::new() };
+    let (_, _, _, path) = POD_BEARING.iter().find(|(_, _, k, _)| *k == kind)?;
+    let spec = path.iter().try_fold(object, |v, key| v.get(key))?;
+    Some((spec, path.join(".")))
+}
+
+fn refs(object: &Value, configmaps: bool) -> Vec<SecretRef> {
+    let Some((spec, path)) = pod_spec(object) else { return Vec::new() };
     let mut refs = Refs { out: Vec::new() };
     if configmaps {
-        refs.configmaps(spec, &path.join("."));
+        refs.configmaps(spec, &path);
     } else {
-        refs.pod_spec(spec, &path.join("."));
+        refs.pod_spec(spec, &path);
     }
     refs.out
 }

@@ -4,7 +4,8 @@
 //! field 3. Only that string — and, in (Cluster)RoleBindings, each subject's namespace (field 4)
 //! and ServiceAccount user or group name (field 3) — is rewritten; every other byte is copied
 //! as it came.
-//! Self access and rules reviews, which Canopy decides itself, are read into JSON.
+//! Self access and rules reviews, which Canopy decides itself, are read into JSON, as are the
+//! references of Roles, RoleBindings and Pods when Canopy explains a write the apiserver refused.
 
 /// Why a body could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,53 @@ pub fn review_to_json(body: &[u8]) -> Result<serde_json::Value, Malformed> {
         }
     }
     Ok(serde_json::json!({ "kind": kind, "apiVersion": api_version, "metadata": {}, "spec": spec_json }))
+}
+
+/// A Role, RoleBinding or Pod sent as protobuf, as the JSON of what it references: a Role's
+/// rules, a RoleBinding's subjects and roleRef, a Pod's ServiceAccount; any object's kind and
+/// name. Enough for Canopy to explain why it refuses a write the apiserver refused too (see
+/// `policy::reference_gate`); nothing is sent upstream from it.
+pub fn references_to_json(body: &[u8]) -> Result<serde_json::Value, Malformed> {
+    use serde_json::{Value, json};
+    let unknown = strings(body.strip_prefix(MAGIC).ok_or(Malformed)?)?;
+    let type_meta = strings(field(&unknown, 1).unwrap_or_default())?;
+    let object = strings(field(&unknown, 2).ok_or(Malformed)?)?;
+    let text = |fields: &[(u64, &[u8])], n| Value::from(String::from_utf8_lossy(field(fields, n).unwrap_or_default()));
+    let texts = |fields: &[(u64, &[u8])], n| -> Value {
+        fields.iter().filter(|(m, _)| *m == n).map(|(_, b)| Value::from(String::from_utf8_lossy(b))).collect()
+    };
+    let messages = |n| object.iter().filter(move |(m, _)| *m == n).map(|(_, b)| strings(b));
+    let kind = text(&type_meta, 2);
+    let metadata = strings(field(&object, 1).unwrap_or_default())?;
+    let mut json = json!({ "kind": kind, "metadata": { "name": text(&metadata, 1) } });
+    match kind.as_str().unwrap_or_default() {
+        "Role" => {
+            let rules = messages(2)
+                .map(|rule| {
+                    let rule = rule?;
+                    Ok(json!({"verbs": texts(&rule, 1), "apiGroups": texts(&rule, 2), "resources": texts(&rule, 3)}))
+                })
+                .collect::<Result<Vec<Value>, Malformed>>()?;
+            json["rules"] = rules.into();
+        }
+        "RoleBinding" => {
+            let subjects = messages(2)
+                .map(|subject| {
+                    let s = subject?;
+                    Ok(json!({"kind": text(&s, 1), "apiGroup": text(&s, 2), "name": text(&s, 3), "namespace": text(&s, 4)}))
+                })
+                .collect::<Result<Vec<Value>, Malformed>>()?;
+            let role = strings(field(&object, 3).unwrap_or_default())?;
+            json["subjects"] = subjects.into();
+            json["roleRef"] = json!({"apiGroup": text(&role, 1), "kind": text(&role, 2), "name": text(&role, 3)});
+        }
+        "Pod" => {
+            let spec = strings(field(&object, 2).unwrap_or_default())?;
+            json["spec"] = json!({"serviceAccountName": text(&spec, 8), "serviceAccount": text(&spec, 9)});
+        }
+        _ => {}
+    }
+    Ok(json)
 }
 
 /// The `metadata.name` of the object in a protobuf body.
@@ -228,6 +276,35 @@ mod tests {
             serde_json::json!({"namespace": "dev", "verb": "get", "group": "", "resource": "configmaps"})
         );
         assert_eq!(review_to_json(b"k8s\x00\x12\x03abc"), Err(Malformed));
+    }
+
+    #[test]
+    fn references_are_read_into_json() {
+        let envelope = |kind: &[u8], object: Vec<u8>| {
+            let type_meta = [field(1, b"rbac.authorization.k8s.io/v1"), field(2, kind)].concat();
+            [MAGIC, &[field(1, &type_meta), field(2, &object)].concat()].concat()
+        };
+        let meta = field(1, &[field(1, b"rb"), field(3, b"acme-web-dev")].concat());
+        let subject = field(2, &[field(1, b"ServiceAccount"), field(3, b"x"), field(4, b"main")].concat());
+        let role_ref =
+            field(3, &[field(1, b"rbac.authorization.k8s.io"), field(2, b"ClusterRole"), field(3, b"admin")].concat());
+        let binding =
+            references_to_json(&envelope(b"RoleBinding", [meta.clone(), subject, role_ref].concat())).unwrap();
+        assert_eq!(binding["metadata"]["name"], "rb");
+        assert_eq!(binding["roleRef"]["name"], "admin");
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "apiGroup": "", "name": "x", "namespace": "main"}])
+        );
+        let rule = field(2, &[field(1, b"get"), field(2, b""), field(2, b"policy"), field(3, b"pods")].concat());
+        let role = references_to_json(&envelope(b"Role", [meta.clone(), rule].concat())).unwrap();
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([{"verbs": ["get"], "apiGroups": ["", "policy"], "resources": ["pods"]}])
+        );
+        let pod = references_to_json(&envelope(b"Pod", [meta, field(2, &field(8, b"runner"))].concat())).unwrap();
+        assert_eq!(pod["spec"]["serviceAccountName"], "runner");
+        assert_eq!(references_to_json(&envelope(b"Role", field(2, b"\xff"))), Err(Malformed));
     }
 
     #[test]

@@ -10,6 +10,16 @@ use crate::config::raw_tree::{RawAllow, RawClusterRule, RawRule};
 /// The subresources a ceiling can grant.
 pub const SUBRESOURCES: [&str; 5] = ["exec", "attach", "portforward", "log", "proxy"];
 
+/// How the ClusterRoles of custom roles are named upstream (see
+/// [`cluster_role_name`](crate::reconcile::cluster_role_name)).
+pub const CUSTOM_ROLE_PREFIX: &str = "canopy:role:";
+
+/// Whether a RoleBinding may name the ClusterRole `name` where no node up the tree names
+/// bindable ClusterRoles: the built-in roles members are given, and custom roles' ClusterRoles.
+pub fn bindable_by_default(name: &str) -> bool {
+    matches!(name, "admin" | "edit" | "view") || name.strip_prefix(CUSTOM_ROLE_PREFIX).is_some_and(|r| !r.is_empty())
+}
+
 /// One rule: groups × resources × verbs, `*` matching anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -38,6 +48,13 @@ pub struct Ceiling {
     /// Secret types the subtree may see, create and reference, in config order (for error
     /// paths); `None`: every type (no node up the tree names any, so nothing is filtered).
     pub secret_types: Option<Arc<Vec<String>>>,
+    /// ClusterRoles RoleBindings may name, in config order; `None`: those
+    /// [`bindable_by_default`].
+    pub bindable_cluster_roles: Option<Arc<Vec<String>>>,
+    /// StorageClasses claims may use, in config order; `None`: any that exists.
+    pub storage_classes: Option<Arc<Vec<String>>>,
+    /// IngressClasses Ingresses may use, in config order; `None`: any that exists.
+    pub ingress_classes: Option<Arc<Vec<String>>>,
 }
 
 impl Ceiling {
@@ -52,16 +69,18 @@ impl Ceiling {
             namespace_create: false,
             namespace_quota: 0,
             secret_types: None,
+            bindable_cluster_roles: None,
+            storage_classes: None,
+            ingress_classes: None,
         }
     }
 
     /// Compiles a written `allow`, or explains which entry is wrong.
     pub fn compile(raw: &RawAllow) -> Result<Self, (String, String)> {
-        for (i, kind) in raw.secret_types.iter().flatten().enumerate() {
-            if kind.trim().is_empty() || kind == "*" {
-                return Err((format!("secretTypes[{i}]"), format!("{kind:?} is not a secret type; name each type")));
-            }
-        }
+        let secret_types = names(&raw.secret_types, "secretTypes", "secret type")?;
+        let bindable_cluster_roles = names(&raw.bindable_cluster_roles, "bindableClusterRoles", "ClusterRole")?;
+        let storage_classes = names(&raw.storage_classes, "storageClasses", "storage class")?;
+        let ingress_classes = names(&raw.ingress_classes, "ingressClasses", "ingress class")?;
         for (i, sub) in raw.subresources.iter().enumerate() {
             if !SUBRESOURCES.contains(&sub.as_str()) {
                 return Err((
@@ -76,7 +95,10 @@ impl Ceiling {
             subresources: raw.subresources.iter().cloned().collect(),
             namespace_create: raw.namespaces.create,
             namespace_quota: raw.namespaces.quota,
-            secret_types: raw.secret_types.clone().map(Arc::new),
+            secret_types,
+            bindable_cluster_roles,
+            storage_classes,
+            ingress_classes,
         })
     }
 
@@ -90,11 +112,19 @@ impl Ceiling {
         self.cluster_read.iter().any(|r| r.matches(group, resource, "get"))
     }
 
-    /// `self`, taking the parent's secret types when it names none: an `allow` that does not
-    /// mention secret types narrows nothing about them, and widens nothing either.
-    pub fn inheriting_secret_types(mut self, parent: &Ceiling) -> Self {
-        if self.secret_types.is_none() {
-            self.secret_types = parent.secret_types.clone();
+    /// `self`, taking the parent's secret types, bindable ClusterRoles, storage and ingress
+    /// classes where it names none: an `allow` that does not mention a list narrows nothing
+    /// about it, and widens nothing either.
+    pub fn inheriting(mut self, parent: &Ceiling) -> Self {
+        for (own, theirs) in [
+            (&mut self.secret_types, &parent.secret_types),
+            (&mut self.bindable_cluster_roles, &parent.bindable_cluster_roles),
+            (&mut self.storage_classes, &parent.storage_classes),
+            (&mut self.ingress_classes, &parent.ingress_classes),
+        ] {
+            if own.is_none() {
+                own.clone_from(theirs);
+            }
         }
         self
     }
@@ -102,6 +132,24 @@ impl Ceiling {
     /// May a secret of type `kind` be seen, written and referenced?
     pub fn allows_secret_type(&self, kind: &str) -> bool {
         self.secret_types.as_ref().is_none_or(|types| types.iter().any(|t| t == kind))
+    }
+
+    /// May a RoleBinding name the ClusterRole `name`?
+    pub fn allows_binding(&self, name: &str) -> bool {
+        match &self.bindable_cluster_roles {
+            Some(roles) => roles.iter().any(|r| r == name),
+            None => bindable_by_default(name),
+        }
+    }
+
+    /// May a claim use the StorageClass `name`?
+    pub fn allows_storage_class(&self, name: &str) -> bool {
+        self.storage_classes.as_ref().is_none_or(|classes| classes.iter().any(|c| c == name))
+    }
+
+    /// May an Ingress use the IngressClass `name`?
+    pub fn allows_ingress_class(&self, name: &str) -> bool {
+        self.ingress_classes.as_ref().is_none_or(|classes| classes.iter().any(|c| c == name))
     }
 
     /// Why `self` is not within `parent`, naming the first excess (relative config path, reason).
@@ -131,22 +179,78 @@ impl Ceiling {
                 format!("quota {} exceeds the parent's {}", self.namespace_quota, parent.namespace_quota),
             ));
         }
-        match (&self.secret_types, &parent.secret_types) {
-            (None, Some(_)) => {
-                return Some(("secretTypes".into(), "allows every secret type, which the parent does not".into()));
-            }
-            (Some(own), Some(_)) => {
-                if let Some((i, kind)) = own.iter().enumerate().find(|(_, k)| !parent.allows_secret_type(k)) {
-                    return Some((
-                        format!("secretTypes[{i}]"),
-                        format!("allows secret type {kind}, which the parent does not"),
-                    ));
-                }
-            }
-            _ => {}
-        }
-        None
+        names_within(
+            &self.secret_types,
+            &parent.secret_types,
+            |k| parent.allows_secret_type(k),
+            "secretTypes",
+            "secret type",
+            "every secret type",
+        )
+        .or_else(|| {
+            names_within(
+                &self.bindable_cluster_roles,
+                &parent.bindable_cluster_roles,
+                |r| parent.allows_binding(r),
+                "bindableClusterRoles",
+                "binding ClusterRole",
+                "binding the default ClusterRoles",
+            )
+        })
+        .or_else(|| {
+            names_within(
+                &self.storage_classes,
+                &parent.storage_classes,
+                |c| parent.allows_storage_class(c),
+                "storageClasses",
+                "storage class",
+                "every storage class",
+            )
+        })
+        .or_else(|| {
+            names_within(
+                &self.ingress_classes,
+                &parent.ingress_classes,
+                |c| parent.allows_ingress_class(c),
+                "ingressClasses",
+                "ingress class",
+                "every ingress class",
+            )
+        })
     }
+}
+
+/// Why the list `own` (config key `key`) is not within the parent's (`parent`, which allows what
+/// `parent_allows` says): an entry the parent does not allow, or naming none (allowing
+/// `unnamed`) under a parent that names some.
+fn names_within(
+    own: &Option<Arc<Vec<String>>>,
+    parent: &Option<Arc<Vec<String>>>,
+    parent_allows: impl Fn(&str) -> bool,
+    key: &str,
+    noun: &str,
+    unnamed: &str,
+) -> Option<(String, String)> {
+    match (own, parent) {
+        (Some(own), _) => own
+            .iter()
+            .enumerate()
+            .find(|(_, name)| !parent_allows(name))
+            .map(|(i, name)| (format!("{key}[{i}]"), format!("allows {noun} {name}, which the parent does not"))),
+        (None, Some(_)) => Some((key.to_owned(), format!("allows {unnamed}, which the parent does not"))),
+        (None, None) => None,
+    }
+}
+
+/// A list of names as written (`key` is its config key), each a real name rather than blank or
+/// `*`: the lists name what is allowed one by one.
+fn names(raw: &Option<Vec<String>>, key: &str, noun: &str) -> Result<Option<Arc<Vec<String>>>, (String, String)> {
+    for (i, name) in raw.iter().flatten().enumerate() {
+        if name.trim().is_empty() || name == "*" {
+            return Err((format!("{key}[{i}]"), format!("{name:?} is not a {noun}; name each one")));
+        }
+    }
+    Ok(raw.clone().map(Arc::new))
 }
 
 /// The first group/resource/verb of `rule` that `allowed` refuses, as text. A `*` in the child
@@ -249,13 +353,77 @@ mod tests {
         // Naming no types under a parent that does: the parent's, not every type.
         let silent = allow(&[]);
         assert_eq!(silent.excess_over(&parent).unwrap().0, "secretTypes");
-        let inherited = silent.inheriting_secret_types(&parent);
+        let inherited = silent.inheriting(&parent);
         assert_eq!(inherited.excess_over(&parent), None);
         assert!(inherited.allows_secret_type("kubernetes.io/tls"));
         assert!(!inherited.allows_secret_type("kubernetes.io/service-account-token"));
         // No types anywhere: every type, as before secret types existed.
         assert!(Ceiling::top_default().allows_secret_type("anything.example/custom"));
         assert_eq!(Ceiling::compile(&types(&["*"])).unwrap_err().0, "secretTypes[0]");
+    }
+
+    #[test]
+    fn bindable_roles_and_classes_are_monotone_and_inherited() {
+        let list = |names: &[&str]| Some(names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // Nothing named anywhere: the default ClusterRoles, any class.
+        let open = Ceiling::top_default();
+        assert!(open.allows_binding("view") && open.allows_binding("canopy:role:ci"));
+        assert!(!open.allows_binding("cluster-admin") && !open.allows_binding("canopy:role:"));
+        assert!(open.allows_storage_class("anything") && open.allows_ingress_class("anything"));
+        let parent = Ceiling::compile(&RawAllow {
+            bindable_cluster_roles: list(&["view", "edit"]),
+            storage_classes: list(&["standard"]),
+            ingress_classes: list(&["public"]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(parent.allows_binding("edit") && !parent.allows_binding("admin"));
+        assert!(!parent.allows_storage_class("fast") && !parent.allows_ingress_class("internal"));
+        for (raw, at, why) in [
+            (
+                RawAllow { bindable_cluster_roles: list(&["view", "cluster-admin"]), ..Default::default() },
+                "bindableClusterRoles[1]",
+                "allows binding ClusterRole cluster-admin, which the parent does not",
+            ),
+            (
+                RawAllow { storage_classes: list(&["fast"]), ..Default::default() },
+                "storageClasses[0]",
+                "allows storage class fast, which the parent does not",
+            ),
+            (
+                RawAllow { ingress_classes: list(&["public", "internal"]), ..Default::default() },
+                "ingressClasses[1]",
+                "allows ingress class internal, which the parent does not",
+            ),
+        ] {
+            let child = Ceiling::compile(&raw).unwrap().inheriting(&parent);
+            assert_eq!(child.excess_over(&parent), Some((at.to_owned(), why.to_owned())));
+        }
+        // Under the default, a child may name only default ClusterRoles.
+        let narrow = Ceiling::compile(&RawAllow { bindable_cluster_roles: list(&["view"]), ..Default::default() });
+        assert_eq!(narrow.unwrap().excess_over(&open), None);
+        let wide =
+            Ceiling::compile(&RawAllow { bindable_cluster_roles: list(&["cluster-admin"]), ..Default::default() });
+        assert_eq!(wide.unwrap().excess_over(&open).unwrap().0, "bindableClusterRoles[0]");
+        // Naming none under a parent that names some: the parent's, not the default.
+        let silent = allow(&[]);
+        assert_eq!(silent.excess_over(&parent).unwrap().0, "bindableClusterRoles");
+        let inherited = silent.inheriting(&parent);
+        assert_eq!(inherited.excess_over(&parent), None);
+        assert!(!inherited.allows_binding("admin") && inherited.allows_storage_class("standard"));
+        for key in ["bindableClusterRoles", "storageClasses", "ingressClasses"] {
+            let raw = match key {
+                "bindableClusterRoles" => RawAllow { bindable_cluster_roles: list(&["*"]), ..Default::default() },
+                "storageClasses" => RawAllow { storage_classes: list(&["ok", " "]), ..Default::default() },
+                _ => RawAllow { ingress_classes: list(&[""]), ..Default::default() },
+            };
+            assert!(Ceiling::compile(&raw).unwrap_err().0.starts_with(&format!("{key}[")), "{key}");
+        }
+    }
+
+    #[test]
+    fn custom_role_prefix_is_the_reconcilers() {
+        assert_eq!(crate::reconcile::cluster_role_name("ci"), format!("{CUSTOM_ROLE_PREFIX}ci"));
     }
 
     #[test]

@@ -80,9 +80,8 @@ impl Tree {
             None => inherited,
             // The platform itself (the root) limits nothing; below it, ceilings only narrow.
             Some(allow) => {
-                let own = Ceiling::compile(allow)
-                    .map_err(|(p, m)| err(&format!(".allow.{p}"), m))?
-                    .inheriting_secret_types(&inherited);
+                let own =
+                    Ceiling::compile(allow).map_err(|(p, m)| err(&format!(".allow.{p}"), m))?.inheriting(&inherited);
                 if let (Some(_), Some((p, why))) = (parent, own.excess_over(&inherited)) {
                     return Err(err(&format!(".allow.{p}"), format!("node {path} {why}")));
                 }
@@ -327,6 +326,23 @@ nodes:
         }
         let tree = compile(EXAMPLE).unwrap();
         assert!(tree.nodes[tree.node("globex").unwrap()].ceiling.secret_types.is_none());
+    }
+
+    #[test]
+    fn bindable_roles_and_classes_narrow_down_the_tree() {
+        let yaml = "nodes: [{name: a, allow: {bindableClusterRoles: [view, edit], storageClasses: [standard], ingressClasses: [public]}, children: [{name: b}, {name: c, allow: {bindableClusterRoles: [view], storageClasses: [fast]}}]}]";
+        let err = compile(yaml).unwrap_err();
+        assert_eq!(err.at, "tree.nodes[0].children[1].allow.storageClasses[0]");
+        assert!(err.message.contains("node a/c allows storage class fast"), "{err}");
+        let err = compile(&yaml.replace("[view]", "[admin]")).unwrap_err();
+        assert_eq!(err.at, "tree.nodes[0].children[1].allow.bindableClusterRoles[0]");
+        let tree = compile(&yaml.replace("[fast]", "[standard]")).unwrap();
+        let (b, c) = (&tree.nodes[tree.node("a/b").unwrap()].ceiling, &tree.nodes[tree.node("a/c").unwrap()].ceiling);
+        assert!(b.allows_binding("edit") && !c.allows_binding("edit") && c.allows_binding("view"));
+        // c names no ingress classes: a's.
+        assert!(c.allows_ingress_class("public") && !c.allows_ingress_class("internal"));
+        // A top-level node may name any ClusterRole: the platform decides there.
+        assert!(compile("nodes: [{name: a, allow: {bindableClusterRoles: [cluster-admin]}}]").is_ok());
     }
 
     #[test]

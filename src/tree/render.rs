@@ -136,6 +136,15 @@ fn describe(ceiling: &Ceiling) -> String {
     if let Some(types) = &ceiling.secret_types {
         let _ = write!(text, "; secret types {}", types.join(","));
     }
+    if let Some(roles) = &ceiling.bindable_cluster_roles {
+        let _ = write!(text, "; bindable ClusterRoles {}", roles.join(","));
+    }
+    if let Some(classes) = &ceiling.storage_classes {
+        let _ = write!(text, "; storage classes {}", classes.join(","));
+    }
+    if let Some(classes) = &ceiling.ingress_classes {
+        let _ = write!(text, "; ingress classes {}", classes.join(","));
+    }
     text
 }
 
@@ -147,7 +156,7 @@ mod tests {
     #[test]
     fn renders_nodes_namespaces_members_and_ceilings() {
         let raw: RawTree = serde_saphyr::from_str(
-            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log], secretTypes: [Opaque]}\n",
+            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log], secretTypes: [Opaque], bindableClusterRoles: [view], storageClasses: [standard]}\n",
         )
         .unwrap();
         let text = Tree::compile(&raw, "tree").unwrap().render();
@@ -155,7 +164,12 @@ mod tests {
         assert!(text.contains("├── web  (prefix \"acme-web-\")"), "{text}");
         assert!(text.contains("namespaces: acme-web-dev"), "{text}");
         assert!(text.contains("└── data"), "{text}");
-        assert!(text.contains("core/pods [get]; subresources log; secret types Opaque"), "{text}");
+        assert!(
+            text.contains(
+                "core/pods [get]; subresources log; secret types Opaque; bindable ClusterRoles view; storage classes standard"
+            ),
+            "{text}"
+        );
         assert!(text.contains("members: User alice as admin"), "{text}");
         assert!(!text.contains("live:") && !text.contains("[present]"), "{text}");
     }
