@@ -184,6 +184,7 @@ for name, props, struct in [
     ("allow.namespaces", defs["allow"]["properties"]["namespaces"]["properties"], "RawNamespaceAllow"),
     ("rule", defs["rule"]["properties"], "RawRule"),
     ("clusterRule", defs["clusterRule"]["properties"], "RawClusterRule"),
+    ("mask", defs["mask"]["properties"], "RawMask"),
 ]:
     check(set(props) == raw_tree.get(struct, set()),
           f"values.schema.json tree {name}: {sorted(set(props))} != {struct} fields {sorted(raw_tree.get(struct, set()))}")
