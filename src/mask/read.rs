@@ -120,8 +120,7 @@ fn cell_shows(cell: &Value, hidden: &[String]) -> bool {
         Value::Number(n) => n.to_string(),
         _ => return false,
     };
-    hidden.contains(&text)
-        || (text.contains(',') && text.split(',').any(|t| hidden.iter().any(|h| h == t.trim())))
+    hidden.contains(&text) || (text.contains(',') && text.split(',').any(|t| hidden.iter().any(|h| h == t.trim())))
 }
 
 impl Mask {
