@@ -4,7 +4,8 @@
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
 //! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
 //! [`transform`] translate names, [`mask`] hides fields, [`fanout`] answers `-A`, [`upstream`] forwards; [`status`] renders every error, [`audit`], [`metrics`] and
-//! [`admin`] report, [`config`] is validated once at load.
+//! [`admin`] report, [`config`] is validated once at load. With the `fuzzing` feature (and in tests),
+//! `fuzz` holds the body of the `cargo fuzz` target.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -15,6 +16,8 @@ pub mod body;
 pub mod config;
 pub mod discovery;
 pub mod fanout;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod kubeconfig;
 pub mod mask;
 pub mod metrics;
