@@ -7,6 +7,7 @@
 //! forwards; [`status`] renders every error, [`audit`], [`metrics`] and [`admin`] report,
 //! [`config`] is validated once at load; [`access`] answers who may do what where, for the
 //! platform team.
+//! With the `fuzzing` feature (and in tests), `fuzz` holds the body of the `cargo fuzz` target.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -18,6 +19,8 @@ pub mod body;
 pub mod config;
 pub mod discovery;
 pub mod fanout;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod kubeconfig;
 pub mod mask;
 pub mod metrics;

@@ -7,6 +7,8 @@
 //! JSONPath, compiled once at config load ([`path`]).
 
 pub mod path;
+#[cfg(test)]
+pub(crate) mod props;
 pub mod read;
 pub mod write;
 

@@ -73,7 +73,12 @@ impl Mask {
     /// Puts the stored values of read-masked fields that `body` (a full update) lacks back, so an
     /// update of the view keeps what the view hides.
     pub fn restore(&self, stored: &Value, body: &mut Value) {
-        for location in self.read.iter().flat_map(|path| path.locate(stored)) {
+        let mut locations: Vec<Location> = self.read.iter().flat_map(|path| path.locate(stored)).collect();
+        // Parents before their children (a location sorts before its extensions): a hidden child
+        // restored first would create a stub parent, which then counts as present and keeps the
+        // rest of a hidden parent from coming back.
+        locations.sort_unstable();
+        for location in locations {
             if get(body, &location).is_none()
                 && let Some(value) = get(stored, &location)
             {
@@ -190,6 +195,16 @@ mod tests {
         pods().restore(&stored, &mut body);
         assert_eq!(body, json!({"spec": {"nodeName": "n1", "x": 2}, "status": {"hostIP": "10.0.0.1"}}));
         assert_eq!(pods().change_violation(&stored, &body), None);
+    }
+
+    #[test]
+    fn restore_keeps_a_hidden_parent_whole_when_its_child_is_masked_first() {
+        let m = mask(&["$.status.hostIP", "$.status"], &[]);
+        let stored = json!({"spec": {"x": 1}, "status": {"hostIP": "10.0.0.1", "phase": "Running"}});
+        let mut body = json!({"spec": {"x": 1}});
+        m.restore(&stored, &mut body);
+        assert_eq!(body, stored);
+        assert_eq!(m.change_violation(&stored, &body), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub mod fields;
 pub mod json;
 pub mod names;
+#[cfg(test)]
+mod props;
 pub mod protobuf;
 pub mod selector;
 

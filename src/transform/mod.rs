@@ -68,7 +68,7 @@ impl Translation {
     }
 
     /// One document translated; empty when it is hidden.
-    fn apply_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
+    pub fn apply_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
         let mut value: Value = serde_json::from_slice(bytes)?;
         if !self.apply(&mut value) {
             return Ok(Vec::new());
