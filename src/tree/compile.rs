@@ -33,6 +33,7 @@ impl Tree {
             tree.add(node, None, &format!("{at}.nodes[{i}]"), &mut siblings)?;
         }
         tree.check_prefixes(at)?;
+        tree.check_links()?;
         Ok(tree)
     }
 
@@ -87,6 +88,7 @@ impl Tree {
                 own
             }
         };
+        let links = super::links::compile(&raw.links, &ceiling, at)?;
         let id = self.nodes.len();
         let mut namespaces = Vec::new();
         for (i, local) in raw.namespaces.iter().enumerate() {
@@ -149,6 +151,7 @@ impl Tree {
             namespaces,
             members,
             ceiling,
+            links,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);
@@ -227,7 +230,7 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
