@@ -5,6 +5,7 @@
 //! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
 
 mod layer;
+mod links;
 mod namespaces;
 mod review;
 mod secret_gate;

@@ -54,6 +54,7 @@ impl Translation {
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
+        crate::rewrite::links::present(value, &self.tree, self.view);
         self.secrets.as_ref().is_none_or(|filter| filter.admit(value))
     }
 
