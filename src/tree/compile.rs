@@ -88,7 +88,7 @@ impl Tree {
                 own
             }
         };
-        let links = super::links::compile(&raw.links, &ceiling, at)?;
+        let links = super::links::compile(&raw.links, &ceiling, &path, at)?;
         let id = self.nodes.len();
         let mut namespaces = Vec::new();
         for (i, local) in raw.namespaces.iter().enumerate() {

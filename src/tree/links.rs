@@ -59,8 +59,9 @@ impl LinkKind {
     }
 }
 
-/// Compiles the links written at the node at `at`, whose effective ceiling is `ceiling`.
-pub(super) fn compile(raw: &[RawLink], ceiling: &Ceiling, at: &str) -> Result<Vec<Link>, TreeError> {
+/// Compiles the links written at node `path` (config path `at`), whose effective ceiling is
+/// `ceiling`.
+pub(super) fn compile(raw: &[RawLink], ceiling: &Ceiling, path: &str, at: &str) -> Result<Vec<Link>, TreeError> {
     let mut links = Vec::new();
     for (i, link) in raw.iter().enumerate() {
         let at = format!("{at}.links[{i}]");
@@ -86,7 +87,7 @@ pub(super) fn compile(raw: &[RawLink], ceiling: &Ceiling, at: &str) -> Result<Ve
                 return Err(err("secretType", "must not be empty".into()));
             }
             (LinkKind::Secret, Some(kind)) if !ceiling.allows_secret_type(kind) => {
-                return Err(err("secretType", format!("secret type {kind} is not allowed by this node's ceiling")));
+                return Err(err("secretType", format!("node {path} does not allow secret type {kind}")));
             }
             _ => {}
         }
@@ -296,6 +297,9 @@ nodes:
             let err = compile(&TREE.replace(from, to)).unwrap_err();
             assert_eq!(err.at, format!("tree.nodes[0]{at}"), "{to}: {err}");
         }
+        let err =
+            compile(&TREE.replace("secretType: kubernetes.io/dockerconfigjson", "secretType: kubernetes.io/ssh-auth"));
+        assert_eq!(err.unwrap_err().message, "node acme does not allow secret type kubernetes.io/ssh-auth");
         let err = compile(&TREE.replace("name: settings", "name: ca-bundle")).unwrap_err();
         assert_eq!(err.at, "tree.nodes[0].children[0].links[0]");
         assert!(err.message.contains("already linked by tree.nodes[0].links[0]"), "{err}");
