@@ -147,8 +147,9 @@ def rust_fields(path):
     text = open(path).read()
     structs = {}
     for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", text, re.S):
-        fields = re.findall(r"^\s*pub (\w+):", m.group(2), re.M)
-        structs[m.group(1)] = {re.sub(r"_(\w)", lambda g: g.group(1).upper(), f) for f in fields}
+        # A field's key is its serde rename, else its name in camelCase.
+        fields = re.findall(r'^\s*(?:#\[serde\(rename = "(\w+)"\)\]\s*)?pub (\w+):', m.group(2), re.M)
+        structs[m.group(1)] = {rename or re.sub(r"_(\w)", lambda g: g.group(1).upper(), f) for rename, f in fields}
     return structs
 
 raw = rust_fields("src/config/raw.rs")
@@ -180,6 +181,7 @@ for name, props, struct in [
     ("roles.*", tree_props["roles"]["additionalProperties"]["properties"], "RawRole"),
     ("node", defs["node"]["properties"], "RawNode"),
     ("member", defs["member"]["properties"], "RawMember"),
+    ("link", defs["link"]["properties"], "RawLink"),
     ("allow", defs["allow"]["properties"], "RawAllow"),
     ("allow.namespaces", defs["allow"]["properties"]["namespaces"]["properties"], "RawNamespaceAllow"),
     ("rule", defs["rule"]["properties"], "RawRule"),

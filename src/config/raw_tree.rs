@@ -63,6 +63,10 @@ pub struct RawNode {
     /// Field masks of this subtree, added to the ancestors' masks.
     #[serde(default)]
     pub masks: Vec<RawMask>,
+    /// Objects Canopy copies, read-only, into every namespace of this subtree and keeps in sync
+    /// with their source.
+    #[serde(default)]
+    pub links: Vec<RawLink>,
     /// Nodes below this one; their paths are `<this path>/<name>`.
     #[serde(default)]
     pub children: Vec<RawNode>,
@@ -112,6 +116,39 @@ pub enum RawSubjectKind {
     User,
     Group,
     ServiceAccount,
+}
+
+/// A linked object ("hard link"): a ConfigMap or Secret that Canopy's reconciler copies into
+/// every namespace of the node's subtree — declared or created by tenants — and updates within
+/// seconds of the source changing. Tenants may read the copies but not change, delete or shadow
+/// them. Copies carry the label and annotation `link.<domain>/source` naming their source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Link")]
+pub struct RawLink {
+    /// What the source is.
+    pub kind: RawLinkKind,
+    /// Physical namespace of the source: one the tree does not own (a platform namespace such as
+    /// `platform`), or one owned by this node or an ancestor. A namespace of another subtree is
+    /// refused: its tenants could write into this one.
+    pub namespace: String,
+    /// Name of the source object.
+    pub name: String,
+    /// Name of the copies; absent: the source's name.
+    #[serde(rename = "as")]
+    pub copy_name: Option<String>,
+    /// Secrets only, and required for them: the source's type, which this node's ceiling must
+    /// allow. Namespaces whose owner's ceiling does not allow it get no copy; a source whose
+    /// type differs is not copied.
+    pub secret_type: Option<String>,
+}
+
+/// The kinds of objects a node may link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[schemars(rename = "LinkKind")]
+pub enum RawLinkKind {
+    ConfigMap,
+    Secret,
 }
 
 /// What a subtree may ever do.

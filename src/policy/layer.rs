@@ -27,6 +27,7 @@ use crate::transform::{self, Translation};
 use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
+use super::links::LinkGuard;
 use super::mask_gate::MaskGate;
 use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
@@ -91,7 +92,7 @@ where
                 }
                 return inner.call(request).await;
             }
-            match confine(&tree, request).await? {
+            match confine(&tree, request, inner.clone()).await? {
                 Confined::Forward(request, translation) => {
                     let response = inner.call(request).await?;
                     Ok(match translation {
@@ -181,8 +182,12 @@ impl Gates {
     }
 }
 
-/// Applies the tenancy decision to `request`.
-async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confined, Status> {
+/// Applies the tenancy decision to `request`; `inner` answers the lookups some checks make as
+/// the caller.
+async fn confine<S>(tree: &Arc<Tree>, mut request: Request<Body>, inner: S) -> Result<Confined, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+{
     let identity = request.extensions().get::<Identity>().cloned().ok_or_else(|| Status::internal("no identity"))?;
     let info =
         request.extensions().get::<RequestInfo>().cloned().ok_or_else(|| Status::internal("unclassified request"))?;
@@ -285,6 +290,11 @@ async fn confine(tree: &Arc<Tree>, mut request: Request<Body>) -> Result<Confine
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     let node = &tree.nodes[governing];
     let secrets = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?.map(Box::new);
+    // Linked copies are read-only: checked before anything is written, dry runs included.
+    let request = match LinkGuard::of(tree, view, &info, &identity, &namespace) {
+        Some(guard) => guard.check(inner, request).await?,
+        None => request,
+    };
     let gates = Gates {
         mask: match &mask {
             Some(mask) => MaskGate::of(mask, &info, &identity)?,
@@ -340,7 +350,7 @@ async fn review_request(
 }
 
 /// ANDs `selector` into the `labelSelector` of `query`.
-fn and_label_selector(query: &mut Vec<(String, String)>, selector: &str) {
+pub(super) fn and_label_selector(query: &mut Vec<(String, String)>, selector: &str) {
     match query.iter_mut().find(|(k, _)| k == "labelSelector") {
         Some((_, value)) if !value.trim().is_empty() => *value = format!("{value},{selector}"),
         Some((_, value)) => *value = selector.to_owned(),

@@ -8,6 +8,7 @@ mod as_caller;
 mod escalation;
 mod layer;
 mod mask_gate;
+mod links;
 mod namespaces;
 mod reference_gate;
 mod references;

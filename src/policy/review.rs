@@ -35,8 +35,9 @@ impl Review {
     }
 }
 
-/// Why Canopy itself would refuse the request a SelfSubjectAccessReview describes; `None` when
-/// Canopy would allow it (upstream RBAC decides the rest) or it is about a non-resource URL.
+/// Why Canopy itself would refuse the request a SelfSubjectAccessReview describes (writes of
+/// linked copies included, known by name); `None` when Canopy would allow it (upstream RBAC
+/// decides the rest) or it is about a non-resource URL.
 pub fn canopy_denial(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> Option<String> {
     let attributes = review.pointer("/spec/resourceAttributes")?;
     let field = |key: &str| attributes.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -51,7 +52,10 @@ pub fn canopy_denial(tree: &Tree, view: NodeId, identity: &Identity, review: &Va
         name: field("name"),
         ..RequestInfo::default()
     };
-    decide(tree, view, identity, &info).err().map(|status| status.message)
+    match decide(tree, view, identity, &info) {
+        Err(status) => Some(status.message),
+        Ok(_) => super::links::review_denial(tree, view, &info),
+    }
 }
 
 /// The review answered by Canopy: denied, for `reason`.

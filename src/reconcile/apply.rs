@@ -1,7 +1,7 @@
 //! One reconcile pass: read what carries the tree's labels, compute [`desired`], then make the
 //! apiserver match — creating what is missing, server-side applying what drifted, deleting
-//! Canopy's RoleBindings and ClusterRoles that are no longer wanted. Objects without Canopy's
-//! labels are never changed: a name already taken by one is reported and left alone.
+//! Canopy's RoleBindings, ClusterRoles and link copies that are no longer wanted. Objects without
+//! Canopy's labels are never changed: a name already taken by one is reported and left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -51,6 +51,7 @@ pub async fn pass(client: &Client, tree: &Tree, leadership: &Leadership) -> Resu
     pass.cluster_roles(&desired).await?;
     pass.role_bindings(&desired, &terminating).await?;
     pass.prune_cluster_roles(&desired).await?;
+    pass.links(tree, &existing, &terminating).await?;
     match pass.failed {
         0 => Ok(pass.summary),
         failed => Err(ReconcileError::Incomplete { failed }),
@@ -62,16 +63,17 @@ fn is_terminating(ns: &Namespace) -> bool {
         || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
 }
 
-struct Pass<'a> {
-    client: &'a Client,
+/// One pass's clients and tally; the links' part of a pass is in [`super::links`].
+pub(super) struct Pass<'a> {
+    pub(super) client: &'a Client,
     leadership: &'a Leadership,
-    domain: &'a str,
-    summary: Summary,
-    failed: usize,
+    pub(super) domain: &'a str,
+    pub(super) summary: Summary,
+    pub(super) failed: usize,
 }
 
 impl Pass<'_> {
-    async fn list<K>(&self, api: Api<K>, selector: String) -> Result<Vec<K>, ReconcileError>
+    pub(super) async fn list<K>(&self, api: Api<K>, selector: String) -> Result<Vec<K>, ReconcileError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     {
@@ -83,11 +85,18 @@ impl Pass<'_> {
     }
 
     /// Every write starts here: a replica that is not (or no longer) the leader stops the pass.
-    fn may_write(&self) -> Result<(), ReconcileError> {
+    pub(super) fn may_write(&self) -> Result<(), ReconcileError> {
         if lease::leading(self.leadership) { Ok(()) } else { Err(ReconcileError::NotLeader) }
     }
 
-    fn failed(&mut self, action: &str, kind: &str, namespace: Option<&str>, name: &str, error: &kube::Error) {
+    pub(super) fn failed(
+        &mut self,
+        action: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        error: &kube::Error,
+    ) {
         tracing::warn!(action, kind, namespace, name, %error, "reconcile write failed");
         self.failed += 1;
     }
@@ -211,7 +220,13 @@ impl Pass<'_> {
     }
 
     /// Creates `want`, or server-side applies it over Canopy's own object when `managed`.
-    async fn ensure<K>(&mut self, api: &Api<K>, name: &str, want: &K, managed: bool) -> Result<(), ReconcileError>
+    pub(super) async fn ensure<K>(
+        &mut self,
+        api: &Api<K>,
+        name: &str,
+        want: &K,
+        managed: bool,
+    ) -> Result<(), ReconcileError>
     where
         K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
     {
@@ -239,7 +254,12 @@ impl Pass<'_> {
         Ok(())
     }
 
-    async fn delete<K>(&mut self, api: &Api<K>, namespace: Option<&str>, name: &str) -> Result<(), ReconcileError>
+    pub(super) async fn delete<K>(
+        &mut self,
+        api: &Api<K>,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ReconcileError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     {

@@ -7,10 +7,13 @@
 //! never deleted, nor stripped of labels when undeclared: they hold tenant data, and tenants create
 //! namespaces of their own.
 //!
+//! Linked objects get a read-only copy in every namespace of their node's subtree ([`links`]).
+//!
 //! One replica writes at a time, elected through the Lease `canopy-reconciler` ([`lease`]).
 //! Rather than a kube-runtime `Controller` per kind, a whole pass runs on every tree reload, on
-//! every change kube-runtime watchers see to Canopy-labelled namespaces, RoleBindings and
-//! ClusterRoles (so deletions and edits are repaired at once), and every `resync`. Passes are
+//! every change kube-runtime watchers see to Canopy-labelled namespaces, RoleBindings,
+//! ClusterRoles and link copies (so deletions and edits are repaired at once) and to linked
+//! sources, and every `resync`. Passes are
 //! cheap — three labelled lists, then writes only where something differs — and one pass over the
 //! whole desired state is simpler to reason about than per-object queues that must agree on it.
 //! A failed pass is logged and retried with exponential backoff.
@@ -18,6 +21,7 @@
 mod apply;
 pub mod desired;
 mod lease;
+mod links;
 
 pub use apply::{FIELD_MANAGER, Summary};
 pub use desired::{Desired, ExistingNamespace, binding_name, cluster_role_name, desired};
@@ -31,7 +35,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -123,6 +127,8 @@ impl Reconciler {
         let elector = tokio::spawn(elector.run(leader_tx, cancel.clone()));
         let trigger = Arc::new(Notify::new());
         let drift = tokio::spawn(watch_for_drift(self.client.clone(), trigger.clone(), cancel.clone()));
+        let sources = self.trees.clone();
+        let sources = tokio::spawn(links::watch_sources(self.client.clone(), sources, trigger.clone(), cancel.clone()));
 
         let mut shutdown = pin!(shutdown);
         let resync = self.options.resync;
@@ -180,6 +186,7 @@ impl Reconciler {
         }
         cancel.cancel();
         let _ = drift.await;
+        let _ = sources.await;
         let _ = elector.await;
     }
 }
@@ -190,14 +197,16 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
     FIRST_RETRY.saturating_mul(factor).min(cap)
 }
 
-/// Wakes the reconciler whenever a Canopy-labelled namespace, RoleBinding or ClusterRole changes
-/// or disappears.
+/// Wakes the reconciler whenever a Canopy-labelled namespace, RoleBinding, ClusterRole or link
+/// copy changes or disappears.
 async fn watch_for_drift(client: Client, trigger: Arc<Notify>, cancel: CancellationToken) {
     let selector = format!("{}={}", desired::MANAGED_BY, desired::MANAGER);
     let changes = futures_util::stream::select_all([
         changes::<Namespace>(&client, &selector),
         changes::<RoleBinding>(&client, &selector),
         changes::<ClusterRole>(&client, &selector),
+        changes::<ConfigMap>(&client, &selector),
+        changes::<Secret>(&client, &selector),
     ]);
     let mut changes = pin!(changes);
     loop {

@@ -1,9 +1,11 @@
 //! Pure rewriting between what a view shows and what upstream holds: namespace names
 //! ([`names`]), the JSON and protobuf documents that carry them ([`json`], [`protobuf`]) and field
-//! selectors ([`selector`]); [`fields`] lists every place a name travels.
+//! selectors ([`selector`]); [`fields`] lists every place a name travels, [`links`] how a linked
+//! copy names its source.
 
 pub mod fields;
 pub mod json;
+pub mod links;
 pub mod names;
 #[cfg(test)]
 mod props;

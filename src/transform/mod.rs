@@ -57,6 +57,7 @@ impl Translation {
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
+        crate::rewrite::links::present(value, &self.tree, self.view);
         // Secrets are judged on whole objects first; the mask then strips and cuts Tables back.
         if !self.secrets.as_ref().is_none_or(|filter| filter.admit(value)) {
             return false;

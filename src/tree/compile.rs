@@ -35,6 +35,7 @@ impl Tree {
             tree.add(node, None, &format!("{at}.nodes[{i}]"), &mut siblings)?;
         }
         tree.check_prefixes(at)?;
+        tree.check_links()?;
         Ok(tree)
     }
 
@@ -88,6 +89,7 @@ impl Tree {
                 own
             }
         };
+        let links = super::links::compile(&raw.links, &ceiling, &path, at)?;
         let id = self.nodes.len();
         let mut namespaces = Vec::new();
         for (i, local) in raw.namespaces.iter().enumerate() {
@@ -157,6 +159,7 @@ impl Tree {
             members,
             ceiling,
             masks,
+            links,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);
@@ -235,7 +238,7 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 

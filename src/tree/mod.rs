@@ -4,11 +4,13 @@
 //! Nodes have paths (`acme`, `acme/web`); each owns physical namespaces named
 //! `prefix(node) + local`, where a top-level node's prefix defaults to `<name>-` and a child's is
 //! `prefix(parent) + name + "-"`. Compilation checks names, prefixes, duplicate namespaces,
-//! roles and that no child's ceiling exceeds its parent's, naming the config path at fault.
+//! roles, that no child's ceiling exceeds its parent's, and links (see [`links`]), naming the config
+//! path at fault.
 
 pub mod ceiling;
 mod compile;
 mod labels;
+pub mod links;
 pub mod live;
 mod render;
 
@@ -79,6 +81,8 @@ pub struct Node {
     pub ceiling: Ceiling,
     /// Mask rules in force here: the ancestors', then the node's own.
     pub masks: Vec<Arc<MaskRule>>,
+    /// Objects copied into every namespace of the subtree.
+    pub links: Vec<links::Link>,
 }
 
 /// A namespace declared in the config.
@@ -159,6 +163,12 @@ impl Tree {
     /// this tree, and named with that node's prefix (a label alone never moves a namespace).
     pub fn created_owner(&self, physical: &str) -> Option<NodeId> {
         let owner = self.live.as_ref()?.owner_of(physical)?;
+        self.labelled_owner(physical, &owner)
+    }
+
+    /// The node owning the undeclared namespace `physical`, whose owner label says `owner`:
+    /// that node, if `physical` carries its prefix.
+    pub fn labelled_owner(&self, physical: &str, owner: &str) -> Option<NodeId> {
         let node = self.nodes.iter().position(|n| n.prefix.trim_end_matches('-') == owner)?;
         physical.strip_prefix(&self.nodes[node].prefix).filter(|local| !local.is_empty())?;
         Some(node)

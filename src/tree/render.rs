@@ -1,11 +1,12 @@
-//! `canopy tree`: the tree as text, like `kubectl hns tree` — nodes, their namespaces, members and
-//! effective ceilings, for the platform team to read what a configuration means. With `--live`,
+//! `canopy tree`: the tree as text, like `kubectl hns tree` — nodes, their namespaces, members,
+//! links and effective ceilings, for the platform team to read what a configuration means. With `--live`,
 //! the same tree set beside the namespaces that exist upstream (see [`live`](super::live)): each
 //! declared namespace marked present or missing, undeclared ones listed under their owner. Both
 //! are pure functions of their inputs.
 
 use std::fmt::Write;
 
+use super::links::Link;
 use super::live::{Live, LiveNamespace, State};
 use super::{Ceiling, NodeId, Tree};
 
@@ -92,6 +93,10 @@ impl Tree {
                 node.members.iter().map(|m| format!("{:?} {} as {}", m.kind, m.name, m.role)).collect();
             let _ = writeln!(out, "{detail}members: {}", members.join(", "));
         }
+        if !node.links.is_empty() {
+            let links: Vec<String> = node.links.iter().map(describe_link).collect();
+            let _ = writeln!(out, "{detail}links: {}", links.join(", "));
+        }
         let _ = writeln!(out, "{detail}allow: {}", describe(&node.ceiling));
         for (i, &child) in node.children.iter().enumerate() {
             self.render_node(out, live, child, &next_indent, i + 1 == node.children.len(), false);
@@ -106,6 +111,18 @@ fn describe_state(state: State) -> &'static str {
         State::Terminating => "terminating",
         State::Missing => "missing",
     }
+}
+
+/// `ConfigMap platform/ca-bundle`, `Secret platform/registry as pull (kubernetes.io/dockerconfigjson)`.
+fn describe_link(link: &Link) -> String {
+    let mut text = format!("{} {}/{}", link.kind.name(), link.namespace, link.name);
+    if link.copy_name != link.name {
+        let _ = write!(text, " as {}", link.copy_name);
+    }
+    if let Some(kind) = &link.secret_type {
+        let _ = write!(text, " ({kind})");
+    }
+    text
 }
 
 fn describe(ceiling: &Ceiling) -> String {
@@ -156,7 +173,7 @@ mod tests {
     #[test]
     fn renders_nodes_namespaces_members_and_ceilings() {
         let raw: RawTree = serde_saphyr::from_str(
-            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log], secretTypes: [Opaque], bindableClusterRoles: [view], storageClasses: [standard]}\n",
+            "nodes:\n  - name: acme\n    members: [{kind: User, name: alice, role: admin}]\n    links: [{kind: ConfigMap, namespace: platform, name: ca}, {kind: Secret, namespace: platform, name: r, as: pull, secretType: Opaque}]\n    children:\n      - name: web\n        namespaces: [dev]\n      - name: data\n        allow: {resources: [{resources: [pods], verbs: [get]}], subresources: [log], secretTypes: [Opaque], bindableClusterRoles: [view], storageClasses: [standard]}\n",
         )
         .unwrap();
         let text = Tree::compile(&raw, "tree").unwrap().render();
@@ -171,6 +188,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("members: User alice as admin"), "{text}");
+        assert!(text.contains("│   links: ConfigMap platform/ca, Secret platform/r as pull (Opaque)\n"), "{text}");
         assert!(!text.contains("live:") && !text.contains("[present]"), "{text}");
     }
 
