@@ -97,7 +97,7 @@ impl ReadMask {
 
 /// Cuts a Table row's object back to the caller's `includeObject`: the object (`Object`),
 /// nothing (`None`) or its metadata (the default).
-fn cut_back(row: &mut Map<String, Value>, include_object: Option<&str>, version: &Value) {
+pub(crate) fn cut_back(row: &mut Map<String, Value>, include_object: Option<&str>, version: &Value) {
     match include_object {
         Some("Object") => {}
         Some("None") => {

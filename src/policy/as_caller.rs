@@ -3,9 +3,10 @@
 //! with), so upstream RBAC keeps deciding what the caller may see.
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
+use tower::{Service, ServiceExt};
 
 use crate::auth::Identity;
 use crate::body::{self, Body};
@@ -27,8 +28,34 @@ pub fn get(identity: &Identity, uri: &str) -> Result<Request<Body>, Status> {
     Ok(request)
 }
 
+/// What the apiserver made of a dry run of the caller's write.
+pub enum Tried {
+    /// The object it would store.
+    Object(Value),
+    /// Its refusal, which the real write would meet too; the caller is shown it.
+    Refused(Response<Body>),
+}
+
+/// Sends the caller's write (`parts` with body `bytes`) through `inner` as a dry run, as
+/// `identity`.
+pub async fn try_write<S>(
+    inner: S,
+    identity: &Identity,
+    parts: &http::request::Parts,
+    bytes: Bytes,
+) -> Result<Tried, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+{
+    let tried = inner.oneshot(dry_run(identity, parts, bytes)?).await?;
+    if !tried.status().is_success() {
+        return Ok(Tried::Refused(tried));
+    }
+    Ok(Tried::Object(read_json(tried.into_body()).await?))
+}
+
 /// The caller's write (`parts` with body `bytes`) as a dry run, as `identity`.
-pub fn dry_run(identity: &Identity, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
+fn dry_run(identity: &Identity, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
     let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
     query.retain(|(k, _)| k != "dryRun");
     query.push(("dryRun".into(), "All".into()));

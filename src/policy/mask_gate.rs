@@ -20,7 +20,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Service, ServiceExt};
 
-use super::as_caller;
+use super::as_caller::{self, Tried, try_write};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::mask::Mask;
@@ -140,13 +140,11 @@ impl MaskGate {
                 bytes
             }
         };
-        let tried = inner.clone().oneshot(as_caller::dry_run(&self.identity, &parts, bytes.clone())?).await?;
-        // A failing dry run fails for real too, and the caller then sees why.
-        if tried.status().is_success() {
-            let result = as_caller::read_json(tried.into_body()).await?;
-            if let Some(why) = self.mask.change_violation(&stored, &result) {
-                return Err(forbidden(why));
-            }
+        // A refused dry run is refused for real too, and the caller then sees why.
+        if let Tried::Object(result) = try_write(inner.clone(), &self.identity, &parts, bytes.clone()).await?
+            && let Some(why) = self.mask.change_violation(&stored, &result)
+        {
+            return Err(forbidden(why));
         }
         Ok(Request::from_parts(parts, body::full(bytes)))
     }
@@ -164,27 +162,25 @@ impl MaskGate {
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
         S::Future: Send,
     {
-        let tried = inner.clone().oneshot(as_caller::dry_run(&self.identity, parts, bytes)?).await?;
-        if !tried.status().is_success() {
-            // The real create fails the same way, and the caller then sees why.
+        let Tried::Object(result) = try_write(inner.clone(), &self.identity, parts, bytes).await? else {
+            // The real create is refused the same way, and the caller then sees why.
             return Ok(());
-        }
-        let result = as_caller::read_json(tried.into_body()).await?;
+        };
         let bare =
             serde_json::to_vec(&self.mask.without_guarded(&result)).map_err(|e| Status::internal(e.to_string()))?;
         let mut json_parts = parts.clone();
         json_parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let defaults =
-            inner.oneshot(as_caller::dry_run(&self.identity, &json_parts, bytes::Bytes::from(bare))?).await?;
-        if !defaults.status().is_success() {
-            return Err(Status::forbidden(format!(
-                "{} is forbidden: Canopy could not tell whether the create sets fields masked in view {} ({}); send it as JSON",
-                self.object,
-                self.mask.view,
-                defaults.status()
-            )));
-        }
-        let defaults = as_caller::read_json(defaults.into_body()).await?;
+        let defaults = match try_write(inner, &self.identity, &json_parts, bytes::Bytes::from(bare)).await? {
+            Tried::Object(defaults) => defaults,
+            Tried::Refused(answer) => {
+                return Err(Status::forbidden(format!(
+                    "{} is forbidden: Canopy could not tell whether the create sets fields masked in view {} ({}); send it as JSON",
+                    self.object,
+                    self.mask.view,
+                    answer.status()
+                )));
+            }
+        };
         match self.mask.set_beyond_defaults(&defaults, &result) {
             Some(why) => Err(Status::forbidden(format!("{} is forbidden: {why}", self.object))),
             None => Ok(()),

@@ -7,8 +7,8 @@
 mod as_caller;
 mod escalation;
 mod layer;
-mod mask_gate;
 mod links;
+mod mask_gate;
 mod namespaces;
 mod reference_gate;
 mod references;

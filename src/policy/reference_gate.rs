@@ -20,7 +20,7 @@ use serde_json::Value;
 use tower::{Service, ServiceExt};
 
 use super::AsCanopy;
-use super::as_caller::{dry_run, encode_segment, read_json};
+use super::as_caller::{Tried, encode_segment, read_json, try_write};
 use super::references::{self, Lookup};
 use super::secret_gate::SecretGate;
 use crate::auth::Identity;
@@ -107,19 +107,19 @@ impl ReferenceGate {
     {
         let (parts, body) = request.into_parts();
         let bytes = transform::read_bytes(body).await?;
-        let tried = inner.clone().oneshot(dry_run(&self.identity, &parts, bytes.clone())?).await?;
-        if !tried.status().is_success() {
-            let refused = matches!(tried.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND);
-            if refused
-                && sends_whole_object(&parts)
-                && let Some(sent) = sent_object(&parts, &bytes)
-            {
-                self.judge(inner.clone(), &sent).await?;
+        let object = match try_write(inner.clone(), &self.identity, &parts, bytes.clone()).await? {
+            Tried::Object(object) => object,
+            Tried::Refused(answer) => {
+                let refused = matches!(answer.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND);
+                if refused
+                    && sends_whole_object(&parts)
+                    && let Some(sent) = sent_object(&parts, &bytes)
+                {
+                    self.judge(inner.clone(), &sent).await?;
+                }
+                return Ok(transform::response(answer, translation));
             }
-            // The real write would fail the same way; the caller sees why.
-            return Ok(transform::response(tried, translation));
-        }
-        let object = read_json(tried.into_body()).await?;
+        };
         if let Some(secrets) = &self.secrets {
             secrets.judge(inner.clone(), &object).await?;
         }

@@ -22,7 +22,7 @@ use http::{Request, Response};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
-use super::as_caller::{self, encode_segment, read, read_json};
+use super::as_caller::{self, Tried, encode_segment, read, read_json, try_write};
 use super::secret_refs::{SecretRef, configmap_refs, is_pod_bearing, secret_refs};
 use super::secrets::{SecretFilter, secret_type};
 use crate::auth::Identity;
@@ -131,13 +131,10 @@ impl SecretGate {
                 }
                 let (parts, body) = request.into_parts();
                 let bytes = transform::read_bytes(body).await?;
-                let dry = as_caller::dry_run(&self.identity, &parts, bytes.clone())?;
-                let tried = inner.clone().oneshot(dry).await?;
-                if !tried.status().is_success() {
-                    // The real write would fail the same way; the caller sees why.
-                    return Ok(transform::response(tried, translation));
-                }
-                let object = read_json(tried.into_body()).await?;
+                let object = match try_write(inner.clone(), &self.identity, &parts, bytes.clone()).await? {
+                    Tried::Object(object) => object,
+                    Tried::Refused(answer) => return Ok(transform::response(answer, translation)),
+                };
                 self.judge(inner.clone(), &object).await?;
                 let request = Request::from_parts(parts, body::full(bytes));
                 Ok(transform::response(inner.oneshot(request).await?, translation))

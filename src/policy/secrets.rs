@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::mask::read::cut_back;
 use crate::request::RequestInfo;
 use crate::tree::Ceiling;
 
@@ -110,21 +111,8 @@ impl SecretFilter {
                 .filter(|object| object.get("kind").and_then(Value::as_str) == Some("Secret"))
                 .is_some_and(|object| self.allows(secret_type(object)))
         });
-        for row in rows.iter_mut() {
-            let Some(row) = row.as_object_mut() else { continue };
-            match self.include_object.as_deref() {
-                Some("Object") => {}
-                Some("None") => {
-                    row.remove("object");
-                }
-                _ => {
-                    let metadata = row.get("object").and_then(|o| o.get("metadata")).cloned().unwrap_or(json!({}));
-                    row.insert(
-                        "object".into(),
-                        json!({"kind": "PartialObjectMetadata", "apiVersion": version, "metadata": metadata}),
-                    );
-                }
-            }
+        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+            cut_back(row, self.include_object.as_deref(), &version);
         }
         !had_rows || !rows.is_empty()
     }
