@@ -1,8 +1,9 @@
 //! Field masks (design invariant 4), against the real apiserver through the example tree: acme's
 //! tenants never see where their pods run (`spec.nodeName`, `status.hostIP(s)`; the harness's
-//! fake kubelet binds every pod to `fake-node`) and cannot pin them (`nodeSelector`,
-//! `tolerations`, `priorityClassName` write-masked on pods and Deployment templates); readers
-//! see secrets' names, not their contents; globex reads nodes without their addresses.
+//! fake kubelet binds every pod to `fake-node`), nor learn it from events, and cannot pin them
+//! (`nodeSelector`, `tolerations`, `priorityClassName` write-masked on pods and Deployment
+//! templates); readers see secrets' names, not their contents; globex reads nodes without their
+//! addresses.
 
 mod common;
 
@@ -321,4 +322,35 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: dave}]
     }
     let direct = ok(kubectl(kubectl_bin(), admin(), &["get", "node", NODE, "-o", "json"]));
     assert!(direct.contains("InternalIP"), "the node itself keeps its addresses: {direct}");
+}
+
+#[test]
+fn events_do_not_name_the_node() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let pod = running_pod(&bob);
+    // The kubelet's event about bob's pod, as a real kubelet on `fake-node` reports it.
+    let name = unique("started");
+    let event = format!(
+        r#"{{"apiVersion": "v1", "kind": "Event", "metadata": {{"name": "{name}"}},
+            "involvedObject": {{"apiVersion": "v1", "kind": "Pod", "name": "{pod}", "namespace": "acme-web-dev"}},
+            "reason": "Started", "message": "Started container c", "type": "Normal", "count": 1,
+            "source": {{"component": "kubelet", "host": "{NODE}"}}, "reportingInstance": "{NODE}",
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"}}"#
+    );
+    ok(kubectl_stdin(kubectl_bin(), admin(), &["-n", "acme-web-dev", "create", "-f", "-"], Some(&event)));
+    for args in [
+        vec!["-n", "dev", "get", "event", &name, "-o", "json"],
+        vec!["-n", "dev", "get", "events", "-o", "yaml"],
+        vec!["-n", "dev", "get", "events", "-o", "wide"],
+        vec!["-n", "dev", "events"],
+        vec!["-n", "dev", "describe", "pod", &pod],
+        vec!["get", "events", "-A", "-o", "json"],
+    ] {
+        let shown = ok(kubectl(kubectl_bin(), &bob, &args));
+        assert!(shown.contains("Started"), "{args:?} shows the event: {shown}");
+        assert!(!shown.contains(NODE), "{args:?} names the node: {shown}");
+    }
+    let direct = admin_json("acme-web-dev", &["event", &name]);
+    assert_eq!(direct["source"]["host"], NODE, "the stored event keeps its host: {direct}");
 }
