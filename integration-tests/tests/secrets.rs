@@ -2,7 +2,7 @@
 //! where acme/web allows Opaque, TLS, registry, basic-auth and service-account-token secrets
 //! but not `kubernetes.io/ssh-auth`: such a secret is 404 by name, absent from lists (plain,
 //! `-A`, JSON) and watches; it cannot be created; and no pod or pod template may name it — nor a
-//! secret that does not exist.
+//! secret that does not exist. Across namespaces, each namespace shows the types its owner allows.
 
 mod common;
 
@@ -68,6 +68,23 @@ fn secrets_of_other_types_are_invisible() {
     ));
     assert!(patch.contains("(NotFound)") && !patch.contains(HIDDEN), "{patch}");
     assert!(exists_upstream("acme-web-dev", "secret", &hidden));
+}
+
+#[test]
+fn across_namespaces_each_namespace_shows_its_owners_types() {
+    let canopy = canopy();
+    // acme allows Helm release secrets; acme/data, which owns data-warehouse, Opaque only.
+    let (release, plain) = (unique("release"), unique("plain"));
+    admin_secret("acme-data-warehouse", &release, "helm.sh/release.v1");
+    admin_secret("acme-data-warehouse", &plain, "Opaque");
+    let alice = as_user(&canopy, "alice");
+    for args in [vec!["get", "secrets", "-A"], vec!["get", "secrets", "-A", "-o", "json"]] {
+        let listed = ok(kubectl(kubectl_bin(), &alice, &args));
+        assert!(listed.contains(&plain), "{args:?}: {listed}");
+        assert!(!listed.contains(&release), "{args:?} shows a type acme/data does not allow: {listed}");
+    }
+    let missing = fails(kubectl(kubectl_bin(), &alice, &["-n", "data-warehouse", "get", "secret", &release]));
+    assert!(missing.contains("(NotFound)"), "{missing}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -241,7 +241,11 @@ where
     let mask = Mask::of(&rules, &tree.nodes[governing].path, &info.api_group, &info.resource, role)
         .filter(|_| crate::mask::covers_subresource(&info.subresource));
     let read_mask = mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.verb, &mut query));
-    let secrets = SecretFilter::for_request(&tree.nodes[governing].ceiling, &info, &mut query);
+    let secrets = if across {
+        SecretFilter::across(tree, view, &info, &mut query)
+    } else {
+        SecretFilter::for_request(&tree.nodes[governing].ceiling, &info, &mut query)
+    };
     let mut path = match &namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
         None => request.uri().path().to_owned(),

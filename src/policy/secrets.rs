@@ -10,14 +10,19 @@
 //! the caller asked for (metadata by default, nothing for `None`). Documents whose type cannot be
 //! known (metadata-only `PartialObjectMetadata` answers, rows without an object) are treated as
 //! hidden: the filter fails closed.
+//!
+//! A namespace answers to the secret types of the node owning it, which may be narrower than
+//! the view's; so across namespaces (`-A`) each item is judged by its own namespace's owner.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::mask::read::cut_back;
 use crate::request::RequestInfo;
-use crate::tree::Ceiling;
+use crate::rewrite::ViewNames;
+use crate::tree::{Ceiling, NodeId, Tree};
 
 /// The type a Secret has when it names none.
 const DEFAULT_TYPE: &str = "Opaque";
@@ -25,35 +30,87 @@ const DEFAULT_TYPE: &str = "Opaque";
 /// Hides secrets of types outside a view's ceiling from one response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretFilter {
-    allowed: Arc<Vec<String>>,
+    allowed: Allowed,
     /// The caller's `includeObject` (Canopy asks upstream for `Object`).
     include_object: Option<String>,
 }
 
+/// The secret types that may be seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Allowed {
+    /// These, in the namespace asked about.
+    Types(Arc<Vec<String>>),
+    /// Across namespaces: by the name the view shows a namespace, its owner's types (`None`:
+    /// every type). A namespace not listed shows none.
+    PerNamespace(Arc<HashMap<String, Option<Arc<Vec<String>>>>>),
+}
+
 impl SecretFilter {
-    /// The filter for a request about secrets in a view whose ceiling restricts their types;
-    /// widens a read's `query` to `includeObject=Object` so Table rows can be decided.
+    /// The filter for a request about secrets in a namespace (or a view) whose ceiling restricts
+    /// their types; widens a read's `query` to `includeObject=Object` so Table rows can be decided.
     pub fn for_request(ceiling: &Ceiling, info: &RequestInfo, query: &mut Vec<(String, String)>) -> Option<Self> {
-        if !(info.api_group.is_empty() && info.resource == "secrets") {
+        if !is_secrets(info) {
             return None;
         }
-        let mut filter = Self::of(ceiling)?;
+        Some(Self::of(ceiling)?.widen(info, query))
+    }
+
+    /// The filter for a request about secrets across the namespaces of `view`'s subtree, if any
+    /// of their owners restricts secret types; widens `query` as [`Self::for_request`] does.
+    pub fn across(tree: &Tree, view: NodeId, info: &RequestInfo, query: &mut Vec<(String, String)>) -> Option<Self> {
+        if !is_secrets(info) {
+            return None;
+        }
+        let names = ViewNames::new(tree, view);
+        let owners: HashMap<String, Option<Arc<Vec<String>>>> = tree
+            .subtree_namespaces(view)
+            .iter()
+            .filter_map(|physical| {
+                let types = tree.owner(physical).and_then(|owner| tree.nodes[owner].ceiling.secret_types.clone());
+                Some((names.to_virtual(physical)?, types))
+            })
+            .collect();
+        if owners.values().all(Option::is_none) {
+            return None;
+        }
+        let filter = SecretFilter { allowed: Allowed::PerNamespace(Arc::new(owners)), include_object: None };
+        Some(filter.widen(info, query))
+    }
+
+    /// The filter of a namespace or view with `ceiling`, if it restricts secret types.
+    pub fn of(ceiling: &Ceiling) -> Option<Self> {
+        Some(SecretFilter { allowed: Allowed::Types(ceiling.secret_types.clone()?), include_object: None })
+    }
+
+    /// Reads ask upstream for whole objects in Table rows, keeping the caller's choice to cut back to.
+    fn widen(mut self, info: &RequestInfo, query: &mut Vec<(String, String)>) -> Self {
         if matches!(info.verb.as_str(), "get" | "list" | "watch") {
-            filter.include_object = query.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.clone());
+            self.include_object = query.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.clone());
             query.retain(|(k, _)| k != "includeObject");
             query.push(("includeObject".into(), "Object".into()));
         }
-        Some(filter)
+        self
     }
 
-    /// The filter of a view with `ceiling`, if it restricts secret types.
-    pub fn of(ceiling: &Ceiling) -> Option<Self> {
-        Some(SecretFilter { allowed: ceiling.secret_types.clone()?, include_object: None })
-    }
-
-    /// Whether a secret of type `kind` may be seen.
+    /// Whether a secret of type `kind` may be seen in the namespace asked about (never, for a
+    /// filter across namespaces: it needs the secret's namespace).
     pub fn allows(&self, kind: &str) -> bool {
-        self.allowed.iter().any(|t| t == kind)
+        match &self.allowed {
+            Allowed::Types(types) => types.iter().any(|t| t == kind),
+            Allowed::PerNamespace(_) => false,
+        }
+    }
+
+    /// Whether `secret` (namespace names already as the view shows them) may be seen.
+    fn shows(&self, secret: &Value) -> bool {
+        let kind = secret_type(secret);
+        match &self.allowed {
+            Allowed::Types(types) => types.iter().any(|t| t == kind),
+            Allowed::PerNamespace(owners) => {
+                let namespace = secret.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+                owners.get(namespace).is_some_and(|types| types.as_ref().is_none_or(|t| t.iter().any(|t| t == kind)))
+            }
+        }
     }
 
     /// Removes hidden secrets from an answer holding one object (a GET, a watch event's object);
@@ -69,10 +126,10 @@ impl SecretFilter {
     /// Secret, or a watch event about one). A list or Table stays, if need be empty.
     pub fn admit(&self, document: &mut Value) -> bool {
         match document.get("kind").and_then(Value::as_str) {
-            Some("Secret") => self.allows(secret_type(document)),
+            Some("Secret") => self.shows(document),
             Some("SecretList") => {
                 if let Some(items) = document.get_mut("items").and_then(Value::as_array_mut) {
-                    items.retain(|item| self.allows(secret_type(item)));
+                    items.retain(|item| self.shows(item));
                 }
                 true
             }
@@ -109,13 +166,18 @@ impl SecretFilter {
         rows.retain(|row| {
             row.get("object")
                 .filter(|object| object.get("kind").and_then(Value::as_str) == Some("Secret"))
-                .is_some_and(|object| self.allows(secret_type(object)))
+                .is_some_and(|object| self.shows(object))
         });
         for row in rows.iter_mut().filter_map(Value::as_object_mut) {
             cut_back(row, self.include_object.as_deref(), &version);
         }
         !had_rows || !rows.is_empty()
     }
+}
+
+/// Whether `info` is about core secrets.
+fn is_secrets(info: &RequestInfo) -> bool {
+    info.api_group.is_empty() && info.resource == "secrets"
 }
 
 /// The type of a Secret object (`Opaque` when unset, as the apiserver defaults it).
@@ -129,7 +191,7 @@ mod tests {
 
     fn filter(include_object: Option<&str>) -> SecretFilter {
         SecretFilter {
-            allowed: Arc::new(vec!["Opaque".into(), "kubernetes.io/tls".into()]),
+            allowed: Allowed::Types(Arc::new(vec!["Opaque".into(), "kubernetes.io/tls".into()])),
             include_object: include_object.map(String::from),
         }
     }
@@ -219,5 +281,28 @@ mod tests {
         assert!(filter(None).admit(&mut page.clone()));
         assert!(!filter(None).admit_one(&mut page));
         assert!(filter(None).admit_one(&mut json!({"kind": "Table", "rows": []})));
+    }
+    #[test]
+    fn across_namespaces_each_secret_answers_to_its_namespace_owner() {
+        let tree = crate::policy::tests::example();
+        let acme = tree.node("acme").unwrap();
+        let info = RequestInfo { resource: "secrets".into(), verb: "list".into(), ..Default::default() };
+        let f = SecretFilter::across(&tree, acme, &info, &mut Vec::new()).unwrap();
+        let in_namespace = |namespace: &str, kind: &str| json!({"metadata": {"name": format!("{namespace}-{kind}"), "namespace": namespace}, "type": kind});
+        let mut list = json!({"kind": "SecretList", "items": [
+            in_namespace("web-dev", "kubernetes.io/tls"),
+            in_namespace("data-warehouse", "kubernetes.io/tls"),
+            in_namespace("data-warehouse", "Opaque"),
+            in_namespace("elsewhere", "Opaque"),
+        ]});
+        assert!(f.admit(&mut list));
+        let names: Vec<_> = list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].clone()).collect();
+        assert_eq!(
+            names,
+            [json!("web-dev-kubernetes.io/tls"), json!("data-warehouse-Opaque")],
+            "acme/data allows Opaque only"
+        );
+        let globex = tree.node("globex").unwrap();
+        assert!(SecretFilter::across(&tree, globex, &info, &mut Vec::new()).is_none(), "no owner restricts types");
     }
 }
