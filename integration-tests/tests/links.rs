@@ -11,14 +11,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use canopy::config::raw_tree::RawTree;
-use canopy::reconcile::{Reconciler, ReconcilerOptions};
 use canopy::tree::Tree;
+use common::reconciler::*;
 use common::tenants::*;
 use common::*;
 use k8s_openapi::ByteString;
@@ -27,66 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
 
 /// How long a source change may take to reach its copies.
 const PROPAGATION: Duration = Duration::from_secs(10);
-
-async fn client(kubeconfig: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
-    Client::try_from(config).unwrap()
-}
-
-async fn admin() -> Client {
-    client(Harness::shared().var("ADMIN_KUBECONFIG")).await
-}
-
-/// A reconciler running in this process.
-struct Running {
-    trees: watch::Sender<Arc<Tree>>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn start(tree: Arc<Tree>, lease_namespace: &str) -> Running {
-        let filter =
-            tracing_subscriber::EnvFilter::new(std::env::var("CANOPY_LOG").unwrap_or_else(|_| "canopy=info".into()));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let client = client(Harness::shared().var("CANOPY_UPSTREAM_KUBECONFIG")).await;
-        let (trees, rx) = watch::channel(tree);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = ReconcilerOptions {
-            lease_namespace: lease_namespace.to_owned(),
-            identity: "links".to_owned(),
-            resync: Duration::from_secs(30),
-        };
-        let task = tokio::spawn(Reconciler::new(client, rx, options).run(async move {
-            let _ = stopped.await;
-        }));
-        Running { trees, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("reconciler did not stop").unwrap();
-    }
-}
-
-/// Polls `check` until it holds, at most `limit`; returns how long it took.
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    started.elapsed()
-}
 
 fn tree(yaml: &str) -> Arc<Tree> {
     let raw: RawTree = serde_saphyr::from_str(yaml).unwrap();
@@ -167,7 +109,7 @@ async fn copies_follow_their_sources_and_the_tree() {
     };
     Api::<Secret>::namespaced(admin.clone(), &src).create(&post, &registry).await.unwrap();
 
-    let running = Running::start(tree(&yaml), &admin_namespace(harness, "lease")).await;
+    let running = Running::start(tree(&yaml), &admin_namespace(harness, "lease"), "links").await;
     let (shared, dev, prod, warehouse) =
         (format!("{u}-shared"), format!("{u}-web-dev"), format!("{u}-web-prod"), format!("{u}-data-warehouse"));
     within(Duration::from_secs(30), "the shared namespace", || async {
@@ -300,24 +242,6 @@ fn meta(name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() }
 }
 
-/// Deletes `physical` namespaces as the admin and waits until they are gone, so the example
-/// tree's namespace lists in other suites hold.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let admin = PathBuf::from(Harness::shared().var("ADMIN_KUBECONFIG"));
-        for ns in &self.0 {
-            let _ = kubectl(kubectl_bin(), &admin, &["delete", "namespace", ns, "--ignore-not-found", "--wait=false"]);
-        }
-        for ns in &self.0 {
-            eventually(Duration::from_secs(60), "namespace deletion", || {
-                !kubectl(kubectl_bin(), &admin, &["get", "namespace", ns]).status.success()
-            });
-        }
-    }
-}
-
 /// The platform admin's kubectl on physical names.
 fn as_admin(args: &[&str]) -> String {
     ok(kubectl(kubectl_bin(), Path::new(Harness::shared().var("ADMIN_KUBECONFIG")), args))
@@ -342,7 +266,7 @@ fn refused_as_copy(stderr: &str, source: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_read_copies_and_cannot_change_them() {
     let canopy = canopy();
-    let mut cleanup = Cleanup(Vec::new());
+    let mut cleanup = NamespaceCleanup(Vec::new());
     let bin = kubectl_bin();
     let (bob, alice) = (as_user(&canopy, "bob"), in_view(&canopy, "alice", "acme"));
     // Copies made from here on are this Canopy's: once its reconciler holds the lease (a killed
@@ -380,15 +304,18 @@ async fn tenants_read_copies_and_cannot_change_them() {
 
     // Every way kubectl writes is refused with 403, and the copy stays as it was.
     let before = stored("acme-web-dev", "ca-bundle");
-    let secret_before = as_admin(&[
-        "-n",
-        "acme-web-dev",
-        "get",
-        "secret",
-        "registry-pull",
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
+    let registry_version = || {
+        as_admin(&[
+            "-n",
+            "acme-web-dev",
+            "get",
+            "secret",
+            "registry-pull",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+    };
+    let secret_before = registry_version();
     let editor = canopy.dir.path().join("editor.sh");
     std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^data:$/data:\\n  edited: \"yes\"/' \"$1\"\n").unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -451,18 +378,7 @@ async fn tenants_read_copies_and_cannot_change_them() {
     assert!(some.status().is_success(), "{:?}", some.text().await);
     assert!(!exists("acme-web-dev", "configmap", &mine));
     assert_eq!(stored("acme-web-dev", "ca-bundle"), before, "the copy is unchanged");
-    assert_eq!(
-        as_admin(&[
-            "-n",
-            "acme-web-dev",
-            "get",
-            "secret",
-            "registry-pull",
-            "-o",
-            "jsonpath={.metadata.resourceVersion}"
-        ]),
-        secret_before
-    );
+    assert_eq!(registry_version(), secret_before);
     // kubectl auth can-i agrees.
     let can_i = |args: &[&str]| String::from_utf8_lossy(&kubectl(bin, &bob, args).stdout).trim().to_owned();
     assert_eq!(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,28 +15,11 @@ use common::*;
 /// The tests count acme/web's namespaces, so they take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Deletes `physical` namespaces as the admin and waits until they are gone.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let admin = PathBuf::from(Harness::shared().var("ADMIN_KUBECONFIG"));
-        for ns in &self.0 {
-            let _ = kubectl(kubectl_bin(), &admin, &["delete", "namespace", ns, "--ignore-not-found", "--wait=false"]);
-        }
-        for ns in &self.0 {
-            eventually(Duration::from_secs(60), "namespace deletion", || {
-                !kubectl(kubectl_bin(), &admin, &["get", "namespace", ns]).status.success()
-            });
-        }
-    }
-}
-
 #[test]
 fn tenants_create_use_and_delete_namespaces_in_their_view() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let canopy = canopy();
-    let mut cleanup = Cleanup(Vec::new());
+    let mut cleanup = NamespaceCleanup(Vec::new());
     let bob = as_user(&canopy, "bob");
     let name = unique("feature");
     cleanup.0.push(format!("acme-web-{name}"));
@@ -85,7 +68,7 @@ fn tenants_create_use_and_delete_namespaces_in_their_view() {
 fn the_quota_counts_every_namespace_of_the_view() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let canopy = canopy();
-    let mut cleanup = Cleanup(Vec::new());
+    let mut cleanup = NamespaceCleanup(Vec::new());
     let bob = as_user(&canopy, "bob");
     // acme/web holds dev and prod; the ceiling it inherits from acme allows ten in all.
     let mut refused = None;

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canopy::config::raw_tree::RawTree;
-use canopy::reconcile::{LEASE_NAME, Reconciler, ReconcilerOptions};
+use canopy::reconcile::LEASE_NAME;
 use canopy::tree::Tree;
+use common::reconciler::*;
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -22,17 +23,6 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use tokio::sync::{oneshot, watch};
-
-async fn client(kubeconfig: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
-    Client::try_from(config).unwrap()
-}
-
-async fn admin() -> Client {
-    client(Harness::shared().var("ADMIN_KUBECONFIG")).await
-}
 
 /// A tree from YAML whose `@U@` is replaced by a name unique to this run.
 fn tree(yaml: &str, u: &str) -> Arc<Tree> {
@@ -40,52 +30,13 @@ fn tree(yaml: &str, u: &str) -> Arc<Tree> {
     Arc::new(Tree::compile(&raw, "tree").unwrap())
 }
 
-/// A reconciler running in this process.
-struct Running {
-    trees: watch::Sender<Arc<Tree>>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-    identity: String,
-}
-
-impl Running {
-    async fn start(tree: Arc<Tree>, lease_namespace: &str, identity: &str) -> Running {
-        // Reconciler logs, shown with a failing test's output.
-        let filter =
-            tracing_subscriber::EnvFilter::new(std::env::var("CANOPY_LOG").unwrap_or_else(|_| "canopy=info".into()));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let client = client(Harness::shared().var("CANOPY_UPSTREAM_KUBECONFIG")).await;
-        let (trees, rx) = watch::channel(tree);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = ReconcilerOptions {
-            lease_namespace: lease_namespace.to_owned(),
-            identity: identity.to_owned(),
-            resync: Duration::from_secs(30),
-        };
-        let reconciler = Reconciler::new(client, rx, options);
-        let task = tokio::spawn(reconciler.run(async move {
-            let _ = stopped.await;
-        }));
-        Running { trees, stop, task, identity: identity.to_owned() }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("reconciler did not stop").unwrap();
-    }
-}
-
 /// Polls `check` until it holds, at most 20 s.
-async fn until<F, Fut>(what: &str, mut check: F)
+async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    within(Duration::from_secs(20), what, check).await;
 }
 
 async fn bindings(admin: &Client, namespace: &str) -> BTreeSet<String> {

@@ -3,6 +3,7 @@
 //! raw HTTPS).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod reconciler;
 pub mod tenants;
 
 use std::collections::HashMap;
@@ -362,4 +363,26 @@ pub fn client_identity(harness: &Harness, user: &str, group: Option<&str>) -> re
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &issuer).unwrap();
     reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap()
+}
+
+/// Deletes the `physical` namespaces it holds as the admin when dropped, and waits until they
+/// are gone, so the example tree's namespace lists in other suites hold.
+pub struct NamespaceCleanup(pub Vec<String>);
+
+impl Drop for NamespaceCleanup {
+    fn drop(&mut self) {
+        let admin = PathBuf::from(Harness::shared().var("ADMIN_KUBECONFIG"));
+        for ns in &self.0 {
+            let _ = kubectl(
+                tenants::kubectl_bin(),
+                &admin,
+                &["delete", "namespace", ns, "--ignore-not-found", "--wait=false"],
+            );
+        }
+        for ns in &self.0 {
+            eventually(Duration::from_secs(60), "namespace deletion", || {
+                !kubectl(tenants::kubectl_bin(), &admin, &["get", "namespace", ns]).status.success()
+            });
+        }
+    }
 }
