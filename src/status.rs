@@ -42,6 +42,11 @@ impl Status {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
 
+    /// 410: what the caller holds is out of date (a watch whose view changed); list again.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "Expired", message)
+    }
+
     /// 422: the object asked for is not valid.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)

@@ -24,7 +24,7 @@ pub fn covers_subresource(subresource: &str) -> bool {
 }
 
 /// A compiled mask rule of one node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MaskRule {
     pub group: String,
     pub resource: String,

@@ -30,6 +30,13 @@ pub struct MaskPath {
     names: Option<Vec<String>>,
 }
 
+/// Paths are compiled from their text, so the text decides equality.
+impl PartialEq for MaskPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
 /// Why a mask path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {

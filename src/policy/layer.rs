@@ -31,6 +31,7 @@ use super::links::LinkGuard;
 use super::mask_gate::MaskGate;
 use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
+use super::revoke::{Revocation, Standing};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
 use crate::mask::read::ReadMask;
@@ -80,11 +81,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         // One snapshot per request: a reload is in force for the very next request.
         let tree = self.trees.borrow().clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let trees = self.trees.clone();
         Box::pin(async move {
             if tree.nodes.is_empty() {
                 if request.extensions().get::<ViewPath>().is_some_and(|v| v.0.is_some()) {
@@ -92,35 +94,68 @@ where
                 }
                 return inner.call(request).await;
             }
-            match confine(&tree, request, inner.clone()).await? {
-                Confined::Forward(request, translation) => {
-                    let response = inner.call(request).await?;
-                    Ok(match translation {
-                        Some(translation) => transform::response(response, translation),
-                        None => response,
-                    })
-                }
-                Confined::Across(fan_out) => fan_out.serve(inner).await,
-                Confined::Mapped(request, map, translation) => {
-                    let response = inner.call(request).await?;
-                    Ok(match translation {
-                        Some(translation) if !response.status().is_success() => {
-                            transform::response(response, translation)
-                        }
-                        _ => transform::map_document(response, map),
-                    })
-                }
-                Confined::Answer(response) => Ok(response),
-                Confined::Gated(request, translation, gates) => gates.serve(inner, request, translation).await,
-                Confined::CreateNamespace(request, translation, physical) => {
-                    let response = inner.call(request).await?;
-                    if response.status().is_success() {
-                        super::namespaces::settle(&tree, &physical).await;
-                    }
-                    Ok(transform::response(response, translation))
-                }
-            }
+            let revocation = open_stream_revocation(&tree, trees, &mut request);
+            let response = answer(&tree, request, inner).await?;
+            Ok(match revocation {
+                Some(revocation) => revocation.end_watch(response),
+                None => response,
+            })
         })
+    }
+}
+
+/// For a request that opens a long stream (a watch, an upgraded exec, attach or port-forward),
+/// what ends it when a reload changes its standing; also put in the request for the tunnel.
+fn open_stream_revocation(
+    tree: &Tree,
+    trees: watch::Receiver<Arc<Tree>>,
+    request: &mut Request<Body>,
+) -> Option<Revocation> {
+    let info = request.extensions().get::<RequestInfo>()?;
+    let streams = info.verb == "watch" || crate::request::headers::is_upgrade(request.headers());
+    if !streams {
+        return None;
+    }
+    let identity = request.extensions().get::<Identity>()?.clone();
+    let view_path = request.extensions().get::<ViewPath>().cloned().unwrap_or_default();
+    let info = info.clone();
+    let standing = Standing::of(tree, &identity, &info, &view_path)?;
+    let revocation = Revocation::watch(trees, identity, info, view_path, standing);
+    request.extensions_mut().insert(revocation.clone());
+    Some(revocation)
+}
+
+/// Confines `request` and answers it through `inner`.
+async fn answer<S>(tree: &Arc<Tree>, request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    match confine(tree, request, inner.clone()).await? {
+        Confined::Forward(request, translation) => {
+            let response = inner.call(request).await?;
+            Ok(match translation {
+                Some(translation) => transform::response(response, translation),
+                None => response,
+            })
+        }
+        Confined::Across(fan_out) => fan_out.serve(inner).await,
+        Confined::Mapped(request, map, translation) => {
+            let response = inner.call(request).await?;
+            Ok(match translation {
+                Some(translation) if !response.status().is_success() => transform::response(response, translation),
+                _ => transform::map_document(response, map),
+            })
+        }
+        Confined::Answer(response) => Ok(response),
+        Confined::Gated(request, translation, gates) => gates.serve(inner, request, translation).await,
+        Confined::CreateNamespace(request, translation, physical) => {
+            let response = inner.call(request).await?;
+            if response.status().is_success() {
+                super::namespaces::settle(tree, &physical).await;
+            }
+            Ok(transform::response(response, translation))
+        }
     }
 }
 

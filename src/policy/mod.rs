@@ -13,6 +13,7 @@ mod namespaces;
 mod reference_gate;
 mod references;
 pub mod review;
+pub mod revoke;
 mod secret_gate;
 mod secret_refs;
 pub mod secrets;

@@ -13,6 +13,7 @@ use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::policy::AsCanopy;
+use crate::policy::revoke::Revocation;
 use crate::request::headers;
 use crate::status::Status;
 
@@ -51,6 +52,7 @@ impl Service<Request<Body>> for Forward {
                 .cloned()
                 .ok_or_else(|| Status::internal("request reached forwarding without an identity"))?;
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+            let revocation = request.extensions().get::<Revocation>().cloned();
             let (parts, body) = request.into_parts();
             let mut outgoing = Request::new(body);
             *outgoing.method_mut() = parts.method;
@@ -76,7 +78,7 @@ impl Service<Request<Body>> for Forward {
             headers::strip_response(response.headers_mut(), switching);
             match (switching, client_upgrade) {
                 (true, Some(client)) => {
-                    tunnels.spawn(client, hyper::upgrade::on(&mut response));
+                    tunnels.spawn(client, hyper::upgrade::on(&mut response), revocation);
                     Ok(response.map(|_| body::empty()))
                 }
                 (true, None) => {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
+use crate::policy::revoke::Revocation;
 
 /// Spawns and tracks tunnels.
 #[derive(Clone)]
@@ -24,8 +25,9 @@ impl Tunnels {
         Self { tracker: TaskTracker::new(), close: Arc::new(watch::Sender::new(false)), metrics }
     }
 
-    /// Joins the client's and the upstream's upgraded connections in a background task.
-    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade) {
+    /// Joins the client's and the upstream's upgraded connections in a background task, until
+    /// either side closes, shutdown, or `revocation` (a reload refusing the request now).
+    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, revocation: Option<Revocation>) {
         let mut close = self.close.subscribe();
         let open = self.metrics.open_upgrades.clone();
         self.tracker.spawn(async move {
@@ -43,6 +45,9 @@ impl Tunnels {
                     }
                 }
                 _ = close.wait_for(|closed| *closed) => tracing::debug!("tunnel closed by shutdown"),
+                _ = async { match &revocation { Some(r) => r.revoked().await, None => std::future::pending().await } } => {
+                    tracing::debug!("tunnel closed by a reload");
+                }
             }
             open.dec();
         });
