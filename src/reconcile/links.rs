@@ -366,28 +366,7 @@ mod tests {
     use super::*;
     use crate::config::raw_tree::RawTree;
 
-    const TREE: &str = r#"
-domain: t.dev
-nodes:
-  - name: acme
-    namespaces: [shared]
-    allow:
-      secretTypes: [Opaque, kubernetes.io/dockerconfigjson]
-    links:
-      - {kind: ConfigMap, namespace: platform, name: ca-bundle}
-      - {kind: Secret, namespace: platform, name: registry, secretType: kubernetes.io/dockerconfigjson, as: pull}
-    children:
-      - name: web
-        namespaces: [dev, prod]
-        links:
-          - {kind: ConfigMap, namespace: acme-shared, name: settings}
-      - name: data
-        namespaces: [warehouse]
-        allow:
-          secretTypes: [Opaque]
-  - name: globex
-    namespaces: [main]
-"#;
+    use crate::tree::links::tests::TREE;
 
     fn tree() -> Tree {
         let raw: RawTree = serde_saphyr::from_str(TREE).unwrap();

@@ -217,7 +217,7 @@ pub fn source_label(namespace: Option<&str>, name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::raw_tree::RawTree;
 
@@ -226,7 +226,9 @@ mod tests {
         Tree::compile(&raw, "tree")
     }
 
-    const TREE: &str = r#"
+    /// A tree linking at two levels, with a child whose ceiling refuses the registry secret.
+    pub(crate) const TREE: &str = r#"
+domain: t.dev
 nodes:
   - name: acme
     namespaces: [shared]
@@ -237,7 +239,7 @@ nodes:
       - {kind: Secret, namespace: platform, name: registry, secretType: kubernetes.io/dockerconfigjson, as: pull}
     children:
       - name: web
-        namespaces: [dev]
+        namespaces: [dev, prod]
         links:
           - {kind: ConfigMap, namespace: acme-shared, name: settings}
       - name: data
