@@ -365,7 +365,6 @@ mod tests {
 
     use super::*;
     use crate::config::raw_tree::RawTree;
-
     use crate::tree::links::tests::TREE;
 
     fn tree() -> Tree {
