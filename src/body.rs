@@ -1,9 +1,8 @@
 //! The one body type that flows through Canopy's tower stack, and helpers to build it.
 //!
 //! Request and response bodies are boxed streams so that every layer can be written against one
-//! type while bodies still stream chunk by chunk. [`Coalesced`] joins the chunks that are already
-//! there into one, so that small upstream frames leave in few large writes; it never waits. `Body` is a newtype
-//! rather than an alias of `UnsyncBoxBody<Bytes, BoxError>` so that no trait object appears in
+//! type while bodies still stream chunk by chunk; only [`Coalesced`], for finite answers, joins
+//! small chunks into 64 KB frames so they leave in few large writes. `Body` is a newtype rather than an alias of `UnsyncBoxBody<Bytes, BoxError>` so that no trait object appears in
 //! a type parameter: such types trip rustc's higher-ranked `Send` checks in async blocks.
 
 use std::pin::Pin;
