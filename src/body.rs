@@ -2,8 +2,9 @@
 //!
 //! Request and response bodies are boxed streams so that every layer can be written against one
 //! type while bodies still stream chunk by chunk; only [`Coalesced`], for finite answers, joins
-//! small chunks into 64 KB frames so they leave in few large writes. `Body` is a newtype rather than an alias of `UnsyncBoxBody<Bytes, BoxError>` so that no trait object appears in
-//! a type parameter: such types trip rustc's higher-ranked `Send` checks in async blocks.
+//! small chunks into 64 KB frames so they leave in few large writes. `Body` is a newtype rather
+//! than an alias of `UnsyncBoxBody<Bytes, BoxError>` so that no trait object appears in a type
+//! parameter: such types trip rustc's higher-ranked `Send` checks in async blocks.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
