@@ -14,7 +14,7 @@ use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::policy::AsCanopy;
 use crate::policy::revoke::Revocation;
-use crate::request::headers;
+use crate::request::{RequestInfo, headers};
 use crate::status::Status;
 
 /// Forwards requests upstream with impersonation headers.
@@ -51,6 +51,7 @@ impl Service<Request<Body>> for Forward {
                 .get::<Identity>()
                 .cloned()
                 .ok_or_else(|| Status::internal("request reached forwarding without an identity"))?;
+            let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
             let revocation = request.extensions().get::<Revocation>().cloned();
             let (parts, body) = request.into_parts();
@@ -84,10 +85,19 @@ impl Service<Request<Body>> for Forward {
                 (true, None) => {
                     Err(Status::bad_gateway("the upstream switched protocols on a request that did not ask to"))
                 }
+                (false, _) if finite => Ok(response.map(|incoming| body::boxed(body::Coalesced::new(incoming)))),
                 (false, _) => Ok(response.map(body::boxed)),
             }
         })
     }
+}
+
+/// Whether the answer ends on its own and the client only acts on it whole, so it may be
+/// relayed in large frames: lists and gets, but not watches, followed logs or proxied services.
+fn answer_is_finite(info: &RequestInfo) -> bool {
+    info.is_resource_request
+        && matches!(info.verb.as_str(), "list" | "get")
+        && !matches!(info.subresource.as_str(), "log" | "proxy")
 }
 
 fn error_kind(error: &BoxError) -> &'static str {
