@@ -77,12 +77,16 @@ pub fn map_service_account_name(text: &mut String, map: &dyn Fn(&str) -> Option<
 /// kubectl's client-side apply keeps the applied object, as JSON text, in this annotation.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Maps the names in an embedded document, rewriting its text (as kubectl writes it) only when a
+/// name changed, so an annotation with nothing to map stays byte for byte as stored.
 fn map_embedded(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
-    if let Ok(mut embedded) = serde_json::from_str::<Value>(text) {
-        map_namespaces(&mut embedded, map);
-        if let Ok(mapped) = serde_json::to_string(&embedded) {
-            *text = format!("{mapped}\n");
-        }
+    let Ok(mut embedded) = serde_json::from_str::<Value>(text) else { return };
+    let stored = embedded.clone();
+    map_namespaces(&mut embedded, map);
+    if embedded != stored
+        && let Ok(mapped) = serde_json::to_string(&embedded)
+    {
+        *text = format!("{mapped}\n");
     }
 }
 
