@@ -3,30 +3,30 @@
 //! Parsing an item into a `serde_json::Value` and writing it back is most of a list's cost, yet
 //! name translation only changes `namespace` fields, ServiceAccount names, Table cells, the
 //! last-applied annotation and Namespace objects, and a read mask only reaches under its path's
-//! leading names (plus managed fields and the last-applied annotation). So an item is built level
-//! by level: a nested object or array that neither can reach — judged on its raw text, and
-//! conservatively: any `\u` or `\/` escape counts as a possible match — stays raw text, stood in
-//! for by a placeholder string that upstream text cannot know, and is copied out verbatim. The
-//! translation itself is [`Translation::apply`] on a one-item list, unchanged, so an item reads
-//! exactly as it does in the whole-document path.
+//! leading names (plus managed fields and the last-applied annotation). So an item is checked by
+//! serde_json, then built level by level: a nested object or array that neither can reach —
+//! judged on its raw text, and conservatively: any `\u` or `\/` escape counts as a possible
+//! match — stays raw text, stood in for by a placeholder string that upstream text cannot know,
+//! and is copied out verbatim. One pass finds every bracket's partner and one automaton pass
+//! every telling word, so no byte is scanned again per level. The translation itself is
+//! [`Translation::apply`] on a one-item list, unchanged, so an item reads exactly as it does in
+//! the whole-document path.
 
-use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
 
-use memchr::memmem::Finder;
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+use serde::de::{Error as _, IgnoredAny};
 use serde_json::{Map, Value};
 
 use super::Translation;
+use super::list::{skip_whitespace, string_end};
 
-/// Text that name translation may change below (see `rewrite::json`): the value is built.
-const NAMES_BUILD: [&[u8]; 4] = [b"namespace", b"system:serviceaccount", b"last-applied-configuration", b"\\u"];
-/// Text whose translation spans members (a Namespace's name, a row's cells): built whole.
-const NAMES_WHOLE: [&[u8]; 2] = [b"Namespace", b"cells"];
-/// Escapes that could spell a member name differently from its plain quoted form.
-const ESCAPES: [&[u8]; 2] = [b"\\u", b"\\/"];
+/// Words below which name translation may change something (see `rewrite::json`): built.
+const NAMES_BUILD: [&str; 3] = ["namespace", "system:serviceaccount", "last-applied-configuration"];
+/// Words whose translation spans members (a Namespace's name, a row's cells): built whole.
+const NAMES_WHOLE: [&str; 2] = ["Namespace", "cells"];
+/// Escapes that could spell any of the words differently.
+const ESCAPES: [&str; 2] = ["\\u", "\\/"];
 
 /// What the read masks reach, as a tree of member names: a value marked whole is built whole;
 /// above it, a value is built only if its text holds one of the quoted names below it.
@@ -36,7 +36,10 @@ struct Reach {
     members: Vec<(String, Reach)>,
     /// Every element of an array.
     elements: Option<Box<Reach>>,
-    needles: Vec<Finder<'static>>,
+    /// Quoted names of the whole values below.
+    needles: Vec<String>,
+    /// The same, as bits of the automaton's patterns.
+    bits: u64,
 }
 
 /// A step of a [`Reach`] path.
@@ -54,7 +57,7 @@ impl Reach {
         let quoted = serde_json::to_string(last).unwrap_or_default();
         let mut node = self;
         for step in path {
-            node.needles.push(Finder::new(quoted.as_bytes()).into_owned());
+            node.needles.push(quoted.clone());
             node = match step {
                 Step::Key(key) => {
                     let at = match node.members.iter().position(|(k, _)| k == key) {
@@ -72,13 +75,24 @@ impl Reach {
         node.whole = true;
     }
 
+    /// Sets `bits` from the patterns; a node with a needle beyond the 64 bits is always built.
+    fn number(&mut self, patterns: &[String]) {
+        for needle in &self.needles {
+            self.bits |= patterns.iter().position(|p| p == needle).map_or(u64::MAX, bit);
+        }
+        self.members.iter_mut().for_each(|(_, reach)| reach.number(patterns));
+        if let Some(elements) = &mut self.elements {
+            elements.number(patterns);
+        }
+    }
+
     fn member(&self, key: &str) -> Option<&Reach> {
         self.members.iter().find(|(k, _)| k == key).map(|(_, reach)| reach)
     }
+}
 
-    fn holds(&self, text: &[u8]) -> bool {
-        self.needles.iter().any(|n| n.find(text).is_some()) || contains_any(text, &ESCAPES)
-    }
+fn bit(pattern: usize) -> u64 {
+    1u64.checked_shl(pattern as u32).unwrap_or(u64::MAX)
 }
 
 /// How a nested value of an item is read.
@@ -95,8 +109,11 @@ pub struct Items {
     whole: bool,
     /// Placeholders are this, then an index: a NUL and a per-answer random number.
     tag: String,
-    names_build: Vec<Finder<'static>>,
-    names_whole: Vec<Finder<'static>>,
+    /// Finds the telling words; without it every item is built whole (slower, the same).
+    words: Option<AhoCorasick>,
+    /// Pattern bits: built whole, built.
+    whole_bits: u64,
+    build_bits: u64,
 }
 
 impl Items {
@@ -106,24 +123,40 @@ impl Items {
         if let Some(mask) = translation.mask.as_ref().filter(|m| !m.mask.read.is_empty()) {
             for path in &mask.mask.read {
                 let names = path.leading_names();
+                // A filter that looks at the whole document (`$` inside) needs all of it.
+                if path.text.get(1..).is_some_and(|rest| rest.contains('$')) {
+                    reach.insert(&[]);
+                }
                 reach.insert(&names.iter().cloned().map(Step::Key).collect::<Vec<_>>());
                 // Managed fields own masked fields as `f:<name>` down the same names.
-                let mut owned = vec![Step::Key("metadata".into()), Step::Key("managedFields".into()), Step::Each];
-                owned.push(Step::Key("fieldsV1".into()));
-                owned.extend(names.iter().map(|name| Step::Key(format!("f:{name}"))));
                 if !names.is_empty() {
+                    let mut owned = vec![Step::Key("metadata".into()), Step::Key("managedFields".into()), Step::Each];
+                    owned.push(Step::Key("fieldsV1".into()));
+                    owned.extend(names.iter().map(|name| Step::Key(format!("f:{name}"))));
                     reach.insert(&owned);
                 }
             }
             reach.insert(&[Step::Key("metadata".into()), Step::Key("annotations".into())]);
         }
-        let finders = |needles: &[&[u8]]| needles.iter().map(|n| Finder::new(n).into_owned()).collect();
+        let mut patterns: Vec<String> =
+            NAMES_WHOLE.iter().chain(&NAMES_BUILD).chain(&ESCAPES).map(|w| w.to_string()).collect();
+        collect_needles(&reach, &mut patterns);
+        reach.number(&patterns);
+        let whole_bits = (0..NAMES_WHOLE.len()).map(bit).fold(0, |a, b| a | b);
+        let build_bits =
+            (NAMES_WHOLE.len()..NAMES_WHOLE.len() + NAMES_BUILD.len() + ESCAPES.len()).map(bit).fold(0, |a, b| a | b);
+        // Words are found one start at a time (see `Builder::new`), which finds them all only if
+        // no word begins another: true of the words above and of quoted names, checked anyway.
+        let prefixes = patterns.iter().any(|p| patterns.iter().any(|q| p != q && q.starts_with(p.as_str())));
+        let words = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&patterns).ok();
+        let words = words.filter(|_| !prefixes);
         Items {
             reach,
-            whole: rows || translation.namespaces,
+            whole: rows || translation.namespaces || words.is_none(),
             tag: format!("\u{0}canopy:{:016x}:", RandomState::new().hash_one(0u8)),
-            names_build: finders(&NAMES_BUILD),
-            names_whole: finders(&NAMES_WHOLE),
+            words,
+            whole_bits,
+            build_bits,
         }
     }
 
@@ -137,11 +170,14 @@ impl Items {
         item: &[u8],
         out: &mut Vec<u8>,
     ) -> serde_json::Result<bool> {
-        let mut builder = Builder { items: self, raw: Vec::new() };
+        let mut builder = None;
         let value = if self.whole {
             serde_json::from_slice(item)?
         } else {
-            builder.value(serde_json::from_slice(item)?, Some(&self.reach), true)?
+            serde_json::from_slice::<IgnoredAny>(item)?;
+            let text = trim(item);
+            let built = builder.insert(Builder::new(self, text));
+            built.value(0, text.len(), Some(&self.reach), true)?
         };
         let mut list = envelope.clone();
         list.insert(key.to_owned(), Value::Array(vec![value]));
@@ -149,66 +185,164 @@ impl Items {
         // A list is never hidden as a whole, only its items are.
         translation.apply(&mut list);
         let Some(item) = list.get(key).and_then(|items| items.get(0)) else { return Ok(false) };
-        if builder.raw.is_empty() {
-            serde_json::to_writer(&mut *out, item)?;
-        } else {
-            builder.write(item, out)?;
+        match builder.filter(|b| !b.raw.is_empty()) {
+            Some(builder) => builder.write(item, out)?,
+            None => serde_json::to_writer(&mut *out, item)?,
         }
         Ok(true)
     }
+}
 
-    fn build(&self, text: &[u8], reach: Option<&Reach>, top: bool) -> Build {
-        if reach.is_some_and(|r| r.whole) || self.names_whole.iter().any(|n| n.find(text).is_some()) {
-            return Build::Whole;
+fn collect_needles(reach: &Reach, patterns: &mut Vec<String>) {
+    for needle in &reach.needles {
+        if !patterns.contains(needle) {
+            patterns.push(needle.clone());
         }
-        if top || reach.is_some_and(|r| r.holds(text)) || self.names_build.iter().any(|n| n.find(text).is_some()) {
-            return Build::Level;
-        }
-        Build::Raw
+    }
+    reach.members.iter().for_each(|(_, r)| collect_needles(r, patterns));
+    if let Some(elements) = &reach.elements {
+        collect_needles(elements, patterns);
     }
 }
 
-/// One item under construction: the raw values its placeholders stand for.
-struct Builder<'a, 'i> {
-    items: &'i Items,
-    raw: Vec<&'a RawValue>,
+fn trim(text: &[u8]) -> &[u8] {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+    let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &text[start..end]
 }
 
-impl<'a> Builder<'a, '_> {
-    fn value(&mut self, raw: &'a RawValue, reach: Option<&Reach>, top: bool) -> serde_json::Result<Value> {
-        let text = raw.get();
-        let nested = matches!(text.as_bytes().first(), Some(b'{' | b'['));
-        if !nested {
-            return serde_json::from_str(text);
-        }
-        match self.items.build(text.as_bytes(), reach, top) {
-            Build::Whole => serde_json::from_str(text),
-            Build::Raw => {
-                self.raw.push(raw);
-                Ok(Value::String(format!("{}{}", self.items.tag, self.raw.len() - 1)))
+/// One item under construction, over its checked JSON text.
+struct Builder<'a> {
+    items: &'a Items,
+    text: &'a [u8],
+    /// Every object and array: where it opens and where it ends, in text order.
+    brackets: Vec<(usize, usize)>,
+    /// Where each telling word starts, in text order, and its pattern bit.
+    words: Vec<(usize, u64)>,
+    /// The text ranges placeholders stand for.
+    raw: Vec<(usize, usize)>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(items: &'a Items, text: &'a [u8]) -> Self {
+        let mut words = Vec::new();
+        if let Some(automaton) = &items.words {
+            // Overlapping words are all found by searching on from the byte after each start.
+            let mut at = 0;
+            while let Some(found) = automaton.find(Input::new(text).span(at..text.len())) {
+                words.push((found.start(), bit(found.pattern().as_usize())));
+                at = found.start() + 1;
             }
-            Build::Level if text.starts_with('{') => {
-                let Members(members) = serde_json::from_str(text)?;
+        }
+        Builder { items, text, brackets: brackets(text), words, raw: Vec::new() }
+    }
+
+    fn value(&mut self, start: usize, end: usize, reach: Option<&Reach>, top: bool) -> serde_json::Result<Value> {
+        let text = self.text.get(start..end).ok_or_else(|| invalid("a value out of the item"))?;
+        match text.first() {
+            Some(b'{' | b'[') => {}
+            Some(b'"') if !text.contains(&b'\\') => {
+                let inner = text.get(1..text.len() - 1).ok_or_else(|| invalid("a string"))?;
+                return Ok(Value::String(std::str::from_utf8(inner).map_err(serde_json::Error::custom)?.to_owned()));
+            }
+            Some(b't') if text == b"true" => return Ok(Value::Bool(true)),
+            Some(b'f') if text == b"false" => return Ok(Value::Bool(false)),
+            Some(b'n') if text == b"null" => return Ok(Value::Null),
+            _ => return serde_json::from_slice(text),
+        }
+        match self.build(start, end, reach, top) {
+            Build::Whole => serde_json::from_slice(text),
+            Build::Raw => {
+                let mut placeholder = String::with_capacity(self.items.tag.len() + 8);
+                placeholder.push_str(&self.items.tag);
+                push_number(&mut placeholder, self.raw.len());
+                self.raw.push((start, end));
+                Ok(Value::String(placeholder))
+            }
+            Build::Level if text[0] == b'{' => {
                 let mut map = Map::new();
-                for (key, value) in members {
+                let mut at = start + 1;
+                while let Some((key_start, key_end)) = self.next(&mut at, b'}')? {
+                    let key = self.key(key_start, key_end)?;
+                    at = skip_whitespace(self.text, key_end) + 1;
+                    at = skip_whitespace(self.text, at);
+                    let value_end = self.end(at)?;
                     let inner = reach.and_then(|r| r.member(&key));
-                    map.insert(key.into_owned(), self.value(value, inner, false)?);
+                    let value = self.value(at, value_end, inner, false)?;
+                    map.insert(key, value);
+                    at = value_end;
                 }
                 Ok(Value::Object(map))
             }
             Build::Level => {
-                let elements: Vec<&'a RawValue> = serde_json::from_str(text)?;
+                let mut elements = Vec::new();
                 let inner = reach.and_then(|r| r.elements.as_deref());
-                elements.into_iter().map(|e| self.value(e, inner, false)).collect::<Result<_, _>>().map(Value::Array)
+                let mut at = start + 1;
+                while let Some((element_start, element_end)) = self.next(&mut at, b']')? {
+                    elements.push(self.value(element_start, element_end, inner, false)?);
+                    at = element_end;
+                }
+                Ok(Value::Array(elements))
             }
         }
+    }
+
+    /// The next member name (or element) from `at` to the closing `close`, past any comma.
+    fn next(&self, at: &mut usize, close: u8) -> serde_json::Result<Option<(usize, usize)>> {
+        *at = skip_whitespace(self.text, *at);
+        if self.text.get(*at) == Some(&b',') {
+            *at = skip_whitespace(self.text, *at + 1);
+        }
+        match self.text.get(*at) {
+            Some(&b) if b == close => Ok(None),
+            Some(_) => Ok(Some((*at, self.end(*at)?))),
+            None => Err(invalid("an unclosed value")),
+        }
+    }
+
+    fn key(&self, start: usize, end: usize) -> serde_json::Result<String> {
+        let text = self.text.get(start..end).ok_or_else(|| invalid("a member name"))?;
+        match text.get(1..text.len().saturating_sub(1)) {
+            Some(inner) if !inner.contains(&b'\\') => {
+                Ok(std::str::from_utf8(inner).map_err(serde_json::Error::custom)?.to_owned())
+            }
+            _ => serde_json::from_slice(text),
+        }
+    }
+
+    /// Where the value starting at `at` ends.
+    fn end(&self, at: usize) -> serde_json::Result<usize> {
+        match self.text.get(at) {
+            Some(b'{' | b'[') => match self.brackets.binary_search_by_key(&at, |&(open, _)| open) {
+                Ok(i) => Ok(self.brackets[i].1),
+                Err(_) => Err(invalid("an unmatched bracket")),
+            },
+            Some(b'"') => string_end(self.text, at + 1).ok_or_else(|| invalid("an unclosed string")),
+            Some(_) => Ok(self.text[at..]
+                .iter()
+                .position(|b| matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(self.text.len(), |n| at + n)),
+            None => Err(invalid("a missing value")),
+        }
+    }
+
+    fn build(&self, start: usize, end: usize, reach: Option<&Reach>, top: bool) -> Build {
+        let first = self.words.partition_point(|&(at, _)| at < start);
+        let found = self.words[first..].iter().take_while(|&&(at, _)| at < end).fold(0, |bits, &(_, b)| bits | b);
+        if reach.is_some_and(|r| r.whole) || found & self.items.whole_bits != 0 {
+            return Build::Whole;
+        }
+        if top || found & (self.items.build_bits | reach.map_or(0, |r| r.bits)) != 0 {
+            return Build::Level;
+        }
+        Build::Raw
     }
 
     /// Writes `value` as JSON, placeholders as the raw text they stand for.
     fn write(&self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match value {
             Value::String(text) => match self.placeholder(text) {
-                Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                Some(raw) => out.extend_from_slice(raw),
                 None => serde_json::to_writer(&mut *out, text)?,
             },
             Value::Array(items) => {
@@ -238,60 +372,48 @@ impl<'a> Builder<'a, '_> {
         Ok(())
     }
 
-    fn placeholder(&self, text: &str) -> Option<&'a RawValue> {
+    fn placeholder(&self, text: &str) -> Option<&[u8]> {
         let index = text.strip_prefix(self.items.tag.as_str())?.parse::<usize>().ok()?;
-        self.raw.get(index).copied()
+        let &(start, end) = self.raw.get(index)?;
+        self.text.get(start..end)
     }
 }
 
-fn contains_any(text: &[u8], needles: &[&[u8]]) -> bool {
-    needles.iter().any(|n| memchr::memmem::find(text, n).is_some())
+/// Appends `n` in decimal without the formatting machinery (placeholders are made per value).
+fn push_number(text: &mut String, n: usize) {
+    if n >= 10 {
+        push_number(text, n / 10);
+    }
+    text.push(char::from(b'0' + (n % 10) as u8));
 }
 
-/// An object's members in order, names unescaped only where they need it, values raw.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+fn invalid(what: &str) -> serde_json::Error {
+    serde_json::Error::custom(format!("{what} in a list item"))
+}
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
+/// Every object and array of checked JSON `text`: where it opens and where it ends.
+fn brackets(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut open = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        match text[at] {
+            b'"' => {
+                at = string_end(text, at + 1).unwrap_or(text.len());
+                continue;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some(Key(key)) = map.next_key()? {
-                    members.push((key, map.next_value()?));
+            b'{' | b'[' => {
+                open.push(found.len());
+                found.push((at, text.len()));
+            }
+            b'}' | b']' => {
+                if let Some(i) = open.pop() {
+                    found[i].1 = at + 1;
                 }
-                Ok(Members(members))
             }
+            _ => {}
         }
-        deserializer.deserialize_map(MembersVisitor)
+        at += 1;
     }
-}
-
-/// A member name, borrowed from the text unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(key)))
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(key.to_owned())))
-            }
-            fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(key)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
+    found
 }

@@ -353,7 +353,7 @@ impl ListTranslator {
     }
 }
 
-fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
+pub(super) fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
     while buf.get(at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         at += 1;
     }
@@ -361,7 +361,7 @@ fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
 }
 
 /// The end (past the closing quote) of the string whose content starts at `at`.
-fn string_end(buf: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn string_end(buf: &[u8], mut at: usize) -> Option<usize> {
     loop {
         at += memchr::memchr2(b'"', b'\\', buf.get(at..)?)?;
         if buf[at] == b'"' {
@@ -662,6 +662,14 @@ mod tests {
         let body = br#"{"kind":"PodList","items":[{"metadata":{"namespace":"acme-web-dev"}}],"metadata":{"continue":"c","namespace":"acme-web-dev"}}"#;
         let out = same_as_whole(&pods(), body);
         assert_eq!(out["metadata"], json!({"continue": "c", "namespace": "dev"}));
+    }
+
+    #[test]
+    fn filters_that_look_at_the_whole_item_see_it_whole() {
+        let translation = translation("acme/web", &["$.spec.containers[?$.metadata.labels.tier == 'db'].env"], None);
+        let body = br#"{"kind":"PodList","items":[{"metadata":{"labels":{"tier":"db"}},"spec":{"containers":[{"env":"secret"}]}}]}"#;
+        let out = same_as_whole(&translation, body);
+        assert_eq!(out["items"][0]["spec"]["containers"][0], json!({}));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::tree::{NodeId, Tree};
 /// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
 const MAX_REQUEST_BODY: usize = 8 << 20;
 /// Largest non-watch response Canopy translates.
-const MAX_RESPONSE_BODY: usize = 256 << 20;
+pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
 pub const MAX_EVENT: usize = 16 << 20;
 
