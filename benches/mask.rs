@@ -1,13 +1,16 @@
 //! Read masks and namespace-name translation on answers, as a tenant of the example tree gets
-//! them: a ~50 MB PodList and the same pods as a watch stream, translated into view `acme/web`
-//! (physical `acme-web-dev`/`acme-web-prod`) and masked by the example's pod read masks, through
-//! the production entry points (`Translation::apply_bytes`, `transform::lines::translate_lines`).
+//! them: a ~50 MB PodList and the same pods as a watch stream, both in 16 KiB frames, translated
+//! into view `acme/web` (physical `acme-web-dev`/`acme-web-prod`) and masked by the example's pod
+//! read masks, through the production entry points (`transform::list::translate`,
+//! `transform::lines::translate_lines`).
 //!
-//! Criterion runs every routine on one thread, so its MB/s (of input) are per core. The list is
-//! also taken apart into its stages (parse, name translation, masks, serialization) to show where
-//! the time goes. After the timings, the bench runs itself once per list size (5 and 50 MB) in a
-//! fresh process and reports the peak memory (`VmHWM`) one translation adds, with the CPU time it
-//! took (`/proc/thread-self/schedstat`), which a busy machine does not inflate as it does wall time.
+//! Criterion runs every routine on one thread, so its MB/s (of input) are per core. For
+//! comparison the list also goes through the whole-document path (`Translation::apply_bytes`,
+//! which still serves single objects), taken apart into its stages (parse, name translation,
+//! masks, serialization). After the timings, the bench runs itself once per list size (5 and
+//! 50 MB) in a fresh process and reports the peak memory (`VmHWM`) one translation adds, with the
+//! CPU time it took (`/proc/thread-self/schedstat`), which a busy machine does not inflate as it
+//! does wall time.
 //!
 //! `cargo bench --bench mask`; figures are recorded by hand in `bench/RESULTS.md`.
 
@@ -21,7 +24,7 @@ use canopy::mask::Mask;
 use canopy::mask::read::ReadMask;
 use canopy::rewrite::ViewNames;
 use canopy::rewrite::json::map_namespaces;
-use canopy::transform::{MAX_EVENT, Translation, lines};
+use canopy::transform::{MAX_EVENT, MAX_RESPONSE_BODY, Translation, lines, list};
 use canopy::tree::Tree;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use http_body_util::{BodyExt, StreamBody};
@@ -29,7 +32,7 @@ use serde_json::{Value, json};
 
 /// Set in the child processes that measure memory: the list size in MB and `list` or `watch`.
 const MEMORY_RUN: &str = "CANOPY_MASK_BENCH_MEMORY";
-/// Frame size of the watch stream as the upstream connection delivers it.
+/// Frame size of answers as the upstream connection delivers them.
 const FRAME: usize = 16 << 10;
 
 fn main() {
@@ -161,7 +164,7 @@ fn watch_frames(bytes: usize) -> (Vec<Bytes>, usize) {
         stream.push(b'\n');
         pods += 1;
     }
-    (Bytes::from(stream).chunks(FRAME).map(Bytes::copy_from_slice).collect(), pods)
+    (frames(&stream), pods)
 }
 
 /// Streams `frames` through the watch translation, dropping each translated frame as it comes,
@@ -181,6 +184,26 @@ fn translate_watch(runtime: &tokio::runtime::Runtime, translation: &Translation,
     })
 }
 
+/// Streams `frames` of a list answer through the list translation, dropping each translated
+/// frame as it comes; the bytes that came out.
+fn translate_list(runtime: &tokio::runtime::Runtime, translation: &Translation, frames: Vec<Bytes>) -> usize {
+    let body = canopy::body::boxed(StreamBody::new(futures_util::stream::iter(
+        frames.into_iter().map(|frame| Ok::<_, canopy::body::BoxError>(http_body::Frame::data(frame))),
+    )));
+    let mut out = list::translate(body, translation.clone(), MAX_EVENT, MAX_RESPONSE_BODY);
+    runtime.block_on(async {
+        let mut total = 0;
+        while let Some(frame) = out.frame().await {
+            total += frame.expect("the list translates").into_data().map_or(0, |data| data.len());
+        }
+        total
+    })
+}
+
+fn frames(bytes: &[u8]) -> Vec<Bytes> {
+    bytes.chunks(FRAME).map(Bytes::copy_from_slice).collect()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().expect("a runtime")
 }
@@ -192,11 +215,16 @@ fn timings(criterion: &mut Criterion) {
     let parsed: Value = serde_json::from_slice(&list).expect("the list parses");
     eprintln!("PodList: {} bytes, {pods} pods, {} bytes per pod", list.len(), list.len() / pods);
 
+    let list_frames = frames(&list);
+    let runtime = runtime();
     let mut group = criterion.benchmark_group("list-50MB");
     group.throughput(Throughput::BytesDecimal(list.len() as u64));
     group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(8));
-    group.bench_function("translate (apply_bytes)", |b| {
+    group.bench_function("translate (list::translate)", |b| {
+        b.iter(|| translate_list(&runtime, &list_translation, black_box(list_frames.clone())))
+    });
+    group.bench_function("whole document (apply_bytes)", |b| {
         b.iter(|| list_translation.apply_bytes(black_box(&list)).expect("the list translates"))
     });
     group.bench_function("stage: parse", |b| {
@@ -227,12 +255,11 @@ fn timings(criterion: &mut Criterion) {
     group
         .bench_function("stage: serialize", |b| b.iter(|| serde_json::to_vec(black_box(&parsed)).expect("serializes")));
     group.finish();
-    drop(parsed);
+    drop((parsed, list_frames));
 
     let (frames, events) = watch_frames(50 << 20);
     let stream_bytes: usize = frames.iter().map(Bytes::len).sum();
     eprintln!("watch: {stream_bytes} bytes, {events} events in {} frames of {FRAME} bytes", frames.len());
-    let runtime = runtime();
     let mut group = criterion.benchmark_group("watch-50MB");
     group.throughput(Throughput::BytesDecimal(stream_bytes as u64));
     group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1));
@@ -267,17 +294,14 @@ fn memory_report() {
 fn memory_run(run: &str) {
     let (megabytes, kind) = run.split_once(' ').expect("`<MB> <list|watch>`");
     let bytes = megabytes.parse::<usize>().expect("a size in MB") << 20;
-    let (input, frames, items) = match kind {
+    let (frames, items) = match kind {
         "list" => {
             let (list, pods) = pod_list(bytes);
-            (list, Vec::new(), pods)
+            (frames(&list), pods)
         }
-        _ => {
-            let (frames, events) = watch_frames(bytes);
-            (Vec::new(), frames, events)
-        }
+        _ => watch_frames(bytes),
     };
-    let input_bytes = input.len() + frames.iter().map(Bytes::len).sum::<usize>();
+    let input_bytes = frames.iter().map(Bytes::len).sum::<usize>();
     let translation = translation(kind == "watch");
     let runtime = runtime();
     // Writing 5 resets VmHWM to the current RSS (Linux ≥ 4.0).
@@ -285,7 +309,7 @@ fn memory_run(run: &str) {
     let before = status_kib("VmRSS");
     let cpu = thread_cpu_ns();
     let out = match kind {
-        "list" => translation.apply_bytes(&input).expect("the list translates").len(),
+        "list" => translate_list(&runtime, &translation, frames),
         _ => translate_watch(&runtime, &translation, frames),
     };
     let cpu_ms = (thread_cpu_ns() - cpu) as f64 / 1e6;

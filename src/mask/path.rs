@@ -82,6 +82,20 @@ impl MaskPath {
         }
     }
 
+    /// The member names the path starts with (all of them for a names-only path): everything it
+    /// selects lies under the value these name, so an answer translated item by item must build
+    /// that value whole and may leave the rest as text.
+    pub fn leading_names(&self) -> Vec<String> {
+        self.query
+            .segments
+            .iter()
+            .map_while(|segment| match segment {
+                Segment::Selector(Selector::Name(name)) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The path for messages, without the leading `$.`: `spec.nodeName`.
     pub fn field(&self) -> &str {
         self.text.trim_start_matches('$').trim_start_matches('.')
@@ -224,6 +238,7 @@ mod tests {
         assert_eq!(path.locate(&pod()), vec![vec![Step::Key("spec".into()), Step::Key("nodeName".into())]]);
         assert!(path.locate(&json!({"spec": {}})).is_empty());
         assert_eq!(path.field(), "spec.nodeName");
+        assert_eq!(path.leading_names(), ["spec", "nodeName"]);
     }
 
     #[test]
@@ -235,7 +250,9 @@ mod tests {
         assert_eq!(found.len(), 2);
         remove_all(&mut doc, found);
         assert_eq!(doc["spec"]["containers"][1]["env"], json!([{"name": "K"}, {"name": "L", "value": "3"}]));
+        assert_eq!(path.leading_names(), ["spec", "containers"]);
         let descendant = MaskPath::compile("$..value").unwrap();
+        assert!(descendant.leading_names().is_empty());
         assert_eq!(descendant.locate(&pod()).len(), 3);
     }
 

@@ -28,6 +28,8 @@ use super::path::{self, Location, Step, parse_normalized};
 use super::read::ReadMask;
 use super::{Mask, MaskPath};
 use crate::fuzz::without;
+use crate::transform::Translation;
+use crate::transform::list::{Document, ListTranslator};
 
 /// Member names the documents and paths share, with ones that need escaping.
 const KEYS: &[&str] = &[
@@ -59,7 +61,8 @@ const KEYS: &[&str] = &[
     "['x']",
 ];
 /// Strings the documents and filter literals share.
-const STRINGS: &[&str] = &["x", "node-1", "10.0.0.1", "Pod", "a", ""];
+const STRINGS: &[&str] =
+    &["x", "node-1", "10.0.0.1", "Pod", "a", "", "acme-web-dev", "Namespace", "system:serviceaccount:acme-web-dev:x"];
 
 /// A member name: mostly a shared one, sometimes anything.
 pub fn key() -> impl Strategy<Value = String> {
@@ -423,6 +426,53 @@ proptest! {
             }
         }
     }
+
+    /// A list or Table streamed in any pieces reads as the whole-document path's translation:
+    /// the same names, the same masks, the same hidden items.
+    #[test]
+    fn lists_streamed_in_any_pieces_read_as_the_whole_document(
+        (first, paths) in document_and_paths(0..3),
+        more in proptest::collection::vec(document(), 0..3),
+        (table, namespaces) in (any::<bool>(), any::<bool>()),
+        include_object in proptest::option::of(proptest::sample::select(&["None", "Object", "Metadata"][..])),
+        cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..5),
+    ) {
+        let tree = crate::fuzz::example_tree().unwrap();
+        let view = tree.node("acme/web").unwrap();
+        let mask = Arc::new(read_mask(&paths));
+        let include_object = include_object.map(str::to_owned);
+        let translation = Translation {
+            tree, view, namespace: None, watch: false, namespaces, secrets: None,
+            mask: Some(ReadMask { mask, include_object }),
+        };
+        let items: Vec<Value> = std::iter::once(first).chain(more).collect();
+        let list = match table {
+            true => {
+                let rows: Vec<Value> = items.iter().map(|o| json!({"cells": ["x", "acme-web-dev"], "object": o})).collect();
+                json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "rows": rows})
+            }
+            false => json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"}, "items": items}),
+        };
+        let body = serde_json::to_vec(&list).unwrap();
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
+        cuts.sort_unstable();
+        let whole: Value = serde_json::from_slice(&translation.apply_bytes(&body).unwrap()).unwrap();
+        let out = streamed(&translation, &body, &cuts);
+        prop_assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), whole);
+    }
+}
+
+/// `body` through the streamed list translation, cut into pieces at `cuts`.
+fn streamed(translation: &Translation, body: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut list = ListTranslator::new(translation.clone(), 1 << 20, 1 << 20);
+    let mut document = Document::default();
+    let mut from = 0;
+    for &cut in cuts.iter().chain([&body.len()]) {
+        list.push(&body[from..cut], &mut |part| document.part(part)).unwrap();
+        from = cut;
+    }
+    list.finish(&mut |part| document.part(part)).unwrap();
+    document.out
 }
 
 /// A read mask on a list element: the element's value stays hidden in the update, which is

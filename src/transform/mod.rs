@@ -1,9 +1,12 @@
 //! Bodies between a view and upstream: namespace names in request bodies become physical, and
 //! in responses — objects, lists, Tables, Status errors and watch events — virtual again.
 //! Watches are translated one event (line) at a time as they stream, with a bounded line
-//! length; other responses are bounded in size.
+//! length; lists one item at a time as they stream ([`list`]); other responses whole, bounded in
+//! size.
 
+mod item;
 pub mod lines;
+pub mod list;
 
 use std::sync::Arc;
 
@@ -23,7 +26,7 @@ use crate::tree::{NodeId, Tree};
 /// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
 const MAX_REQUEST_BODY: usize = 8 << 20;
 /// Largest non-watch response Canopy translates.
-const MAX_RESPONSE_BODY: usize = 256 << 20;
+pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
 pub const MAX_EVENT: usize = 16 << 20;
 
@@ -199,14 +202,7 @@ pub fn response(response: Response<Body>, translation: Translation) -> Response<
     let body = if watch {
         lines::translate_lines(body, MAX_EVENT, move |line| translation.apply_bytes(line))
     } else {
-        let translated = async move {
-            let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
-            if bytes.is_empty() {
-                return Ok::<_, BoxError>(http_body::Frame::data(bytes));
-            }
-            Ok(http_body::Frame::data(Bytes::from(translation.apply_bytes(&bytes)?)))
-        };
-        body::boxed(StreamBody::new(futures_util::stream::once(translated)))
+        list::translate(body, translation, MAX_EVENT, MAX_RESPONSE_BODY)
     };
     Response::from_parts(parts, body)
 }
