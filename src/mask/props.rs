@@ -29,7 +29,7 @@ use super::read::ReadMask;
 use super::{Mask, MaskPath};
 use crate::fuzz::without;
 use crate::transform::Translation;
-use crate::transform::list::{Document, ListTranslator};
+use crate::transform::list::{Document, ListTranslator, kind_first};
 
 /// Member names the documents and paths share, with ones that need escaping.
 const KEYS: &[&str] = &[
@@ -453,7 +453,7 @@ proptest! {
             }
             false => json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"}, "items": items}),
         };
-        let body = serde_json::to_vec(&list).unwrap();
+        let body = kind_first(&list);
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
         cuts.sort_unstable();
         let whole: Value = serde_json::from_slice(&translation.apply_bytes(&body).unwrap()).unwrap();

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use super::Translation;
 use super::list::{skip_whitespace, string_end};
+use crate::tree::links::source_key;
 
 /// Words below which name translation may change something (see `rewrite::json`): built.
 const NAMES_BUILD: [&str; 3] = ["namespace", "system:serviceaccount", "last-applied-configuration"];
@@ -138,13 +139,15 @@ impl Items {
             }
             reach.insert(&[Step::Key("metadata".into()), Step::Key("annotations".into())]);
         }
-        let mut patterns: Vec<String> =
-            NAMES_WHOLE.iter().chain(&NAMES_BUILD).chain(&ESCAPES).map(|w| w.to_string()).collect();
+        // Linked copies' source label and annotation are rewritten too (`rewrite::links`).
+        let link = source_key(&translation.tree.domain);
+        let build_words = NAMES_BUILD.iter().chain(&ESCAPES).map(|w| w.to_string()).chain([link]);
+        let mut patterns: Vec<String> = NAMES_WHOLE.iter().map(|w| w.to_string()).chain(build_words).collect();
+        let build_count = patterns.len() - NAMES_WHOLE.len();
         collect_needles(&reach, &mut patterns);
         reach.number(&patterns);
         let whole_bits = (0..NAMES_WHOLE.len()).map(bit).fold(0, |a, b| a | b);
-        let build_bits =
-            (NAMES_WHOLE.len()..NAMES_WHOLE.len() + NAMES_BUILD.len() + ESCAPES.len()).map(bit).fold(0, |a, b| a | b);
+        let build_bits = (NAMES_WHOLE.len()..NAMES_WHOLE.len() + build_count).map(bit).fold(0, |a, b| a | b);
         // Words are found one start at a time (see `Builder::new`), which finds them all only if
         // no word begins another: true of the words above and of quoted names, checked anyway.
         let prefixes = patterns.iter().any(|p| patterns.iter().any(|q| p != q && q.starts_with(p.as_str())));

@@ -531,6 +531,18 @@ pub fn translate(body: Body, translation: Translation, max_item: usize, max_whol
     body::boxed(StreamBody::new(stream))
 }
 
+/// `document` as the apiserver writes it: `kind`, `apiVersion` and `metadata` first, then the rest
+/// (serde_json sorts members, which would put `items` before `kind` and take the whole path).
+#[cfg(test)]
+pub(crate) fn kind_first(document: &Value) -> Vec<u8> {
+    let Value::Object(members) = document else { return serde_json::to_vec(document).unwrap_or_default() };
+    let first = ["kind", "apiVersion", "metadata"];
+    let ordered = first.iter().filter_map(|k| members.get_key_value(*k));
+    let rest = members.iter().filter(|(k, _)| !first.contains(&k.as_str()));
+    let parts: Vec<String> = ordered.chain(rest).map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v)).collect();
+    format!("{{{}}}", parts.join(",")).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -628,12 +640,11 @@ mod tests {
     }
 
     fn pod_list() -> Vec<u8> {
-        serde_json::to_vec(&json!({
+        kind_first(&json!({
             "kind": "PodList", "apiVersion": "v1",
             "metadata": {"resourceVersion": "123", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ", "remainingItemCount": 3},
             "items": [pod("web-1", "acme-web-dev"), pod("web-2", "acme-web-prod")]
         }))
-        .expect("serializes")
     }
 
     #[test]
@@ -687,14 +698,13 @@ mod tests {
 
     #[test]
     fn escaped_quotes_and_brackets_inside_strings() {
-        let body = serde_json::to_vec(&json!({
+        let body = kind_first(&json!({
             "kind": "ConfigMapList", "apiVersion": "v1", "metadata": {},
             "items": [
                 {"metadata": {"name": "a\"]},{[", "namespace": "acme-web-dev"}, "data": {"k\\": "v\\\"]", "]}": "{\"namespace\":\"x\"}"}},
                 {"metadata": {"name": "b", "namespace": "acme-web-dev"}, "data": {"nam\u{65}space": "acme-web-dev", "\u{1}": "\u{2028}"}}
             ]
-        }))
-        .expect("serializes");
+        }));
         let out = same_as_whole(&pods(), &body);
         assert_eq!(out["items"][0]["metadata"]["name"], "a\"]},{[");
         assert_eq!(out["items"][1]["data"]["namespace"], "dev");
@@ -720,10 +730,31 @@ mod tests {
         for include_object in [None, Some("None"), Some("Object")] {
             let translation =
                 translation("acme/web", &["$.spec.nodeName", "$.status.hostIP", "$.status.hostIPs"], include_object);
-            let out = same_as_whole(&translation, &serde_json::to_vec(&table).expect("serializes"));
+            let out = same_as_whole(&translation, &kind_first(&table));
             assert_eq!(out["rows"][1]["cells"], json!(["web-2", "Running", "<masked>", "<masked>", "prod"]));
             assert_eq!(out["columnDefinitions"], table["columnDefinitions"]);
         }
+    }
+
+    #[test]
+    fn linked_copies_name_their_source_in_view_terms() {
+        let copy = |namespace: &str| {
+            let key = crate::tree::links::source_key(&example_tree().expect("the example tree").domain);
+            json!({"kind": "ConfigMap", "metadata": {"name": "ca-bundle", "namespace": namespace,
+                "labels": {&key: "acme-web-dev.settings"}, "annotations": {&key: "acme-web-dev/settings"}},
+                "data": {"ca.crt": "x"}})
+        };
+        // As the apiserver writes it: the kind first, so the items stream.
+        let list = format!(
+            r#"{{"kind":"ConfigMapList","apiVersion":"v1","metadata":{{}},"items":[{},{}]}}"#,
+            copy("acme-web-prod"),
+            copy("acme-web-dev")
+        );
+        let mut translation = translation("acme/web", &[], None);
+        translation.mask = None;
+        let text = same_as_whole(&translation, list.as_bytes()).to_string();
+        assert!(!text.contains("acme-web-dev"), "{text}");
+        assert!(text.contains("dev/settings") && text.contains("dev.settings"), "{text}");
     }
 
     #[test]
@@ -735,13 +766,13 @@ mod tests {
         ]});
         let mut translation = translation("acme/data", &["$.data"], None);
         translation.secrets = SecretFilter::of(&translation.tree.nodes[translation.view].ceiling);
-        let out = same_as_whole(&translation, &serde_json::to_vec(&list).expect("serializes"));
+        let out = same_as_whole(&translation, &kind_first(&list));
         let names: Vec<&Value> =
             out["items"].as_array().expect("items").iter().map(|i| &i["metadata"]["name"]).collect();
         assert_eq!(names, [&json!("a"), &json!("b")]);
         assert!(out["items"][0].get("data").is_none());
         let all_hidden = json!({"kind": "SecretList", "items": [secret("tls-1", "kubernetes.io/tls")]});
-        let out = same_as_whole(&translation, &serde_json::to_vec(&all_hidden).expect("serializes"));
+        let out = same_as_whole(&translation, &kind_first(&all_hidden));
         assert_eq!(out["items"], json!([]));
     }
 
