@@ -30,6 +30,10 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
 
+/// The allocator the `canopy` binary uses, so figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Set in the child processes that measure memory: the list size in MB and `list` or `watch`.
 const MEMORY_RUN: &str = "CANOPY_MASK_BENCH_MEMORY";
 /// Frame size of answers as the upstream connection delivers them.

@@ -7,6 +7,11 @@ use canopy::access::command::{self as access, Format, MatrixArgs, WhoCanArgs};
 use canopy::config::Config;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Translating answers builds and drops many small values per item; mimalloc's per-thread pages
+/// make that markedly cheaper than the system allocator (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "canopy", version, about = "A virtual-cluster API proxy for Kubernetes")]
 struct Cli {
