@@ -28,11 +28,11 @@ use crate::transform::{MAX_EVENT, MAX_RESPONSE_BODY};
 /// Where the next page starts: namespace index, upstream continue token there (empty: the
 /// namespace's start) and the snapshot's resourceVersion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Token {
-    n: usize,
+pub(super) struct Token {
+    pub(super) n: usize,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    c: String,
-    rv: String,
+    pub(super) c: String,
+    pub(super) rv: String,
 }
 
 impl Token {
@@ -40,7 +40,7 @@ impl Token {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(text: &str) -> Result<Self, Status> {
+    pub(super) fn decode(text: &str) -> Result<Self, Status> {
         let invalid = || Status::bad_request("the continue token is not valid; start the list again");
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         serde_json::from_slice(&bytes).map_err(|_| invalid())

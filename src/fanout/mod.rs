@@ -20,6 +20,8 @@
 
 mod list;
 mod page;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use http::{HeaderMap, Method, Request, Response, StatusCode};
