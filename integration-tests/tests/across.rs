@@ -1,6 +1,8 @@
 //! `-A` through a view, against the real apiserver: lists and watches of a namespaced resource
 //! span exactly the view's namespaces — with kubectl (plain, chunked, field selectors), raw
 //! HTTP pages with continue tokens, and kube-rs's watcher — and never show another tenant's.
+//! Large lists spread over several namespaces arrive whole, each object once, at any chunk size,
+//! as objects and as Tables.
 
 mod common;
 
@@ -52,6 +54,145 @@ fn kubectl_lists_across_the_views_namespaces_only() {
         let alice = ok(kubectl(&bin, &in_view(&canopy, "alice", "acme"), &["get", "configmaps", "-A"]));
         assert!(alice.lines().any(|l| l.starts_with("web-dev ") && l.contains(&dev)), "{alice}");
         assert!(!alice.contains(&main), "{alice}");
+    }
+}
+
+/// The physical namespaces of view `acme` and their names there.
+const ACME: [(&str, &str); 3] =
+    [("acme-web-dev", "web-dev"), ("acme-web-prod", "web-prod"), ("acme-data-warehouse", "data-warehouse")];
+
+/// Creates `count` ConfigMaps of about `size` bytes each in a physical namespace, in one request;
+/// returns their names.
+fn admin_configmaps(physical: &str, prefix: &str, count: usize, size: usize) -> Vec<String> {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let items: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "labels": {"bulk": prefix}},
+                "data": {"payload": "x".repeat(size)}})
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+    ok(kubectl_stdin(kubectl_bin(), admin, &["-n", physical, "create", "-f", "-"], Some(&list)));
+    names
+}
+
+/// `(namespace, name)` of each line of kubectl's output whose name is `prefix-…`, the namespace
+/// in column 0 and the name in column 1.
+fn listed_rows(text: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut columns = line.split_whitespace();
+            Some((columns.next()?.to_owned(), columns.next()?.to_owned()))
+        })
+        .filter(|(_, name)| name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('-')))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn large_lists_across_namespaces_arrive_whole_at_any_chunk_size() {
+    let canopy = canopy();
+    let prefix = unique("bulk");
+    // About 120 KB per namespace: several output chunks, many upstream frames per page.
+    let mut expected: Vec<(String, String)> = ACME
+        .iter()
+        .flat_map(|(physical, virtual_name)| {
+            admin_configmaps(physical, &prefix, 40, 3000).into_iter().map(|name| ((*virtual_name).to_owned(), name))
+        })
+        .collect();
+    expected.sort();
+    let alice = in_view(&canopy, "alice", "acme");
+    for bin in Harness::shared().kubectls() {
+        // (Chunks of 1 are tested above: here they would mostly measure kubectl's own rate limit.)
+        for chunk in ["0", "7", "40", "500"] {
+            let objects = ok(kubectl(
+                &bin,
+                &alice,
+                &[
+                    "get",
+                    "configmaps",
+                    "-A",
+                    "--chunk-size",
+                    chunk,
+                    "-o",
+                    "custom-columns=NS:.metadata.namespace,NAME:.metadata.name",
+                    "--no-headers",
+                ],
+            ));
+            assert_eq!(listed_rows(&objects, &prefix), expected, "objects, chunks of {chunk}");
+            // The default output: a Table, its rows merged across namespaces.
+            let table = ok(kubectl(&bin, &alice, &["get", "configmaps", "-A", "--chunk-size", chunk]));
+            assert!(table.starts_with("NAMESPACE ") && table.lines().next().unwrap().contains(" DATA "), "{table}");
+            assert_eq!(listed_rows(&table, &prefix), expected, "Table, chunks of {chunk}");
+            assert!(!table.contains("acme-") && !objects.contains("acme-"));
+        }
+    }
+    let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+    for (physical, _) in ACME {
+        ok(kubectl(kubectl_bin(), admin, &["-n", physical, "delete", "configmaps", "-l", &format!("bulk={prefix}")]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_across_namespaces_answer_as_one_table() {
+    let canopy = canopy();
+    let prefix = unique("tpod");
+    let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
+    let mut expected = Vec::new();
+    for (physical, virtual_name) in ACME {
+        for i in 0..2 {
+            let name = format!("{prefix}-{i}");
+            let image = "--image=registry.invalid/idle";
+            ok(kubectl(kubectl_bin(), admin, &["-n", physical, "run", &name, image, "--restart=Never"]));
+            expected.push((virtual_name.to_owned(), name));
+        }
+    }
+    expected.sort();
+    let alice = in_view(&canopy, "alice", "acme");
+    for bin in Harness::shared().kubectls() {
+        for args in [vec!["get", "pods", "-A"], vec!["get", "pods", "-A", "--chunk-size", "1"]] {
+            let table = ok(kubectl(&bin, &alice, &args));
+            let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+            assert_eq!(header[..4], ["NAMESPACE", "NAME", "READY", "STATUS"], "{args:?}: {table}");
+            assert_eq!(listed_rows(&table, &prefix), expected, "{args:?}: {table}");
+            assert!(!table.contains("acme-"), "{table}");
+        }
+    }
+    // The merged answer is one Table: the column definitions once, every namespace's rows.
+    let table: serde_json::Value = canopy
+        .http()
+        .get(format!("{}/v/acme/api/v1/pods", canopy.url))
+        .bearer_auth(Harness::shared().token("alice"))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(table["kind"], "Table", "{table}");
+    assert!(table["columnDefinitions"].as_array().is_some_and(|c| !c.is_empty()), "{table}");
+    let rows = table["rows"].as_array().unwrap();
+    for (namespace, name) in &expected {
+        let here = |r: &&serde_json::Value| {
+            r["cells"][0] == *name.as_str() && r["object"]["metadata"]["namespace"] == *namespace.as_str()
+        };
+        let found = rows.iter().filter(here).count();
+        assert_eq!(found, 1, "{namespace}/{name} once in {table}");
+    }
+    assert!(table["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()), "{table}");
+    for (physical, _) in ACME {
+        let names: Vec<String> = (0..2).map(|i| format!("{prefix}-{i}")).collect();
+        let args: Vec<&str> = ["-n", physical, "delete", "pods", "--wait=false"]
+            .into_iter()
+            .chain(names.iter().map(String::as_str))
+            .collect();
+        ok(kubectl(kubectl_bin(), admin, &args));
     }
 }
 

@@ -10,7 +10,8 @@
 //! - Lists ([`list`]): the first namespace's answer fixes a resourceVersion R and the others are
 //!   read at exactly R, so the merged list is one consistent snapshot and a watch from R misses
 //!   nothing. `limit` is honoured across namespaces; Canopy's continue token names the namespace,
-//!   the upstream token within it and R.
+//!   the upstream token within it and R. Each namespace's page streams into the answer item by
+//!   item ([`page`]), translated as plain lists are, so memory does not grow with a page.
 //! - Watches ([`watch`]): events are relayed as they arrive; bookmarks are merged into one whose
 //!   resourceVersion every namespace has reached, so resuming from it loses no event.
 //!
@@ -18,11 +19,12 @@
 //! no namespace answers, the first refusal is the answer.
 
 mod list;
+mod page;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use serde_json::Value;
 use tower::{Service, ServiceExt};
 
 use crate::auth::Identity;
@@ -32,9 +34,6 @@ use crate::request::info::encode_query;
 use crate::rewrite::ViewNames;
 use crate::status::Status;
 use crate::transform::{self, Translation};
-
-/// Largest answer of one namespace.
-const MAX_PAGE: usize = 256 << 20;
 
 /// One `-A` request and what it needs to be made once per namespace.
 pub struct FanOut {
@@ -128,19 +127,6 @@ impl Answer {
             _ => Answer::Failed(failure(response)),
         }
     }
-}
-
-/// A whole (bounded) JSON answer, translated into the view.
-async fn read_json(response: Response<Body>, translation: &Translation) -> Result<Value, Status> {
-    let bytes = Limited::new(response.into_body(), MAX_PAGE)
-        .collect()
-        .await
-        .map_err(|e| Status::bad_gateway(format!("cannot read the upstream answer: {e}")))?
-        .to_bytes();
-    let mut value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))?;
-    translation.apply(&mut value);
-    Ok(value)
 }
 
 /// The first 403 among `refusals`: the answer when no namespace answered. (404s only mean the

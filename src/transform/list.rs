@@ -16,7 +16,7 @@ use super::item::Items;
 use crate::body::{self, Body, BoxError};
 
 /// Output is sent in frames of at least this size, or sooner when upstream pauses.
-const FLUSH: usize = 64 << 10;
+pub const FLUSH: usize = 64 << 10;
 
 /// Why a list answer could not be translated.
 #[derive(Debug, thiserror::Error)]
