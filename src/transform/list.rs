@@ -741,6 +741,12 @@ mod tests {
             br#"{"kind":"PodList","items":[]],"#,
             br#"{"kind":"PodList","items":[tru]}"#,
             b"{\"kind\":\"PodList\",\"items\":[\"\xff\"]}",
+            // Within values copied as they came, too.
+            b"{\"kind\":\"PodList\",\"items\":[{\"data\":{\"x\":\"\xff\"}}]}",
+            b"{\"kind\":\"PodList\",\"items\":[{\"data\":{\"x\":\"a\x01\"}}]}",
+            br#"{"kind":"PodList","items":[{"data":{"x":01}}]}"#,
+            br#"{"kind":"PodList","items":[{"data":{"x":"\q"}}]}"#,
+            br#"{"kind":"PodList","items":[{"data":{"x":[1,]}}]}"#,
             br#"{"kind":"PodList" "items":[]}"#,
             br#"{"kind":"PodList",items:[]}"#,
             b"{",

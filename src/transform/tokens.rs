@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 /// One token of the tape; positions are from the value's first byte.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token {
     pub kind: Kind,
     /// A string or member name with backslash escapes (to be unescaped by serde_json).
@@ -378,8 +378,8 @@ impl Tokenizer {
 
 /// Where the first raw control character is, if any (JSON strings must escape them).
 fn check_controls(bytes: &[u8]) -> Result<(), usize> {
-    // Without an early exit the common case compiles to a vector loop.
-    if !bytes.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+    // A minimum without an early exit compiles to a vector loop.
+    if bytes.iter().fold(u8::MAX, |least, &b| least.min(b)) >= 0x20 {
         return Ok(());
     }
     Err(bytes.iter().position(|&b| b < 0x20).unwrap_or(0))
@@ -390,4 +390,149 @@ pub fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE_NAME: u64 = 1;
+    const ESCAPE: u64 = 2;
+
+    fn needles() -> Needles {
+        Needles::new(vec![(b"nodeName".as_slice().into(), NODE_NAME)], ESCAPE)
+    }
+
+    /// `text` scanned in the pieces cut at `cuts`: the end and the tape, or where it is not JSON.
+    fn pieces(text: &[u8], cuts: &[usize]) -> Result<Option<(usize, Vec<Token>)>, usize> {
+        let mut tokenizer = Tokenizer::default();
+        let needles = needles();
+        for &cut in cuts.iter().chain([&text.len()]) {
+            if let Some(end) = tokenizer.scan(&text[..cut], 0, &needles)? {
+                return Ok(Some((end, tokenizer.tokens().to_vec())));
+            }
+        }
+        Ok(None)
+    }
+
+    fn scan(text: &str) -> Result<Option<(usize, Vec<Token>)>, usize> {
+        pieces(text.as_bytes(), &[])
+    }
+
+    fn tape(text: &str) -> Vec<Token> {
+        match scan(text) {
+            Ok(Some((end, tokens))) => {
+                assert_eq!(end, text.len(), "{text}");
+                tokens
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_of_every_kind_are_tokenized() {
+        let tokens = tape(r#"{"a": [1, -2.5e+3, "x\"y", true, false, null, {}], "b":{"c":0}}"#);
+        let kinds: Vec<Kind> = tokens.iter().map(|t| t.kind).collect();
+        use Kind::*;
+        let expected =
+            [Object, Key, Array, Scalar, Scalar, String, Scalar, Scalar, Scalar, Object, Key, Object, Key, Scalar];
+        assert_eq!(kinds, expected);
+        assert_eq!((tokens[0].start, tokens[0].next), (0, tokens.len()));
+        assert_eq!((tokens[2].next, tokens[9].next), (10, 10));
+        assert!(tokens[5].escaped && !tokens[1].escaped);
+        // A scalar alone ends only at the byte after it.
+        assert_eq!(scan("12"), Ok(None));
+        assert_eq!(scan("12 ").map(|t| t.map(|(end, _)| end)), Ok(Some(2)));
+        assert_eq!(scan("true").map(|t| t.map(|(end, _)| end)), Ok(Some(4)));
+    }
+
+    #[test]
+    fn invalid_json_is_refused_where_it_goes_wrong() {
+        for bad in [
+            r#"["\x"]"#,
+            r#"["\u12g4"]"#,
+            "[\"a\u{1}b\"]",
+            "[\"line\nbreak\"]",
+            "[\"tab\tinside\"]",
+            "[01]",
+            "[1.]",
+            "[-]",
+            "[1e]",
+            "[1e+]",
+            "[+1]",
+            "[.5]",
+            "[1.e5]",
+            "[--1]",
+            "[0x1]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":}"#,
+            r#"{1:2}"#,
+            r#"{"a":1"b":2}"#,
+            "[1}",
+            r#"{"a":1]"#,
+            "[trux]",
+            "[nul,1]",
+            "[True]",
+            "}",
+            "'a'",
+        ] {
+            assert!(scan(bad).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert!(scan(&deep).is_err());
+        let deep_enough = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(scan(&deep_enough).is_ok_and(|t| t.is_some()));
+    }
+
+    #[test]
+    fn unclosed_values_wait_for_more_input() {
+        for open in ["[", r#"{"a":1"#, r#"{"a""#, r#"["abc"#, r#"["a\"#, r#"["\u00"#, "[tr", "[1.5e", "[-"] {
+            assert_eq!(scan(open), Ok(None), "{open}");
+        }
+    }
+
+    #[test]
+    fn member_names_equal_to_needles_and_escapes_are_marked() {
+        let text = r#"{"a":{"nodeName":1},"b":{"x":"nodeName"},"c":{"node\u004eame":1},"d":[{"nodeNames":2},{"nodeName":3}],"e":{"s":"a\/b"},"f":{"q":"\"\\\n"}}"#;
+        let tokens = tape(text);
+        let object = |key: &str| {
+            let at = tokens.iter().position(|t| t.kind == Kind::Key && text[t.start..t.end] == format!("\"{key}\""));
+            tokens[at.expect("the key is there") + 1]
+        };
+        assert_eq!(object("a").bits, NODE_NAME);
+        assert_eq!(object("b").bits, 0, "a value is not a member name");
+        assert_eq!(object("c").bits, ESCAPE, "an escaped name could be the needle");
+        assert_eq!(object("d").bits, NODE_NAME, "marks reach the arrays and objects around them");
+        assert_eq!(object("e").bits, ESCAPE);
+        assert_eq!(object("f").bits, 0, "escapes that cannot spell a letter");
+        assert_eq!(tokens[0].bits, NODE_NAME | ESCAPE);
+    }
+
+    #[test]
+    fn values_cut_anywhere_give_the_same_tape() {
+        let text = br#" {"metadata":{"name":"web-1","namespace":"acme\u002dweb","labels":{"a\"b":"\\"}},"n":[0,-1.25E-7,12345678901234567890,true,false,null],"s":"\/\b\f\r\t","nodeName":"x"}"#;
+        let whole = pieces(text, &[]).map(|t| t.map(|(_, tokens)| tokens));
+        assert!(whole.as_ref().is_ok_and(Option::is_some));
+        let text = &text[1..];
+        let once = pieces(text, &[]);
+        for cut in 0..=text.len() {
+            assert_eq!(pieces(text, &[cut]), once, "cut at {cut}");
+        }
+        let every: Vec<usize> = (1..text.len()).collect();
+        assert_eq!(pieces(text, &every), once, "byte by byte");
+    }
+
+    #[test]
+    fn errors_are_found_however_the_value_is_cut() {
+        let text = b"{\"a\":[1,2],\"b\":\"x\x01\"}";
+        let once = pieces(text, &[]);
+        assert!(once.is_err());
+        for cut in 0..=text.len() {
+            assert_eq!(pieces(text, &[cut]), once, "cut at {cut}");
+        }
+    }
 }
