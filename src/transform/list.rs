@@ -1,10 +1,12 @@
 //! List answers (`…List` kinds and Tables) translated as they stream: the members before the
 //! `items` (or `rows`) array are translated and written first, then each element as soon as it
 //! is complete, then the members after the array. Nothing but the element under way is held, so
-//! memory does not grow with the list. A small tokenizer finds the boundaries (depth, strings,
-//! escapes); serde_json parses and checks what lies between them. A document that is not a list —
-//! or whose `kind` is not known when its array begins — is gathered and translated whole,
-//! exactly as before.
+//! memory does not grow with the list. Every member value and element is read once, by the
+//! checking tokenizer ([`super::tokens`]), which resumes where a frame ended: it finds where the
+//! value ends, refuses it if it is not JSON, and leaves the tape from which an element is built
+//! ([`super::item`]); serde_json reads the few members around the array. A document that is not
+//! a list — or whose `kind` is not known when its array begins — is gathered and translated
+//! whole, exactly as before.
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
