@@ -156,8 +156,10 @@ impl Tokenizer {
 
     /// The caller dropped `by` bytes from the front of its buffer (never past the value).
     pub fn shift(&mut self, by: usize) {
-        if self.active {
-            self.start -= by;
+        // Past the value cannot happen; were it to, the scan starts afresh rather than resume.
+        match self.start.checked_sub(by) {
+            Some(start) => self.start = start,
+            None => self.active = false,
         }
     }
 
