@@ -3,34 +3,34 @@
 //! Parsing an item into a `serde_json::Value` and writing it back is most of a list's cost, yet
 //! name translation only changes `namespace` fields, ServiceAccount names, Table cells, the
 //! last-applied annotation and Namespace objects, and a read mask only reaches under its path's
-//! leading names (plus managed fields and the last-applied annotation). So an item is checked by
-//! serde_json, then built level by level: a nested object or array that neither can reach —
-//! judged on its raw text, and conservatively: any `\u` or `\/` escape counts as a possible
-//! match — stays raw text, stood in for by a placeholder string that upstream text cannot know,
-//! and is copied out verbatim. One pass finds every bracket's partner and one automaton pass
-//! every telling word, so no byte is scanned again per level. The translation itself is
+//! leading names (plus managed fields and the last-applied annotation). The item arrives checked
+//! and tokenized by one pass ([`super::tokens`]), which also marked on every object and array the
+//! member names a mask path leads through and every `\u` or `\/` escape (which could spell a word
+//! otherwise); one automaton pass over the item finds the few words name translation looks for,
+//! which may sit inside any string. The item is then built from the tape level by level: a
+//! nested object or array that neither names nor masks can reach — judged conservatively: any
+//! such escape counts as a possible match — stays raw text, stood in for by a placeholder string
+//! that upstream text cannot know, and is copied out verbatim. The translation itself is
 //! [`Translation::apply`] on a one-item list, unchanged, so an item reads exactly as it does in
 //! the whole-document path.
 
 use std::hash::{BuildHasher, RandomState};
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
-use serde::de::{Error as _, IgnoredAny};
+use aho_corasick::{AhoCorasick, Input, MatchKind, Span, packed};
+use serde::de::Error as _;
 use serde_json::{Map, Value};
 
 use super::Translation;
-use super::list::{skip_whitespace, string_end};
+use super::tokens::{Kind, Needles, Token};
 use crate::tree::links::source_key;
 
 /// Words below which name translation may change something (see `rewrite::json`): built.
 const NAMES_BUILD: [&str; 3] = ["namespace", "system:serviceaccount", "last-applied-configuration"];
 /// Words whose translation spans members (a Namespace's name, a row's cells): built whole.
 const NAMES_WHOLE: [&str; 2] = ["Namespace", "cells"];
-/// Escapes that could spell any of the words differently.
-const ESCAPES: [&str; 2] = ["\\u", "\\/"];
 
 /// What the read masks reach, as a tree of member names: a value marked whole is built whole;
-/// above it, a value is built only if its text holds one of the quoted names below it.
+/// above it, a value is built only if it holds a member named as one of the needles below it.
 #[derive(Default)]
 struct Reach {
     whole: bool,
@@ -39,7 +39,7 @@ struct Reach {
     elements: Option<Box<Reach>>,
     /// Quoted names of the whole values below.
     needles: Vec<String>,
-    /// The same, as bits of the automaton's patterns.
+    /// The same, as bits of the tokenizer's needles.
     bits: u64,
 }
 
@@ -76,14 +76,15 @@ impl Reach {
         node.whole = true;
     }
 
-    /// Sets `bits` from the patterns; a node with a needle beyond the 64 bits is always built.
-    fn number(&mut self, patterns: &[String]) {
+    /// Sets `bits` from the needles' order, the first at bit `first`; a node with a needle
+    /// beyond the 64 bits is always built.
+    fn number(&mut self, needles: &[String], first: usize) {
         for needle in &self.needles {
-            self.bits |= patterns.iter().position(|p| p == needle).map_or(u64::MAX, bit);
+            self.bits |= needles.iter().position(|n| n == needle).map_or(u64::MAX, |n| bit(first + n));
         }
-        self.members.iter_mut().for_each(|(_, reach)| reach.number(patterns));
+        self.members.iter_mut().for_each(|(_, reach)| reach.number(needles, first));
         if let Some(elements) = &mut self.elements {
-            elements.number(patterns);
+            elements.number(needles, first);
         }
     }
 
@@ -92,8 +93,8 @@ impl Reach {
     }
 }
 
-fn bit(pattern: usize) -> u64 {
-    1u64.checked_shl(pattern as u32).unwrap_or(u64::MAX)
+fn bit(n: usize) -> u64 {
+    1u64.checked_shl(n as u32).unwrap_or(u64::MAX)
 }
 
 /// How a nested value of an item is read.
@@ -103,23 +104,38 @@ enum Build {
     Raw,
 }
 
-/// Translates the items of one list answer; built once per answer.
-pub struct Items {
+/// What an answer's items are translated with; built once per answer.
+struct Plan {
     reach: Reach,
     /// Every item is built whole: Namespaces (whose names are translated), Table rows.
     whole: bool,
     /// Placeholders are this, then an index: a NUL and a per-answer random number.
     tag: String,
-    /// Finds the telling words; without it every item is built whole (slower, the same).
-    words: Option<AhoCorasick>,
-    /// Pattern bits: built whole, built.
+    /// Finds the words name translation looks for; without it every item is built whole.
+    words: Option<Words>,
+    /// Bits of the words and needles: built whole, built.
     whole_bits: u64,
     build_bits: u64,
 }
 
+/// Translates the items of one list answer; built once per answer.
+pub struct Items {
+    plan: Plan,
+    /// The member names the tokenizer marks.
+    needles: Needles,
+    /// Words found in the item under way, kept for the allocation.
+    found: Vec<(usize, u64)>,
+    /// `kind` and `apiVersion` of the list.
+    envelope: Map<String, Value>,
+    /// The one-item list each item is translated in, kept between items while `apply` leaves
+    /// its envelope as it was.
+    list: Value,
+}
+
 impl Items {
-    /// The item translator for answers translated by `translation`; `rows` for a Table's rows.
-    pub fn new(translation: &Translation, rows: bool) -> Self {
+    /// The item translator for answers translated by `translation`, in a list with `envelope`
+    /// (`kind`, `apiVersion`) whose array is `key`: `rows` for a Table's rows.
+    pub fn new(translation: &Translation, envelope: Map<String, Value>, key: &str) -> Self {
         let mut reach = Reach::default();
         if let Some(mask) = translation.mask.as_ref().filter(|m| !m.mask.read.is_empty()) {
             for path in &mask.mask.read {
@@ -141,212 +157,251 @@ impl Items {
         }
         // Linked copies' source label and annotation are rewritten too (`rewrite::links`).
         let link = source_key(&translation.tree.domain);
-        let build_words = NAMES_BUILD.iter().chain(&ESCAPES).map(|w| w.to_string()).chain([link]);
-        let mut patterns: Vec<String> = NAMES_WHOLE.iter().map(|w| w.to_string()).chain(build_words).collect();
-        let build_count = patterns.len() - NAMES_WHOLE.len();
-        collect_needles(&reach, &mut patterns);
-        reach.number(&patterns);
+        let patterns: Vec<String> =
+            NAMES_WHOLE.iter().chain(&NAMES_BUILD).map(|w| w.to_string()).chain([link]).collect();
+        let escape = patterns.len();
+        let mut needles = Vec::new();
+        collect_needles(&reach, &mut needles);
+        reach.number(&needles, escape + 1);
+        let names = needles.iter().enumerate().map(|(n, quoted)| {
+            let inner = quoted.get(1..quoted.len() - 1).unwrap_or_default();
+            (inner.as_bytes().into(), bit(escape + 1 + n))
+        });
         let whole_bits = (0..NAMES_WHOLE.len()).map(bit).fold(0, |a, b| a | b);
-        let build_bits = (NAMES_WHOLE.len()..NAMES_WHOLE.len() + build_count).map(bit).fold(0, |a, b| a | b);
-        // Words are found one start at a time (see `Builder::new`), which finds them all only if
-        // no word begins another: true of the words above and of quoted names, checked anyway.
+        let build_bits = (NAMES_WHOLE.len()..=escape).map(bit).fold(0, |a, b| a | b);
+        // Words are found one start at a time (see `find_words`), which finds them all only if
+        // no word begins another: true of the words above, checked anyway. A word with a quote
+        // or backslash could span tokens: then everything is built.
         let prefixes = patterns.iter().any(|p| patterns.iter().any(|q| p != q && q.starts_with(p.as_str())));
-        let words = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&patterns).ok();
-        let words = words.filter(|_| !prefixes);
+        let spans = patterns.iter().any(|p| p.contains(['"', '\\']));
+        let words = Words::new(&patterns).filter(|_| !prefixes && !spans);
+        let mut list = envelope.clone();
+        list.insert(key.to_owned(), Value::Array(Vec::new()));
         Items {
-            reach,
-            whole: rows || translation.namespaces || words.is_none(),
-            tag: format!("\u{0}canopy:{:016x}:", RandomState::new().hash_one(0u8)),
-            words,
-            whole_bits,
-            build_bits,
+            plan: Plan {
+                reach,
+                whole: key == "rows" || translation.namespaces || words.is_none(),
+                tag: format!("\u{0}canopy:{:016x}:", RandomState::new().hash_one(0u8)),
+                words,
+                whole_bits,
+                build_bits,
+            },
+            needles: Needles::new(names.collect(), bit(escape)),
+            found: Vec::new(),
+            envelope,
+            list: Value::Object(list),
         }
     }
 
-    /// Translates `item`, an element of the array `key` of a list whose `kind` and `apiVersion`
-    /// are in `envelope`, and appends it to `out`; false when it is hidden from the view.
+    /// The member names the tokenizer is to mark in items.
+    pub fn needles(&self) -> &Needles {
+        &self.needles
+    }
+
+    /// Translates `item`, an element of the array `key`, checked and tokenized into `tokens`,
+    /// and appends it to `out`; false when it is hidden from the view.
     pub fn translate(
-        &self,
+        &mut self,
         translation: &Translation,
-        envelope: &Map<String, Value>,
         key: &str,
+        tokens: &[Token],
         item: &[u8],
         out: &mut Vec<u8>,
     ) -> serde_json::Result<bool> {
-        let mut builder = None;
-        let value = if self.whole {
-            serde_json::from_slice(item)?
-        } else {
-            serde_json::from_slice::<IgnoredAny>(item)?;
-            let text = trim(item);
-            let built = builder.insert(Builder::new(self, text));
-            built.value(0, text.len(), Some(&self.reach), true)?
-        };
-        let mut list = envelope.clone();
-        list.insert(key.to_owned(), Value::Array(vec![value]));
-        let mut list = Value::Object(list);
+        let text = std::str::from_utf8(item).map_err(serde_json::Error::custom)?;
+        self.found.clear();
+        if !self.plan.whole {
+            find_words(&self.plan, text, &mut self.found);
+        }
+        let mut builder = Builder { plan: &self.plan, text, tokens, words: &self.found, raw: Vec::new() };
+        let value = builder.value(0, Some(&self.plan.reach), self.plan.whole, true)?;
+        match self.list.get_mut(key) {
+            Some(Value::Array(slot)) => {
+                slot.clear();
+                slot.push(value);
+            }
+            _ => return Err(invalid("a list without its array")),
+        }
         // A list is never hidden as a whole, only its items are.
-        translation.apply(&mut list);
-        let Some(item) = list.get(key).and_then(|items| items.get(0)) else { return Ok(false) };
-        match builder.filter(|b| !b.raw.is_empty()) {
-            Some(builder) => builder.write(item, out)?,
-            None => serde_json::to_writer(&mut *out, item)?,
+        translation.apply(&mut self.list);
+        let shown = match self.list.get(key).and_then(|items| items.get(0)) {
+            Some(item) => {
+                builder.write(item, out)?;
+                true
+            }
+            None => false,
+        };
+        if !self.intact(key) {
+            let mut list = self.envelope.clone();
+            list.insert(key.to_owned(), Value::Array(Vec::new()));
+            self.list = Value::Object(list);
         }
-        Ok(true)
+        Ok(shown)
+    }
+
+    /// Whether the one-item list still has its envelope and array, for the next item.
+    fn intact(&self, key: &str) -> bool {
+        let Value::Object(list) = &self.list else { return false };
+        list.len() == self.envelope.len() + 1
+            && matches!(list.get(key), Some(Value::Array(_)))
+            && self.envelope.iter().all(|(name, value)| list.get(name) == Some(value))
     }
 }
 
-fn collect_needles(reach: &Reach, patterns: &mut Vec<String>) {
+fn collect_needles(reach: &Reach, needles: &mut Vec<String>) {
     for needle in &reach.needles {
-        if !patterns.contains(needle) {
-            patterns.push(needle.clone());
+        if !needles.contains(needle) {
+            needles.push(needle.clone());
         }
     }
-    reach.members.iter().for_each(|(_, r)| collect_needles(r, patterns));
+    reach.members.iter().for_each(|(_, r)| collect_needles(r, needles));
     if let Some(elements) = &reach.elements {
-        collect_needles(elements, patterns);
+        collect_needles(elements, needles);
     }
 }
 
-fn trim(text: &[u8]) -> &[u8] {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
-    let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &text[start..end]
+/// Finds the words, leftmost first.
+enum Words {
+    /// Teddy (SIMD), asked for by name: for so few words the automaton would pick a rare-byte
+    /// prefilter that is several times slower on Kubernetes objects.
+    Packed(packed::Searcher),
+    /// Where Teddy is not available.
+    Automaton(AhoCorasick),
 }
 
-/// One item under construction, over its checked JSON text.
+impl Words {
+    fn new(patterns: &[String]) -> Option<Self> {
+        let packed =
+            packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(patterns).build();
+        match packed {
+            Some(searcher) => Some(Words::Packed(searcher)),
+            None => {
+                AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(patterns).ok().map(Words::Automaton)
+            }
+        }
+    }
+
+    /// The first word starting at or after `at`: where, and its pattern's bit.
+    fn find(&self, text: &str, at: usize) -> Option<(usize, u64)> {
+        let found = match self {
+            Words::Packed(searcher) => searcher.find_in(text, Span::from(at..text.len())),
+            Words::Automaton(automaton) => automaton.find(Input::new(text).span(at..text.len())),
+        };
+        found.map(|word| (word.start(), bit(word.pattern().as_usize())))
+    }
+}
+
+/// Every start of a word in `text`, in order, with its bit; every item is built whole without
+/// the searcher.
+fn find_words(plan: &Plan, text: &str, found: &mut Vec<(usize, u64)>) {
+    let Some(words) = &plan.words else { return };
+    // Overlapping words are all found by searching on from the byte after each start.
+    let mut at = 0;
+    while let Some((start, bit)) = words.find(text, at) {
+        found.push((start, bit));
+        at = start + 1;
+    }
+}
+
+/// One item under construction, from its checked text and tape.
 struct Builder<'a> {
-    items: &'a Items,
-    text: &'a [u8],
-    /// Every object and array: where it opens and where it ends, in text order.
-    brackets: Vec<(usize, usize)>,
-    /// Where each telling word starts, in text order, and its pattern bit.
-    words: Vec<(usize, u64)>,
+    plan: &'a Plan,
+    text: &'a str,
+    tokens: &'a [Token],
+    /// Where each word starts, in text order, and its bit.
+    words: &'a [(usize, u64)],
     /// The text ranges placeholders stand for.
     raw: Vec<(usize, usize)>,
 }
 
-impl<'a> Builder<'a> {
-    fn new(items: &'a Items, text: &'a [u8]) -> Self {
-        let mut words = Vec::new();
-        if let Some(automaton) = &items.words {
-            // Overlapping words are all found by searching on from the byte after each start.
-            let mut at = 0;
-            while let Some(found) = automaton.find(Input::new(text).span(at..text.len())) {
-                words.push((found.start(), bit(found.pattern().as_usize())));
-                at = found.start() + 1;
-            }
-        }
-        Builder { items, text, brackets: brackets(text), words, raw: Vec::new() }
+impl Builder<'_> {
+    fn token(&self, index: usize) -> serde_json::Result<Token> {
+        self.tokens.get(index).copied().ok_or_else(|| invalid("a missing value"))
     }
 
-    fn value(&mut self, start: usize, end: usize, reach: Option<&Reach>, top: bool) -> serde_json::Result<Value> {
-        let text = self.text.get(start..end).ok_or_else(|| invalid("a value out of the item"))?;
-        match text.first() {
-            Some(b'{' | b'[') => {}
-            Some(b'"') if !text.contains(&b'\\') => {
-                let inner = text.get(1..text.len() - 1).ok_or_else(|| invalid("a string"))?;
-                return Ok(Value::String(std::str::from_utf8(inner).map_err(serde_json::Error::custom)?.to_owned()));
-            }
-            Some(b't') if text == b"true" => return Ok(Value::Bool(true)),
-            Some(b'f') if text == b"false" => return Ok(Value::Bool(false)),
-            Some(b'n') if text == b"null" => return Ok(Value::Null),
-            _ => return serde_json::from_slice(text),
-        }
-        match self.build(start, end, reach, top) {
-            Build::Whole => serde_json::from_slice(text),
+    /// The value at token `index`; every level is built when `whole`.
+    fn value(&mut self, index: usize, reach: Option<&Reach>, whole: bool, top: bool) -> serde_json::Result<Value> {
+        let token = self.token(index)?;
+        let build = match token.kind {
+            Kind::Key | Kind::String => return self.string(token).map(Value::String),
+            Kind::Scalar => return self.scalar(token),
+            Kind::Object | Kind::Array if whole => Build::Whole,
+            Kind::Object | Kind::Array => self.build(token, reach, top),
+        };
+        let (reach, whole) = match build {
             Build::Raw => {
-                let mut placeholder = String::with_capacity(self.items.tag.len() + 8);
-                placeholder.push_str(&self.items.tag);
+                let mut placeholder = String::with_capacity(self.plan.tag.len() + 8);
+                placeholder.push_str(&self.plan.tag);
                 push_number(&mut placeholder, self.raw.len());
-                self.raw.push((start, end));
-                Ok(Value::String(placeholder))
+                self.raw.push((token.start, token.end));
+                return Ok(Value::String(placeholder));
             }
-            Build::Level if text[0] == b'{' => {
-                let mut map = Map::new();
-                let mut at = start + 1;
-                while let Some((key_start, key_end)) = self.next(&mut at, b'}')? {
-                    let key = self.key(key_start, key_end)?;
-                    at = skip_whitespace(self.text, key_end) + 1;
-                    at = skip_whitespace(self.text, at);
-                    let value_end = self.end(at)?;
-                    let inner = reach.and_then(|r| r.member(&key));
-                    let value = self.value(at, value_end, inner, false)?;
-                    map.insert(key, value);
-                    at = value_end;
-                }
-                Ok(Value::Object(map))
+            Build::Whole => (None, true),
+            Build::Level => (reach, false),
+        };
+        let mut at = index + 1;
+        if token.kind == Kind::Object {
+            let mut map = Map::new();
+            while at < token.next {
+                let name = self.string(self.token(at)?)?;
+                let inner = reach.and_then(|r| r.member(&name));
+                let value = self.value(at + 1, inner, whole, false)?;
+                at = self.token(at + 1)?.next;
+                map.insert(name, value);
             }
-            Build::Level => {
-                let mut elements = Vec::new();
-                let inner = reach.and_then(|r| r.elements.as_deref());
-                let mut at = start + 1;
-                while let Some((element_start, element_end)) = self.next(&mut at, b']')? {
-                    elements.push(self.value(element_start, element_end, inner, false)?);
-                    at = element_end;
-                }
-                Ok(Value::Array(elements))
-            }
+            return Ok(Value::Object(map));
         }
+        let mut elements = Vec::new();
+        let inner = reach.and_then(|r| r.elements.as_deref());
+        while at < token.next {
+            elements.push(self.value(at, inner, whole, false)?);
+            at = self.token(at)?.next;
+        }
+        Ok(Value::Array(elements))
     }
 
-    /// The next member name (or element) from `at` to the closing `close`, past any comma.
-    fn next(&self, at: &mut usize, close: u8) -> serde_json::Result<Option<(usize, usize)>> {
-        *at = skip_whitespace(self.text, *at);
-        if self.text.get(*at) == Some(&b',') {
-            *at = skip_whitespace(self.text, *at + 1);
+    fn string(&self, token: Token) -> serde_json::Result<String> {
+        if token.escaped {
+            let text = self.text.get(token.start..token.end).ok_or_else(|| invalid("a string"))?;
+            return serde_json::from_str(text);
         }
-        match self.text.get(*at) {
-            Some(&b) if b == close => Ok(None),
-            Some(_) => Ok(Some((*at, self.end(*at)?))),
-            None => Err(invalid("an unclosed value")),
-        }
+        let inner = self.text.get(token.start + 1..token.end.saturating_sub(1)).ok_or_else(|| invalid("a string"))?;
+        Ok(inner.to_owned())
     }
 
-    fn key(&self, start: usize, end: usize) -> serde_json::Result<String> {
-        let text = self.text.get(start..end).ok_or_else(|| invalid("a member name"))?;
-        match text.get(1..text.len().saturating_sub(1)) {
-            Some(inner) if !inner.contains(&b'\\') => {
-                Ok(std::str::from_utf8(inner).map_err(serde_json::Error::custom)?.to_owned())
-            }
-            _ => serde_json::from_slice(text),
-        }
-    }
-
-    /// Where the value starting at `at` ends.
-    fn end(&self, at: usize) -> serde_json::Result<usize> {
-        match self.text.get(at) {
-            Some(b'{' | b'[') => match self.brackets.binary_search_by_key(&at, |&(open, _)| open) {
-                Ok(i) => Ok(self.brackets[i].1),
-                Err(_) => Err(invalid("an unmatched bracket")),
+    fn scalar(&self, token: Token) -> serde_json::Result<Value> {
+        let text = self.text.get(token.start..token.end).ok_or_else(|| invalid("a scalar"))?;
+        Ok(match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "null" => Value::Null,
+            // Most numbers are small counts; serde_json reads the rest exactly as it would.
+            _ => match text.parse::<u64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => serde_json::from_str(text)?,
             },
-            Some(b'"') => string_end(self.text, at + 1).ok_or_else(|| invalid("an unclosed string")),
-            Some(_) => Ok(self.text[at..]
-                .iter()
-                .position(|b| matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'))
-                .map_or(self.text.len(), |n| at + n)),
-            None => Err(invalid("a missing value")),
-        }
+        })
     }
 
-    fn build(&self, start: usize, end: usize, reach: Option<&Reach>, top: bool) -> Build {
-        let first = self.words.partition_point(|&(at, _)| at < start);
-        let found = self.words[first..].iter().take_while(|&&(at, _)| at < end).fold(0, |bits, &(_, b)| bits | b);
-        if reach.is_some_and(|r| r.whole) || found & self.items.whole_bits != 0 {
+    fn build(&self, token: Token, reach: Option<&Reach>, top: bool) -> Build {
+        let first = self.words.partition_point(|&(at, _)| at < token.start);
+        let words = self.words[first..].iter().take_while(|&&(at, _)| at < token.end);
+        let found = words.fold(token.bits, |bits, &(_, b)| bits | b);
+        if reach.is_some_and(|r| r.whole) || found & self.plan.whole_bits != 0 {
             return Build::Whole;
         }
-        if top || found & (self.items.build_bits | reach.map_or(0, |r| r.bits)) != 0 {
+        if top || found & (self.plan.build_bits | reach.map_or(0, |r| r.bits)) != 0 {
             return Build::Level;
         }
         Build::Raw
     }
 
-    /// Writes `value` as JSON, placeholders as the raw text they stand for.
+    /// Writes `value` as JSON, as serde_json would, placeholders as the raw text they stand for.
     fn write(&self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match value {
             Value::String(text) => match self.placeholder(text) {
                 Some(raw) => out.extend_from_slice(raw),
-                None => serde_json::to_writer(&mut *out, text)?,
+                None => write_string(text, out)?,
             },
             Value::Array(items) => {
                 out.push(b'[');
@@ -364,7 +419,7 @@ impl<'a> Builder<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    serde_json::to_writer(&mut *out, key)?;
+                    write_string(key, out)?;
                     out.push(b':');
                     self.write(item, out)?;
                 }
@@ -376,10 +431,24 @@ impl<'a> Builder<'a> {
     }
 
     fn placeholder(&self, text: &str) -> Option<&[u8]> {
-        let index = text.strip_prefix(self.items.tag.as_str())?.parse::<usize>().ok()?;
+        if self.raw.is_empty() {
+            return None;
+        }
+        let index = text.strip_prefix(self.plan.tag.as_str())?.parse::<usize>().ok()?;
         let &(start, end) = self.raw.get(index)?;
-        self.text.get(start..end)
+        self.text.as_bytes().get(start..end)
     }
+}
+
+/// Writes `text` as a JSON string; most need no escape, and serde_json escapes only these.
+fn write_string(text: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serde_json::to_writer(&mut *out, text);
+    }
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    Ok(())
 }
 
 /// Appends `n` in decimal without the formatting machinery (placeholders are made per value).
@@ -392,31 +461,4 @@ fn push_number(text: &mut String, n: usize) {
 
 fn invalid(what: &str) -> serde_json::Error {
     serde_json::Error::custom(format!("{what} in a list item"))
-}
-
-/// Every object and array of checked JSON `text`: where it opens and where it ends.
-fn brackets(text: &[u8]) -> Vec<(usize, usize)> {
-    let mut found = Vec::new();
-    let mut open = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
-        match text[at] {
-            b'"' => {
-                at = string_end(text, at + 1).unwrap_or(text.len());
-                continue;
-            }
-            b'{' | b'[' => {
-                open.push(found.len());
-                found.push((at, text.len()));
-            }
-            b'}' | b']' => {
-                if let Some(i) = open.pop() {
-                    found[i].1 = at + 1;
-                }
-            }
-            _ => {}
-        }
-        at += 1;
-    }
-    found
 }

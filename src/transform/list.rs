@@ -1,10 +1,12 @@
 //! List answers (`…List` kinds and Tables) translated as they stream: the members before the
 //! `items` (or `rows`) array are translated and written first, then each element as soon as it
 //! is complete, then the members after the array. Nothing but the element under way is held, so
-//! memory does not grow with the list. A small tokenizer finds the boundaries (depth, strings,
-//! escapes); serde_json parses and checks what lies between them. A document that is not a list —
-//! or whose `kind` is not known when its array begins — is gathered and translated whole,
-//! exactly as before.
+//! memory does not grow with the list. Every member value and element is read once, by the
+//! checking tokenizer ([`super::tokens`]), which resumes where a frame ended: it finds where the
+//! value ends, refuses it if it is not JSON, and leaves the tape from which an element is built
+//! ([`super::item`]); serde_json reads the few members around the array. A document that is not
+//! a list — or whose `kind` is not known when its array begins — is gathered and translated
+//! whole, exactly as before.
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -13,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::Translation;
 use super::item::Items;
+use super::tokens::{Needles, Tokenizer, skip_whitespace};
 use crate::body::{self, Body, BoxError};
 
 /// Output is sent in frames of at least this size, or sooner when upstream pauses.
@@ -65,15 +68,6 @@ enum State {
     Whole,
 }
 
-/// Progress through one value whose end is not yet in the buffer.
-#[derive(Debug, Clone, Copy, Default)]
-struct Scan {
-    start: usize,
-    at: usize,
-    depth: u32,
-    in_string: bool,
-}
-
 /// A list answer's translation, fed the body as it arrives.
 pub struct ListTranslator {
     translation: Translation,
@@ -85,7 +79,8 @@ pub struct ListTranslator {
     /// Bytes dropped from the front of `buf`, for error positions.
     dropped: usize,
     state: State,
-    scan: Option<Scan>,
+    /// Checks and tokenizes each member value and element, resuming where a frame ended.
+    tokenizer: Tokenizer,
     /// Members read at the top level (before the array, then after it).
     members: Map<String, Value>,
     /// `kind` and `apiVersion`, with which each element is translated as a one-item list.
@@ -105,7 +100,7 @@ impl ListTranslator {
             pos: 0,
             dropped: 0,
             state: State::Start,
-            scan: None,
+            tokenizer: Tokenizer::default(),
             members: Map::new(),
             envelope: Map::new(),
             key: "items",
@@ -262,7 +257,7 @@ impl ListTranslator {
             map.remove(key);
             emit(Part::Head(map, key));
         }
-        self.items = Some(Items::new(&self.translation, key == "rows"));
+        self.items = Some(Items::new(&self.translation, self.envelope.clone(), key));
         self.pos = at + 1;
         self.state = State::Elements { comma: false, first: true };
         Ok(true)
@@ -286,7 +281,9 @@ impl ListTranslator {
             _ => {}
         }
         let start = self.pos;
-        let Some(end) = self.value_end(start)? else {
+        let Some(items) = &mut self.items else { return Err(self.syntax()) };
+        let scanned = self.tokenizer.scan(&self.buf, start, items.needles());
+        let Some(end) = scanned.map_err(|at| ListError::Syntax(self.dropped + at))? else {
             if self.buf.len() - start > self.max_item {
                 return Err(ListError::ItemTooLarge(self.max_item));
             }
@@ -296,8 +293,8 @@ impl ListTranslator {
             return Err(ListError::ItemTooLarge(self.max_item));
         }
         self.scratch.clear();
-        let Some(items) = &self.items else { return Err(self.syntax()) };
-        if items.translate(&self.translation, &self.envelope, self.key, &self.buf[start..end], &mut self.scratch)? {
+        let item = &self.buf[start..end];
+        if items.translate(&self.translation, self.key, self.tokenizer.tokens(), item, &mut self.scratch)? {
             emit(Part::Item(&self.scratch));
         }
         self.pos = end;
@@ -314,17 +311,10 @@ impl ListTranslator {
         Ok(false)
     }
 
-    /// The end of the value starting at `start`, resuming a scan left unfinished.
+    /// The end of the member value starting at `start`, resuming a scan left unfinished.
     fn value_end(&mut self, start: usize) -> Result<Option<usize>, ListError> {
-        let mut scan = match self.scan.take() {
-            Some(scan) if scan.start == start => scan,
-            _ => Scan { start, at: start, depth: 0, in_string: false },
-        };
-        let end = scan_value(&self.buf, &mut scan);
-        if end.is_none() {
-            self.scan = Some(scan);
-        }
-        Ok(end)
+        let scanned = self.tokenizer.scan(&self.buf, start, &Needles::default());
+        scanned.map_err(|at| ListError::Syntax(self.dropped + at))
     }
 
     /// The next byte that is not whitespace, skipping to it.
@@ -345,23 +335,13 @@ impl ListTranslator {
         }
         self.buf.drain(..self.pos);
         self.dropped += self.pos;
-        if let Some(scan) = &mut self.scan {
-            scan.start -= self.pos;
-            scan.at -= self.pos;
-        }
+        self.tokenizer.shift(self.pos);
         self.pos = 0;
     }
 }
 
-pub(super) fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
-    while buf.get(at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-        at += 1;
-    }
-    at
-}
-
 /// The end (past the closing quote) of the string whose content starts at `at`.
-pub(super) fn string_end(buf: &[u8], mut at: usize) -> Option<usize> {
+fn string_end(buf: &[u8], mut at: usize) -> Option<usize> {
     loop {
         at += memchr::memchr2(b'"', b'\\', buf.get(at..)?)?;
         if buf[at] == b'"' {
@@ -369,63 +349,6 @@ pub(super) fn string_end(buf: &[u8], mut at: usize) -> Option<usize> {
         }
         at += 2;
     }
-}
-
-/// Scans on from `scan.at` for the end of the value at `scan.start`: past its closing bracket or
-/// quote, or at the delimiter after a scalar. Brackets are counted, not matched: serde_json
-/// checks the value once its end is known.
-fn scan_value(buf: &[u8], scan: &mut Scan) -> Option<usize> {
-    let first = *buf.get(scan.start)?;
-    if !matches!(first, b'{' | b'[' | b'"') {
-        let rest = buf.get(scan.at..)?;
-        let end = rest.iter().position(|b| matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'));
-        scan.at = buf.len();
-        return end.map(|end| buf.len() - rest.len() + end);
-    }
-    if scan.at == scan.start {
-        scan.at += 1;
-        if first == b'"' {
-            scan.in_string = true;
-        } else {
-            scan.depth = 1;
-        }
-    }
-    while scan.at < buf.len() {
-        if scan.in_string {
-            let Some(found) = memchr::memchr2(b'"', b'\\', &buf[scan.at..]) else {
-                scan.at = buf.len();
-                return None;
-            };
-            scan.at += found;
-            if buf[scan.at] == b'\\' {
-                // The escaped byte must be here too, or the scan resumes at the backslash.
-                if scan.at + 1 >= buf.len() {
-                    return None;
-                }
-                scan.at += 2;
-                continue;
-            }
-            scan.at += 1;
-            scan.in_string = false;
-            if scan.depth == 0 {
-                return Some(scan.at);
-            }
-            continue;
-        }
-        match buf[scan.at] {
-            b'"' => scan.in_string = true,
-            b'{' | b'[' => scan.depth += 1,
-            b'}' | b']' => {
-                scan.depth -= 1;
-                if scan.depth == 0 {
-                    return Some(scan.at + 1);
-                }
-            }
-            _ => {}
-        }
-        scan.at += 1;
-    }
-    None
 }
 
 /// Writes the parts back into one JSON document.
@@ -820,6 +743,12 @@ mod tests {
             br#"{"kind":"PodList","items":[]],"#,
             br#"{"kind":"PodList","items":[tru]}"#,
             b"{\"kind\":\"PodList\",\"items\":[\"\xff\"]}",
+            // Within values copied as they came, too.
+            b"{\"kind\":\"PodList\",\"items\":[{\"data\":{\"x\":\"\xff\"}}]}",
+            b"{\"kind\":\"PodList\",\"items\":[{\"data\":{\"x\":\"a\x01\"}}]}",
+            br#"{"kind":"PodList","items":[{"data":{"x":01}}]}"#,
+            br#"{"kind":"PodList","items":[{"data":{"x":"\q"}}]}"#,
+            br#"{"kind":"PodList","items":[{"data":{"x":[1,]}}]}"#,
             br#"{"kind":"PodList" "items":[]}"#,
             br#"{"kind":"PodList",items:[]}"#,
             b"{",

@@ -7,6 +7,7 @@
 mod item;
 pub mod lines;
 pub mod list;
+mod tokens;
 
 use std::sync::Arc;
 
