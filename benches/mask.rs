@@ -2,7 +2,7 @@
 //! them: a ~50 MB PodList and the same pods as a watch stream, both in 16 KiB frames, translated
 //! into view `acme/web` (physical `acme-web-dev`/`acme-web-prod`) and masked by the example's pod
 //! read masks, through the production entry points (`transform::list::translate`,
-//! `transform::lines::translate_lines`).
+//! `transform::event::translate_events`).
 //!
 //! Criterion runs every routine on one thread, so its MB/s (of input) are per core. For
 //! comparison the list also goes through the whole-document path (`Translation::apply_bytes`,
@@ -24,7 +24,7 @@ use canopy::mask::Mask;
 use canopy::mask::read::ReadMask;
 use canopy::rewrite::ViewNames;
 use canopy::rewrite::json::map_namespaces;
-use canopy::transform::{MAX_EVENT, MAX_RESPONSE_BODY, Translation, lines, list};
+use canopy::transform::{MAX_EVENT, MAX_RESPONSE_BODY, Translation, event, lines, list};
 use canopy::tree::Tree;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use http_body_util::{BodyExt, StreamBody};
@@ -174,31 +174,34 @@ fn watch_frames(bytes: usize) -> (Vec<Bytes>, usize) {
 /// Streams `frames` through the watch translation, dropping each translated frame as it comes,
 /// as the connection to the client does; the bytes that came out.
 fn translate_watch(runtime: &tokio::runtime::Runtime, translation: &Translation, frames: Vec<Bytes>) -> usize {
+    drain(runtime, event::translate_events(body_of(frames), translation.clone(), MAX_EVENT))
+}
+
+/// The same through the whole-document path, one event at a time, for comparison.
+fn translate_watch_whole(runtime: &tokio::runtime::Runtime, translation: &Translation, frames: Vec<Bytes>) -> usize {
     let translation = translation.clone();
-    let body = canopy::body::boxed(StreamBody::new(futures_util::stream::iter(
-        frames.into_iter().map(|frame| Ok::<_, canopy::body::BoxError>(http_body::Frame::data(frame))),
-    )));
-    let mut out = lines::translate_lines(body, MAX_EVENT, move |line| translation.apply_bytes(line));
-    runtime.block_on(async {
-        let mut total = 0;
-        while let Some(frame) = out.frame().await {
-            total += frame.expect("every event translates").into_data().map_or(0, |data| data.len());
-        }
-        total
-    })
+    drain(runtime, lines::translate_lines(body_of(frames), MAX_EVENT, move |line| translation.apply_bytes(line)))
 }
 
 /// Streams `frames` of a list answer through the list translation, dropping each translated
 /// frame as it comes; the bytes that came out.
 fn translate_list(runtime: &tokio::runtime::Runtime, translation: &Translation, frames: Vec<Bytes>) -> usize {
-    let body = canopy::body::boxed(StreamBody::new(futures_util::stream::iter(
+    drain(runtime, list::translate(body_of(frames), translation.clone(), MAX_EVENT, MAX_RESPONSE_BODY))
+}
+
+/// An answer arriving in `frames`.
+fn body_of(frames: Vec<Bytes>) -> canopy::body::Body {
+    canopy::body::boxed(StreamBody::new(futures_util::stream::iter(
         frames.into_iter().map(|frame| Ok::<_, canopy::body::BoxError>(http_body::Frame::data(frame))),
-    )));
-    let mut out = list::translate(body, translation.clone(), MAX_EVENT, MAX_RESPONSE_BODY);
+    )))
+}
+
+/// Reads `out` to its end, dropping each frame; the bytes that came out.
+fn drain(runtime: &tokio::runtime::Runtime, mut out: canopy::body::Body) -> usize {
     runtime.block_on(async {
         let mut total = 0;
         while let Some(frame) = out.frame().await {
-            total += frame.expect("the list translates").into_data().map_or(0, |data| data.len());
+            total += frame.expect("the answer translates").into_data().map_or(0, |data| data.len());
         }
         total
     })
@@ -268,8 +271,11 @@ fn timings(criterion: &mut Criterion) {
     group.throughput(Throughput::BytesDecimal(stream_bytes as u64));
     group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(8));
-    group.bench_function("translate (translate_lines)", |b| {
+    group.bench_function("translate (translate_events)", |b| {
         b.iter(|| translate_watch(&runtime, &watch_translation, black_box(frames.clone())))
+    });
+    group.bench_function("whole document per event (apply_bytes)", |b| {
+        b.iter(|| translate_watch_whole(&runtime, &watch_translation, black_box(frames.clone())))
     });
     group.finish();
 }

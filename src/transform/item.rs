@@ -239,6 +239,39 @@ impl Items {
         Ok(shown)
     }
 
+    /// Translates the watch event `line`, checked and tokenized into `tokens`, whose `type` is
+    /// `kind` and whose `object` is token `object`, and appends it to `out`: `Some(false)` when
+    /// the event is hidden from the view, `None` when its object is a Table or a Status, which
+    /// the whole-document path translates (their translation spans what the builder keeps raw).
+    pub fn translate_event(
+        &mut self,
+        translation: &Translation,
+        tokens: &[Token],
+        line: &[u8],
+        (kind, object): (&str, usize),
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<Option<bool>> {
+        let text = std::str::from_utf8(line).map_err(serde_json::Error::custom)?;
+        self.found.clear();
+        if !self.plan.whole {
+            find_words(&self.plan, text, &mut self.found);
+        }
+        let mut builder = Builder { plan: &self.plan, text, tokens, words: &self.found, raw: Vec::new() };
+        let object = builder.value(object, Some(&self.plan.reach), self.plan.whole, true)?;
+        if matches!(object.get("kind").and_then(Value::as_str), Some("Table" | "Status")) {
+            return Ok(None);
+        }
+        let mut event = Map::new();
+        event.insert("type".to_owned(), Value::String(kind.to_owned()));
+        event.insert("object".to_owned(), object);
+        let mut event = Value::Object(event);
+        if !translation.apply(&mut event) {
+            return Ok(Some(false));
+        }
+        builder.write(&event, out)?;
+        Ok(Some(true))
+    }
+
     /// Whether the one-item list still has its envelope and array, for the next item.
     fn intact(&self, key: &str) -> bool {
         let Value::Object(list) = &self.list else { return false };

@@ -58,8 +58,9 @@ pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Byt
 /// nothing is dropped.
 pub fn translate_lines<F>(body: Body, max_line: usize, f: F) -> Body
 where
-    F: Fn(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
+    F: FnMut(&[u8]) -> Result<Vec<u8>, BoxError> + Send + 'static,
 {
+    let mut f = f;
     let stream = split_lines(body, max_line).filter_map(move |line| {
         let out = line.and_then(|line| f(&line)).map(|mut out| {
             (!out.is_empty()).then(|| {

@@ -4,6 +4,7 @@
 //! length; lists one item at a time as they stream ([`list`]); other responses whole, bounded in
 //! size.
 
+pub mod event;
 mod item;
 pub mod lines;
 pub mod list;
@@ -201,7 +202,7 @@ pub fn response(response: Response<Body>, translation: Translation) -> Response<
     let (mut parts, body) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = if watch {
-        lines::translate_lines(body, MAX_EVENT, move |line| translation.apply_bytes(line))
+        event::translate_events(body, translation, MAX_EVENT)
     } else {
         list::translate(body, translation, MAX_EVENT, MAX_RESPONSE_BODY)
     };

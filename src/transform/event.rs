@@ -1,0 +1,179 @@
+//! Watch events translated the way list items are ([`super::item`]): an `ADDED`, `MODIFIED` or
+//! `DELETED` event is checked and tokenized in one pass, its object built only where names or
+//! masks can reach and translated by [`Translation::apply`] as the whole event, the rest copied
+//! as raw text. Everything else — bookmarks, `ERROR` events, Table objects, anything that is not
+//! a plain `{type, object}` event, and lines that are not JSON (for the error) — takes the
+//! whole-document path, so every event reads exactly as it did there.
+
+use super::Translation;
+use super::item::Items;
+use super::lines::translate_lines;
+use super::tokens::{Kind, Token, Tokenizer, skip_whitespace};
+use crate::body::{Body, BoxError};
+
+/// A watch answer's events translated as they stream, one line each, bounded by `max_event`.
+pub fn translate_events(body: Body, translation: Translation, max_event: usize) -> Body {
+    let mut events = Events::new(&translation);
+    translate_lines(body, max_event, move |line| events.translate(&translation, line))
+}
+
+/// The translation state of one watch answer.
+pub struct Events {
+    items: Items,
+    tokenizer: Tokenizer,
+}
+
+impl Events {
+    pub fn new(translation: &Translation) -> Self {
+        Events { items: Items::new(translation, Default::default(), "object"), tokenizer: Tokenizer::default() }
+    }
+
+    /// One event line translated; empty when the event is hidden from the view.
+    pub fn translate(&mut self, translation: &Translation, line: &[u8]) -> Result<Vec<u8>, BoxError> {
+        match self.streamlined(translation, line) {
+            Some(Ok(out)) => Ok(out),
+            Some(Err(error)) => Err(error.into()),
+            None => translation.apply_bytes(line),
+        }
+    }
+
+    /// The event translated without building what nothing reaches; `None` when it is not a plain
+    /// event of an object.
+    fn streamlined(&mut self, translation: &Translation, line: &[u8]) -> Option<serde_json::Result<Vec<u8>>> {
+        let start = skip_whitespace(line, 0);
+        let end = match self.tokenizer.scan(line, start, self.items.needles()) {
+            Ok(Some(end)) => end,
+            Ok(None) => {
+                // An unfinished value would be resumed by the next line: start afresh.
+                self.tokenizer = Tokenizer::default();
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if skip_whitespace(line, end) != line.len() {
+            return None;
+        }
+        let text = &line[start..end];
+        let (kind, object) = plain_event(text, self.tokenizer.tokens())?;
+        let mut out = Vec::with_capacity(line.len());
+        match self.items.translate_event(translation, self.tokenizer.tokens(), text, (kind, object), &mut out) {
+            Ok(Some(_)) => Some(Ok(out)),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+}
+
+/// The `type` of `{"type": …, "object": {…}}` (an `ADDED`, `MODIFIED` or `DELETED` event with
+/// no other member) and the token of its object.
+fn plain_event<'a>(text: &'a [u8], tokens: &[Token]) -> Option<(&'a str, usize)> {
+    let top = tokens.first().filter(|t| t.kind == Kind::Object)?;
+    let (mut kind, mut object) = (None, None);
+    let mut at = 1;
+    while at < top.next {
+        let (name, value) = (tokens.get(at)?, tokens.get(at + 1)?);
+        match (text.get(name.start..name.end)?, value.kind) {
+            (b"\"type\"", Kind::String) if !value.escaped => {
+                kind = std::str::from_utf8(text.get(value.start + 1..value.end - 1)?).ok();
+            }
+            (b"\"object\"", Kind::Object) => object = Some(at + 1),
+            _ => return None,
+        }
+        at = value.next;
+    }
+    kind.filter(|k| matches!(*k, "ADDED" | "MODIFIED" | "DELETED")).zip(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzz::example_tree;
+    use crate::mask::read::ReadMask;
+    use crate::mask::{Mask, MaskPath};
+    use crate::policy::secrets::SecretFilter;
+
+    /// A watch of pods in view `acme/web`, masked as the example masks them.
+    fn translation() -> Translation {
+        let tree = example_tree().expect("the example tree");
+        let view = tree.node("acme/web").expect("a node of the example");
+        let read = ["$.spec.nodeName", "$.status.hostIP"];
+        let read = read.iter().map(|p| Arc::new(MaskPath::compile(p).expect("a path"))).collect();
+        let mask = Arc::new(Mask { read, write: Vec::new(), view: "acme/web".into() });
+        let mask = Some(ReadMask { mask, include_object: None });
+        Translation { secrets: None, tree, view, namespace: None, watch: true, namespaces: false, mask }
+    }
+
+    /// The line through the streamlined path, and through the whole-document path.
+    fn both(translation: &Translation, line: &str) -> (Result<Vec<u8>, String>, Result<Vec<u8>, String>) {
+        let mut events = Events::new(translation);
+        let fast = events.translate(translation, line.as_bytes()).map_err(|e| e.to_string());
+        (fast, translation.apply_bytes(line.as_bytes()).map_err(|e| e.to_string()))
+    }
+
+    fn pod(namespace: &str) -> Value {
+        json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "web", "namespace": namespace, "labels": {"app": "web"},
+                "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {"f:hostIP": {}, "f:phase": {}}}}]},
+            "spec": {"nodeName": "node-1", "serviceAccountName": "default", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"hostIP": "10.0.0.1", "phase": "Running", "conditions": [{"type": "Ready"}]}})
+    }
+
+    #[test]
+    fn events_read_as_the_whole_document_path_reads_them() {
+        let translation = translation();
+        let lines = [
+            json!({"type": "ADDED", "object": pod("acme-web-dev")}).to_string(),
+            json!({"object": pod("acme-web-prod"), "type": "MODIFIED"}).to_string(),
+            format!("  {}  ", json!({"type": "DELETED", "object": pod("acme-web-dev")})),
+            json!({"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "7"}}}).to_string(),
+            json!({"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old in acme-web-dev"}})
+                .to_string(),
+            json!({"type": "ADDED", "object": {"kind": "Table", "rows": [{"cells": ["acme-web-dev"]}]}}).to_string(),
+            json!({"type": "ADDED", "object": pod("acme-web-dev"), "extra": 1}).to_string(),
+        ];
+        for line in &lines {
+            let (fast, whole) = both(&translation, line);
+            assert_eq!(fast, whole, "{line}");
+            assert!(fast.is_ok(), "{line}");
+        }
+        let (fast, _) = both(&translation, &lines[0]);
+        let event: Value = serde_json::from_slice(&fast.unwrap()).unwrap();
+        assert_eq!(event["object"]["metadata"]["namespace"], "dev");
+        assert!(event["object"]["spec"].get("nodeName").is_none());
+        assert!(event["object"]["status"].get("hostIP").is_none());
+    }
+
+    #[test]
+    fn events_about_hidden_secrets_are_dropped() {
+        let mut translation = translation();
+        translation.secrets = SecretFilter::of(&translation.tree.nodes[translation.view].ceiling);
+        let secret = |kind: &str| {
+            let object =
+                json!({"kind": "Secret", "type": kind, "metadata": {"name": "s", "namespace": "acme-web-dev"}});
+            json!({"type": "ADDED", "object": object}).to_string()
+        };
+        for (line, shown) in [(secret("Opaque"), true), (secret("kubernetes.io/ssh-auth"), false)] {
+            let (fast, whole) = both(&translation, &line);
+            assert_eq!(fast, whole);
+            assert_eq!(!fast.unwrap().is_empty(), shown, "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_that_are_not_json_fail_as_on_the_whole_path() {
+        let translation = translation();
+        for line in ["{\"type\":\"ADDED\",\"object\":{", "{\"type\":\"ADDED\",\"object\":{}}}", "[1,]", "\"\\x\""] {
+            let (fast, whole) = both(&translation, line);
+            assert!(fast.is_err() && whole.is_err(), "{line}");
+        }
+        // An unfinished line does not leave the next one to be read as its continuation.
+        let mut events = Events::new(&translation);
+        assert!(events.translate(&translation, b"{\"type\":\"ADDED\",\"object\":{\"a\":").is_err());
+        let line = json!({"type": "ADDED", "object": pod("acme-web-dev")}).to_string();
+        assert_eq!(events.translate(&translation, line.as_bytes()).ok(), translation.apply_bytes(line.as_bytes()).ok());
+    }
+}
