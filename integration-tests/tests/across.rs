@@ -17,6 +17,11 @@ use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 
 /// Creates a ConfigMap as the platform admin in a physical namespace.
+/// The JSON answer to `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 fn admin_configmap(physical: &str, name: &str) {
     let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
     ok(kubectl(kubectl_bin(), admin, &["-n", physical, "create", "configmap", name]));
@@ -164,17 +169,14 @@ async fn pods_across_namespaces_answer_as_one_table() {
         }
     }
     // The merged answer is one Table: the column definitions once, every namespace's rows.
-    let table: serde_json::Value = canopy
-        .http()
-        .get(format!("{}/v/acme/api/v1/pods", canopy.url))
-        .bearer_auth(Harness::shared().token("alice"))
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let table = json_of(
+        canopy
+            .http()
+            .get(format!("{}/v/acme/api/v1/pods", canopy.url))
+            .bearer_auth(Harness::shared().token("alice"))
+            .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+    )
+    .await;
     assert_eq!(table["kind"], "Table", "{table}");
     assert!(table["columnDefinitions"].as_array().is_some_and(|c| !c.is_empty()), "{table}");
     let rows = table["rows"].as_array().unwrap();
@@ -249,15 +251,7 @@ async fn watches_span_the_view_and_resume_without_loss() {
     let canopy = canopy();
     let http = canopy.http();
     let token = Harness::shared().token("bob");
-    let list: serde_json::Value = http
-        .get(format!("{}/api/v1/configmaps", canopy.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = json_of(http.get(format!("{}/api/v1/configmaps", canopy.url)).bearer_auth(token)).await;
     let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     // Created after the list, before the watch starts: a watch from the list's version sees them.
     let (dev, prod, main) = (unique("w-dev"), unique("w-prod"), unique("w-main"));
