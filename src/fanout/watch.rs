@@ -1,19 +1,23 @@
-//! Merged watches: one upstream watch per namespace, events relayed as they arrive, bookmarks
-//! merged so that a client resuming from one loses nothing. The merged watch ends when any
-//! namespace's watch ends (the client then resumes, as after any upstream timeout).
+//! Merged watches: one upstream watch per namespace, events relayed as they arrive (translated as
+//! a plain watch's are, [`Events`]; only bookmarks are parsed whole), bookmarks merged so that a
+//! client resuming from one loses nothing. The merged watch ends when any namespace's watch ends
+//! (the client then resumes, as after any upstream timeout).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::StreamBody;
+use serde::Deserialize;
 use serde_json::Value;
 use tower::Service;
 
 use super::{Answer, FanOut, call, first_forbidden};
 use crate::body::{self, Body, BoxError};
 use crate::status::Status;
+use crate::transform::event::Events;
 use crate::transform::{MAX_EVENT, Translation, lines::split_lines};
 
 /// How long a watch over no namespace at all stays open when the client names no timeout.
@@ -66,49 +70,82 @@ fn merge(bodies: Vec<Body>, translation: Translation) -> Body {
     let tagged = bodies.into_iter().enumerate().map(|(k, body)| {
         split_lines(body, MAX_EVENT).map(move |line| (k, Some(line))).chain(stream::once(async move { (k, None) }))
     });
-    let events = stream::select_all(tagged.map(StreamExt::boxed));
-    let state = (events, Bookmarks::new(count), translation, false);
-    let out = stream::unfold(state, |(mut events, mut bookmarks, translation, done)| async move {
+    let lines = stream::select_all(tagged.map(StreamExt::boxed));
+    let relay = Relay { bookmarks: Bookmarks::new(count), events: Events::new(&translation), translation };
+    let out = stream::unfold((lines, relay, false), |(mut lines, mut relay, done)| async move {
         if done {
             return None;
         }
         loop {
-            let line = match events.next().await {
+            let (k, line) = match lines.next().await {
                 Some((_, None)) | None => return None,
-                Some((_, Some(Err(error)))) => return Some((Err(error), (events, bookmarks, translation, true))),
+                Some((_, Some(Err(error)))) => return Some((Err(error), (lines, relay, true))),
                 Some((k, Some(Ok(line)))) => (k, line),
             };
-            match relay(line.0, &line.1, &mut bookmarks, &translation) {
-                Ok(Some(bytes)) => {
-                    return Some((Ok(http_body::Frame::data(bytes)), (events, bookmarks, translation, false)));
-                }
+            match relay.event(k, &line) {
+                Ok(Some(bytes)) => return Some((Ok(http_body::Frame::data(bytes)), (lines, relay, false))),
                 Ok(None) => continue,
-                Err(error) => return Some((Err(error), (events, bookmarks, translation, true))),
+                Err(error) => return Some((Err(error), (lines, relay, true))),
             }
         }
     });
     body::boxed(StreamBody::new(out))
 }
 
-/// What to send for one event of stream `k`: the event translated, a merged bookmark, or nothing.
-fn relay(
-    k: usize,
-    line: &[u8],
-    bookmarks: &mut Bookmarks,
-    translation: &Translation,
-) -> Result<Option<Bytes>, BoxError> {
-    let mut event: Value = serde_json::from_slice(line)?;
-    let rv = event.pointer("/object/metadata/resourceVersion").and_then(Value::as_str).and_then(|rv| rv.parse().ok());
-    if event.get("type").and_then(Value::as_str) != Some("BOOKMARK") {
+/// What the merge keeps between events.
+struct Relay {
+    bookmarks: Bookmarks,
+    translation: Translation,
+    events: Events,
+}
+
+/// What names an event's place in its stream: its type and its object's resourceVersion. Read
+/// without building the event (serde_json still checks all of it).
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    object: Option<ObjectHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ObjectHead<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<MetadataHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataHead<'a> {
+    #[serde(default, rename = "resourceVersion", borrow)]
+    resource_version: Option<Cow<'a, str>>,
+}
+
+impl Relay {
+    /// What to send for one event of stream `k`: the event translated, a merged bookmark, or
+    /// nothing.
+    fn event(&mut self, k: usize, line: &[u8]) -> Result<Option<Bytes>, BoxError> {
+        let head: EventHead = serde_json::from_slice(line)?;
+        let rv = head.object.and_then(|o| o.metadata).and_then(|m| m.resource_version).and_then(|rv| rv.parse().ok());
+        if head.kind == "BOOKMARK" {
+            return bookmark(k, line, rv, &mut self.bookmarks);
+        }
         if let Some(rv) = rv {
-            bookmarks.progress(k, rv);
+            self.bookmarks.progress(k, rv);
         }
         // An event about an object hidden from the view (a secret of another type) is dropped.
-        if !translation.apply(&mut event) {
+        let mut out = self.events.translate(&self.translation, line)?;
+        if out.is_empty() {
             return Ok(None);
         }
-        return Ok(Some(to_line(&event)?));
+        out.push(b'\n');
+        Ok(Some(Bytes::from(out)))
     }
+}
+
+/// The merged bookmark to send for stream `k`'s bookmark `line` at `rv`, if one is due.
+fn bookmark(k: usize, line: &[u8], rv: Option<u64>, bookmarks: &mut Bookmarks) -> Result<Option<Bytes>, BoxError> {
+    let mut event: Value = serde_json::from_slice(line)?;
     let initial_end = event
         .pointer(&format!("/object/metadata/annotations/{}", INITIAL_EVENTS_END.replace('/', "~1")))
         .and_then(Value::as_str)
@@ -178,7 +215,39 @@ impl Bookmarks {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::fuzz::example_tree;
+
+    fn relay(streams: usize) -> Relay {
+        let tree = example_tree().expect("the example tree");
+        let view = tree.node("acme/web").expect("a node of the example");
+        let translation =
+            Translation { tree, view, namespace: None, watch: true, namespaces: false, secrets: None, mask: None };
+        Relay { bookmarks: Bookmarks::new(streams), events: Events::new(&translation), translation }
+    }
+
+    fn line(kind: &str, namespace: &str, rv: &str) -> Vec<u8> {
+        let object =
+            json!({"kind": "ConfigMap", "metadata": {"name": "c", "namespace": namespace, "resourceVersion": rv}});
+        json!({"type": kind, "object": object}).to_string().into_bytes()
+    }
+
+    #[test]
+    fn events_are_translated_and_bookmarks_merged() {
+        let mut relay = relay(2);
+        let out = relay.event(0, &line("ADDED", "acme-web-dev", "5")).unwrap().expect("an event");
+        let event: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(event["object"]["metadata"]["namespace"], "dev");
+        assert!(out.ends_with(b"\n"));
+        // Stream 1 has said nothing yet: no bookmark is due; once it has, the lowest is sent.
+        assert_eq!(relay.event(0, &line("BOOKMARK", "acme-web-dev", "9")).unwrap(), None);
+        let out = relay.event(1, &line("BOOKMARK", "acme-web-prod", "7")).unwrap().expect("a bookmark");
+        let bookmark: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(bookmark["object"]["metadata"]["resourceVersion"], "7");
+        assert!(relay.event(0, b"{\"type\":").is_err());
+    }
 
     #[test]
     fn a_bookmark_waits_for_every_stream_and_takes_the_lowest() {
