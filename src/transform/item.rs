@@ -10,9 +10,13 @@
 //! which may sit inside any string. The item is then built from the tape level by level: a
 //! nested object or array that neither names nor masks can reach — judged conservatively: any
 //! such escape counts as a possible match — stays raw text, stood in for by a placeholder string
-//! that upstream text cannot know, and is copied out verbatim. The translation itself is
-//! [`Translation::apply`] on a one-item list, unchanged, so an item reads exactly as it does in
-//! the whole-document path.
+//! that upstream text cannot know, and is copied out verbatim. Below the top level, a built
+//! object leaves out the members nothing can reach (no mask path leads through the name, no word
+//! starts in the member, no escape) and keeps them as text under one placeholder key; so
+//! [`Translation::apply`] must read, below an object's top level, only members a mask path names
+//! or that hold one of the words — true of everything it does today. The translation itself is
+//! that `apply` on a one-item list, unchanged, so an item reads as it does in the whole-document
+//! path (members left as text come first, the built ones sorted, as serde_json writes them).
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -213,7 +217,7 @@ impl Items {
         if !self.plan.whole {
             find_words(&self.plan, text, &mut self.found);
         }
-        let mut builder = Builder { plan: &self.plan, text, tokens, words: &self.found, raw: Vec::new() };
+        let mut builder = Builder::new(&self.plan, text, tokens, &self.found);
         let value = builder.value(0, Some(&self.plan.reach), self.plan.whole, true)?;
         match self.list.get_mut(key) {
             Some(Value::Array(slot)) => {
@@ -256,7 +260,7 @@ impl Items {
         if !self.plan.whole {
             find_words(&self.plan, text, &mut self.found);
         }
-        let mut builder = Builder { plan: &self.plan, text, tokens, words: &self.found, raw: Vec::new() };
+        let mut builder = Builder::new(&self.plan, text, tokens, &self.found);
         let object = builder.value(object, Some(&self.plan.reach), self.plan.whole, true)?;
         if matches!(object.get("kind").and_then(Value::as_str), Some("Table" | "Status")) {
             return Ok(None);
@@ -345,9 +349,28 @@ struct Builder<'a> {
     words: &'a [(usize, u64)],
     /// The text ranges placeholders stand for.
     raw: Vec<(usize, usize)>,
+    /// Members left out of objects (key to value), as text ranges; `groups` are an object's
+    /// (ranges of `members`), named by the placeholder key that stands for them in the object.
+    members: Vec<(usize, usize)>,
+    groups: Vec<(usize, usize)>,
+    /// Members left out of the objects under construction, innermost last.
+    pending: Vec<(usize, usize)>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(plan: &'a Plan, text: &'a str, tokens: &'a [Token], words: &'a [(usize, u64)]) -> Self {
+        Builder {
+            plan,
+            text,
+            tokens,
+            words,
+            raw: Vec::new(),
+            members: Vec::new(),
+            groups: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
     fn token(&self, index: usize) -> serde_json::Result<Token> {
         self.tokens.get(index).copied().ok_or_else(|| invalid("a missing value"))
     }
@@ -363,24 +386,35 @@ impl Builder<'_> {
         };
         let (reach, whole) = match build {
             Build::Raw => {
-                let mut placeholder = String::with_capacity(self.plan.tag.len() + 8);
-                placeholder.push_str(&self.plan.tag);
-                push_number(&mut placeholder, self.raw.len());
                 self.raw.push((token.start, token.end));
-                return Ok(Value::String(placeholder));
+                return Ok(Value::String(self.tagged(self.raw.len() - 1)));
             }
             Build::Whole => (None, true),
             Build::Level => (reach, false),
         };
         let mut at = index + 1;
         if token.kind == Kind::Object {
+            // Below the top, members nothing can reach are left out and written back as text.
+            let omit = !whole && !top;
+            let mark = self.pending.len();
             let mut map = Map::new();
             while at < token.next {
-                let name = self.string(self.token(at)?)?;
+                let (key, value, index) = (self.token(at)?, self.token(at + 1)?, at + 1);
+                at = value.next;
+                if omit && self.inert(key, value, reach) {
+                    self.pending.push((key.start, value.end));
+                    continue;
+                }
+                let name = self.string(key)?;
                 let inner = reach.and_then(|r| r.member(&name));
-                let value = self.value(at + 1, inner, whole, false)?;
-                at = self.token(at + 1)?.next;
+                let value = self.value(index, inner, whole, false)?;
                 map.insert(name, value);
+            }
+            if self.pending.len() > mark {
+                let first = self.members.len();
+                self.members.extend(self.pending.drain(mark..));
+                map.insert(self.tagged(self.groups.len()), Value::Null);
+                self.groups.push((first, self.members.len()));
             }
             return Ok(Value::Object(map));
         }
@@ -391,6 +425,33 @@ impl Builder<'_> {
             at = self.token(at)?.next;
         }
         Ok(Value::Array(elements))
+    }
+
+    /// A placeholder: the answer's tag and `index`.
+    fn tagged(&self, index: usize) -> String {
+        let mut placeholder = String::with_capacity(self.plan.tag.len() + 8);
+        placeholder.push_str(&self.plan.tag);
+        push_number(&mut placeholder, index);
+        placeholder
+    }
+
+    /// Whether the member `key`: `value` of a nested object can be left out of what `apply`
+    /// sees: no mask path leads through its name, no word starts in it, and no escape could
+    /// hide one. `apply` reads below the top only members so named or holding such words.
+    fn inert(&self, key: Token, value: Token, reach: Option<&Reach>) -> bool {
+        let name = self.text.as_bytes().get(key.start + 1..key.end.saturating_sub(1)).unwrap_or_default();
+        if key.escaped || reach.is_some_and(|r| r.members.iter().any(|(k, _)| k.as_bytes() == name)) {
+            return false;
+        }
+        let first = self.words.partition_point(|&(at, _)| at < key.start);
+        if self.words.get(first).is_some_and(|&(at, _)| at < value.end) {
+            return false;
+        }
+        match value.kind {
+            Kind::String => !value.escaped,
+            Kind::Object | Kind::Array => value.bits & self.plan.build_bits == 0,
+            Kind::Key | Kind::Scalar => true,
+        }
     }
 
     fn string(&self, token: Token) -> serde_json::Result<String> {
@@ -452,6 +513,15 @@ impl Builder<'_> {
                     if i > 0 {
                         out.push(b',');
                     }
+                    if let Some(members) = self.group(key) {
+                        for (n, &(start, end)) in members.iter().enumerate() {
+                            if n > 0 {
+                                out.push(b',');
+                            }
+                            out.extend_from_slice(self.text.as_bytes().get(start..end).unwrap_or_default());
+                        }
+                        continue;
+                    }
                     write_string(key, out)?;
                     out.push(b':');
                     self.write(item, out)?;
@@ -464,12 +534,22 @@ impl Builder<'_> {
     }
 
     fn placeholder(&self, text: &str) -> Option<&[u8]> {
-        if self.raw.is_empty() {
+        let &(start, end) = self.raw.get(self.index(text, self.raw.len())?)?;
+        self.text.as_bytes().get(start..end)
+    }
+
+    /// The members a placeholder key stands for.
+    fn group(&self, key: &str) -> Option<&[(usize, usize)]> {
+        let &(first, end) = self.groups.get(self.index(key, self.groups.len())?)?;
+        self.members.get(first..end)
+    }
+
+    /// The index a placeholder names, if `text` is one and there are any (`len`).
+    fn index(&self, text: &str, len: usize) -> Option<usize> {
+        if len == 0 {
             return None;
         }
-        let index = text.strip_prefix(self.plan.tag.as_str())?.parse::<usize>().ok()?;
-        let &(start, end) = self.raw.get(index)?;
-        self.text.as_bytes().get(start..end)
+        text.strip_prefix(self.plan.tag.as_str())?.parse::<usize>().ok()
     }
 }
 

@@ -590,6 +590,21 @@ mod tests {
     }
 
     #[test]
+    fn members_nothing_reaches_stay_text_in_built_objects() {
+        // `spec` is built for its masked `nodeName`, `metadata` for its namespace; their other
+        // members are copied as they came (a built number would read `1.5`).
+        let body = br#"{"kind":"PodList","items":[{"metadata":{"uid":"u","namespace":"acme-web-dev","generation":1.50},"spec":{"z":1.50,"nodeName":"n","x":{"k":[1, 2]},"s":"a\"b"}}]}"#;
+        let out = streamed(&pods(), body, &[]).expect("streams");
+        let text = String::from_utf8(out).expect("UTF-8");
+        for kept in [r#""generation":1.50"#, r#""z":1.50"#, r#""x":{"k":[1, 2]}"#, r#""uid":"u""#] {
+            assert!(text.contains(kept), "{kept} in {text}");
+        }
+        let out = same_as_whole(&pods(), body);
+        assert_eq!(out["items"][0]["spec"], json!({"z": 1.5, "x": {"k": [1, 2]}, "s": "a\"b"}));
+        assert_eq!(out["items"][0]["metadata"]["namespace"], "dev");
+    }
+
+    #[test]
     fn members_after_the_array_are_translated_too() {
         let body = serde_json::to_vec(&json!({"items": [], "kind": "PodList"})).expect("serializes");
         same_as_whole(&pods(), &body);
