@@ -1,5 +1,6 @@
 //! Merged watches: one upstream watch per namespace, events relayed as they arrive (translated as
-//! a plain watch's are, [`Events`]; only bookmarks are parsed whole), bookmarks merged so that a
+//! a plain watch's are, [`Events`], which also reads an event's resourceVersion off its tape, so
+//! an event is read once; only bookmarks are parsed whole), bookmarks merged so that a
 //! client resuming from one loses nothing. The merged watch ends when any namespace's watch ends
 //! (the client then resumes, as after any upstream timeout).
 
@@ -99,8 +100,8 @@ struct Relay {
     events: Events,
 }
 
-/// What names an event's place in its stream: its type and its object's resourceVersion. Read
-/// without building the event (serde_json still checks all of it).
+/// What names the place in its stream of an event that is not a plain event of an object (a
+/// bookmark, an error): its type and its object's resourceVersion, read without building it.
 #[derive(Deserialize)]
 struct EventHead<'a> {
     #[serde(rename = "type", borrow)]
@@ -125,16 +126,22 @@ impl Relay {
     /// What to send for one event of stream `k`: the event translated, a merged bookmark, or
     /// nothing.
     fn event(&mut self, k: usize, line: &[u8]) -> Result<Option<Bytes>, BoxError> {
-        let head: EventHead = serde_json::from_slice(line)?;
-        let rv = head.object.and_then(|o| o.metadata).and_then(|m| m.resource_version).and_then(|rv| rv.parse().ok());
-        if head.kind == "BOOKMARK" {
-            return bookmark(k, line, rv, &mut self.bookmarks);
-        }
+        let (mut out, rv) = match self.events.translate_plain(&self.translation, line) {
+            Some(translated) => translated?,
+            None => {
+                let head: EventHead = serde_json::from_slice(line)?;
+                let rv = head.object.and_then(|o| o.metadata).and_then(|m| m.resource_version);
+                let rv = rv.and_then(|rv| rv.parse().ok());
+                if head.kind == "BOOKMARK" {
+                    return bookmark(k, line, rv, &mut self.bookmarks);
+                }
+                (self.translation.apply_bytes(line)?, rv)
+            }
+        };
         if let Some(rv) = rv {
             self.bookmarks.progress(k, rv);
         }
         // An event about an object hidden from the view (a secret of another type) is dropped.
-        let mut out = self.events.translate(&self.translation, line)?;
         if out.is_empty() {
             return Ok(None);
         }

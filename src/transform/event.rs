@@ -30,16 +30,20 @@ impl Events {
 
     /// One event line translated; empty when the event is hidden from the view.
     pub fn translate(&mut self, translation: &Translation, line: &[u8]) -> Result<Vec<u8>, BoxError> {
-        match self.streamlined(translation, line) {
-            Some(Ok(out)) => Ok(out),
-            Some(Err(error)) => Err(error.into()),
+        match self.translate_plain(translation, line) {
+            Some(translated) => Ok(translated?.0),
             None => translation.apply_bytes(line),
         }
     }
 
-    /// The event translated without building what nothing reaches; `None` when it is not a plain
-    /// event of an object.
-    fn streamlined(&mut self, translation: &Translation, line: &[u8]) -> Option<serde_json::Result<Vec<u8>>> {
+    /// A plain event of an object translated without building what nothing reaches (empty when
+    /// hidden), with its object's `metadata.resourceVersion` as a number, read off the tape;
+    /// `None` when the line is not such an event, for the caller to take the whole path.
+    pub fn translate_plain(
+        &mut self,
+        translation: &Translation,
+        line: &[u8],
+    ) -> Option<serde_json::Result<(Vec<u8>, Option<u64>)>> {
         let start = skip_whitespace(line, 0);
         let end = match self.tokenizer.scan(line, start, self.items.needles()) {
             Ok(Some(end)) => end,
@@ -54,14 +58,33 @@ impl Events {
             return None;
         }
         let text = &line[start..end];
-        let (kind, object) = plain_event(text, self.tokenizer.tokens())?;
+        let tokens = self.tokenizer.tokens();
+        let (kind, object) = plain_event(text, tokens)?;
+        let metadata = member(text, tokens, object, b"metadata");
+        let rv = metadata.and_then(|metadata| member(text, tokens, metadata, b"resourceVersion"));
+        let rv = rv.and_then(|rv| tokens.get(rv)).filter(|rv| rv.kind == Kind::String && !rv.escaped);
+        let rv = rv.and_then(|rv| std::str::from_utf8(text.get(rv.start + 1..rv.end - 1)?).ok()?.parse().ok());
         let mut out = Vec::with_capacity(line.len());
-        match self.items.translate_event(translation, self.tokenizer.tokens(), text, (kind, object), &mut out) {
-            Ok(Some(_)) => Some(Ok(out)),
+        match self.items.translate_event(translation, tokens, text, (kind, object), &mut out) {
+            Ok(Some(_)) => Some(Ok((out, rv))),
             Ok(None) => None,
             Err(error) => Some(Err(error)),
         }
     }
+}
+
+/// The token of member `name` (unescaped) of the object at token `object`.
+fn member(text: &[u8], tokens: &[Token], object: usize, name: &[u8]) -> Option<usize> {
+    let container = tokens.get(object).filter(|t| t.kind == Kind::Object)?;
+    let mut at = object + 1;
+    while at < container.next {
+        let (key, value) = (tokens.get(at)?, tokens.get(at + 1)?);
+        if !key.escaped && text.get(key.start + 1..key.end - 1) == Some(name) {
+            return Some(at + 1);
+        }
+        at = value.next;
+    }
+    None
 }
 
 /// The `type` of `{"type": …, "object": {…}}` (an `ADDED`, `MODIFIED` or `DELETED` event with
@@ -153,6 +176,21 @@ mod tests {
         assert_eq!(event["object"]["metadata"]["namespace"], "dev");
         assert!(event["object"]["spec"].get("nodeName").is_none());
         assert!(event["object"]["status"].get("hostIP").is_none());
+    }
+
+    #[test]
+    fn plain_events_tell_their_resource_version() {
+        let translation = translation();
+        let mut events = Events::new(&translation);
+        let mut object = pod("acme-web-dev");
+        object["metadata"]["resourceVersion"] = json!("42");
+        let line = json!({"type": "MODIFIED", "object": object}).to_string();
+        let (out, rv) = events.translate_plain(&translation, line.as_bytes()).unwrap().unwrap();
+        assert_eq!((json_of(Ok::<_, String>(out)), rv), (both(&translation, &line).1, Some(42)));
+        let line = json!({"type": "ADDED", "object": pod("acme-web-dev")}).to_string();
+        assert_eq!(events.translate_plain(&translation, line.as_bytes()).unwrap().unwrap().1, None);
+        let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"#;
+        assert!(events.translate_plain(&translation, bookmark.as_bytes()).is_none());
     }
 
     #[test]
