@@ -12,7 +12,8 @@
 //! It is the one pass over every byte of every item, so it is written for speed on compact
 //! Kubernetes JSON: one loop reads token after token with its state in locals, taking a member
 //! name's colon and a value's comma without another round through its dispatch; strings are
-//! scanned 8 bytes at a time for their end, escapes and control characters together.
+//! scanned 8 bytes at a time for their end, escapes and control characters together; member
+//! names are compared only with needles of their length and first bytes.
 
 /// Nesting deeper than this is refused, as serde_json refuses it (the builder recurses).
 const MAX_DEPTH: usize = 127;
@@ -47,8 +48,13 @@ pub struct Token {
 /// Member names to mark, each with its bits, and the bit for escapes.
 #[derive(Default)]
 pub struct Needles {
-    /// As they appear between the quotes (JSON-escaped the way serde_json writes them).
-    names: Vec<(Box<[u8]>, u64)>,
+    /// As they appear between the quotes (JSON-escaped the way serde_json writes them), shortest
+    /// first, each with its first bytes as [`head`] reads them: most member names of a needle's
+    /// length differ from it there, so they are told apart without a call to compare bytes.
+    names: Vec<(u64, Box<[u8]>, u64)>,
+    /// Where the names `n` bytes long begin in `names` for `n` below 64, and at 64 where the
+    /// longer ones do; empty when there are no names.
+    from: Vec<usize>,
     /// Bit `n` set: some name is `n` bytes long (names of 64 bytes or more are always compared).
     lengths: u64,
     escape: u64,
@@ -58,14 +64,32 @@ impl Needles {
     /// Marks `names` (their text between the quotes) and escapes with `escape`.
     pub fn new(names: Vec<(Box<[u8]>, u64)>, escape: u64) -> Self {
         let lengths = names.iter().filter(|(n, _)| n.len() < 64).fold(0, |all, (n, _)| all | 1 << n.len());
-        Needles { names, lengths, escape }
+        let mut names: Vec<_> = names.into_iter().map(|(name, bits)| (head(&name), name, bits)).collect();
+        names.sort_by_key(|(_, name, _)| name.len());
+        let from = (0..=64).map(|len| names.partition_point(|(_, name, _)| name.len() < len)).collect();
+        Needles { names, from, lengths, escape }
     }
 
+    #[inline(always)]
     fn find(&self, name: &[u8]) -> u64 {
         if name.len() < 64 && self.lengths & 1 << name.len() == 0 {
             return 0;
         }
-        self.names.iter().filter(|(n, _)| **n == *name).fold(0, |all, (_, bits)| all | bits)
+        let len = name.len().min(64);
+        let from = self.from.get(len).copied().unwrap_or_default();
+        let to = if len < 64 { self.from.get(len + 1).copied().unwrap_or_default() } else { self.names.len() };
+        let head = head(name);
+        let candidates = self.names.get(from..to).unwrap_or_default();
+        candidates.iter().filter(|(h, n, _)| *h == head && **n == *name).fold(0, |all, (_, _, bits)| all | bits)
+    }
+}
+
+/// The first 8 bytes of `name` as a number (fewer, zero-padded, if it is shorter).
+#[inline(always)]
+fn head(name: &[u8]) -> u64 {
+    match name.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        None => name.iter().rev().fold(0, |head, &b| head << 8 | u64::from(b)),
     }
 }
 
@@ -688,5 +712,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn needles_of_every_length_are_told_apart() {
+        let long = "n".repeat(70);
+        let names = ["", "a", "abcdefg", "abcdefgh", "abcdefgi", "abcdefghi", "abcdefghij", &long, &format!("{long}x")];
+        let needles = Needles::new(names.iter().enumerate().map(|(n, s)| (s.as_bytes().into(), 1 << n)).collect(), 0);
+        for (n, name) in names.iter().enumerate() {
+            assert_eq!(needles.find(name.as_bytes()), 1 << n, "{name}");
+        }
+        for other in ["b", "abcdefh", "abcdefgj", "bbcdefgh", "abcdefghj", "abcdefgh ", "nnnn", &format!("{long}y")] {
+            assert_eq!(needles.find(other.as_bytes()), 0, "{other}");
+        }
+        let twice = Needles::new(vec![(b"spec".as_slice().into(), 1), (b"spec".as_slice().into(), 4)], 0);
+        assert_eq!(twice.find(b"spec"), 5);
+        assert_eq!(Needles::default().find(long.as_bytes()), 0);
+        assert_eq!(Needles::default().find(b""), 0);
     }
 }
