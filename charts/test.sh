@@ -106,7 +106,7 @@ render "$work/features.yaml" -f "$CHART/ci/features-on.yaml"
 # Same settings, another tree: the pods must not change (the tree is hot reloaded).
 render "$work/other-tree.yaml" -f <(printf 'tree:\n  domain: example.org\n  nodes:\n    - name: solo\n      namespaces: [main]\n      members: [{kind: User, name: zed, role: view}]\n')
 # A start-time setting changed: the pods must roll.
-render "$work/other-settings.yaml" --set server.shutdownGraceSeconds=45
+render "$work/other-settings.yaml" --set server.shutdownGraceSeconds=45 --set server.workerThreads=2
 # No shared CA: each pod generates its own into an emptyDir.
 render "$work/per-pod-ca.yaml" --set tls.generated.createCA=false --set replicaCount=1
 # Bring-your-own CA Secret.
@@ -417,6 +417,8 @@ common(o, "other-tree", {"domain": "example.org", "nodes": [{"name": "solo", "na
 s = load("other-settings.yaml")
 ann = lambda objs: pod_t(objs)["metadata"]["annotations"]["checksum/settings"]
 check(ann(s) != ann(d), "other settings: a start-time setting must roll the pods (checksum/settings)")
+threads = lambda objs, name: common(objs, name, values["tree"])[1]["server"].get("workerThreads")
+check(threads(s, "other-settings") == 2 and threads(d, "defaults") is None, "workerThreads: set only when given")
 
 # Per-pod CA: an emptyDir, no CA Secret.
 p = load("per-pod-ca.yaml")

@@ -167,11 +167,11 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::serve(config))
+            serving(config.server.worker_threads)?.block_on(canopy::app::serve(config))
         }
         Command::Sidecar { config } => {
             let config = Config::load(&config)?;
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(canopy::app::sidecar(config))
+            serving(config.server.worker_threads)?.block_on(canopy::app::sidecar(config))
         }
         Command::Kubeconfig { config, user, token, view } => {
             println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token, view.as_deref())?);
@@ -212,6 +212,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", canopy::config::reference::render(&canopy::config::schema::json_schema()));
             Ok(())
         }
+    }
+}
+
+/// The runtime that serves requests: one thread when asked for one (no task then wakes another
+/// thread), else a work-stealing pool of `threads` (default: one per CPU).
+fn serving(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Some(1) => current_thread(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     }
 }
 

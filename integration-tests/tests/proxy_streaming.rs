@@ -38,9 +38,11 @@ struct Setup {
     kubectls: Vec<PathBuf>,
 }
 
+/// Streams, upgrades and watches through Canopy on one thread (`workerThreads: 1`), where a task
+/// that blocked would stall every other.
 fn setup() -> Setup {
     let harness = Harness::shared();
-    let canopy = Canopy::start(harness);
+    let canopy = Canopy::start_with(harness, Options { worker_threads: Some(1), ..Options::default() });
     let kubeconfig = canopy.kubeconfig("admin", harness.token("admin"));
     Setup { kubectls: harness.kubectls(), _canopy: canopy, kubeconfig }
 }

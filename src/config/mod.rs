@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub tls: TlsSource,
     pub client_ca_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// Threads serving requests; `None`: one per CPU.
+    pub worker_threads: Option<usize>,
 }
 
 /// Where the serving certificate comes from.
@@ -181,6 +183,11 @@ impl Config {
                 ),
             ));
         }
+        let worker_threads = match raw.server.worker_threads {
+            Some(n @ 1..=1024) => Some(n as usize),
+            Some(n) => return Err(invalid("server.workerThreads", format!("{n} is not between 1 and 1024"))),
+            None => None,
+        };
         let tree = Tree::compile(&raw.tree, "tree").map_err(|e| invalid(&e.at, e.message))?;
         Ok(Config {
             file: file.to_owned(),
@@ -192,6 +199,7 @@ impl Config {
                 tls,
                 client_ca_file: raw.server.client_ca_file.as_deref().map(resolve),
                 shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds),
+                worker_threads,
             },
             upstream: UpstreamConfig {
                 kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
@@ -242,6 +250,9 @@ mod tests {
         assert!(err.contains("server.listen"), "{err}");
         let err = load("authentication:\n  tokenReview:\n    cacheTtlSeconds: soon\n").unwrap_err().to_string();
         assert!(err.contains("authentication.tokenReview.cacheTtlSeconds"), "{err}");
+        let err = load("server:\n  workerThreads: 0\n").unwrap_err().to_string();
+        assert!(err.contains("server.workerThreads: 0 is not between 1 and 1024"), "{err}");
+        assert_eq!(load("server:\n  workerThreads: 1\n").unwrap().server.worker_threads, Some(1));
     }
 
     #[test]

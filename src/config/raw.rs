@@ -47,6 +47,11 @@ pub struct RawServer {
     /// How long open connections may drain after SIGTERM before they are closed.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Threads that serve requests (1–1024). Absent: one per CPU Canopy may use. With 1,
+    /// everything runs on one thread and nothing wakes another: the least CPU per request where
+    /// Canopy shares a small machine (bench/RESULTS.md), at the cost of using one core at most.
+    #[schemars(range(min = 1, max = 1024))]
+    pub worker_threads: Option<u32>,
 }
 
 impl Default for RawServer {
@@ -58,6 +63,7 @@ impl Default for RawServer {
             tls: RawTls::default(),
             client_ca_file: None,
             shutdown_grace_seconds: default_grace(),
+            worker_threads: None,
         }
     }
 }

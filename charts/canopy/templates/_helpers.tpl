@@ -121,6 +121,9 @@ server:
   clientCaFile: {{ printf "%s/%s" (include "canopy.clientCaDir" .) .Values.server.clientCA.key | quote }}
 {{- end }}
   shutdownGraceSeconds: {{ int .Values.server.shutdownGraceSeconds }}
+{{- with .Values.server.workerThreads }}
+  workerThreads: {{ int . }}
+{{- end }}
 {{- if .Values.upstream.kubeconfigSecret }}
 upstream:
   kubeconfig: {{ printf "%s/%s" (include "canopy.upstreamDir" .) .Values.upstream.kubeconfigKey | quote }}

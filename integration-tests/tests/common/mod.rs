@@ -97,6 +97,8 @@ pub struct Options {
     pub example_tree: bool,
     /// Client-certificate CommonNames trusted as front proxies (needs `client_ca`).
     pub front_proxy_names: Vec<String>,
+    /// `server.workerThreads`.
+    pub worker_threads: Option<u32>,
 }
 
 /// The `tree:` section of `proxy-config/example.yaml`.
@@ -142,6 +144,9 @@ impl Canopy {
         );
         if options.client_ca {
             config.push_str(&format!("  clientCaFile: {}\n", harness.var("CLIENT_CA_CERT")));
+        }
+        if let Some(threads) = options.worker_threads {
+            config.push_str(&format!("  workerThreads: {threads}\n"));
         }
         config.push_str(&format!("upstream:\n  kubeconfig: {}\n", harness.var("CANOPY_UPSTREAM_KUBECONFIG")));
         config.push_str("authentication:\n  tokenReview:\n    cacheTtlSeconds: 60\n");
