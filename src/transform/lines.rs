@@ -13,12 +13,17 @@ pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Byt
     struct State {
         frames: BodyStream<Body>,
         buffer: BytesMut,
+        /// How much of `buffer` holds no newline: a line arriving in pieces is searched once.
+        searched: usize,
         done: bool,
     }
-    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), done: false };
+    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), searched: 0, done: false };
     futures_util::stream::unfold(state, move |mut state| async move {
         loop {
-            if let Some(end) = state.buffer.iter().position(|&b| b == b'\n') {
+            let found = memchr::memchr(b'\n', &state.buffer[state.searched..]).map(|at| state.searched + at);
+            state.searched = found.unwrap_or(state.buffer.len());
+            if let Some(end) = found {
+                state.searched = 0;
                 let mut line = state.buffer.split_to(end + 1);
                 line.truncate(end);
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -30,11 +35,13 @@ pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Byt
                 if state.buffer.iter().all(u8::is_ascii_whitespace) {
                     return None;
                 }
+                state.searched = 0;
                 return Some((Ok(state.buffer.split().freeze()), state));
             }
             if state.buffer.len() > max_line {
                 state.done = true;
                 state.buffer.clear();
+                state.searched = 0;
                 return Some((Err(BoxError::from(format!("a watch event exceeds {max_line} bytes"))), state));
             }
             match state.frames.next().await {
@@ -46,6 +53,7 @@ pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Byt
                 Some(Err(error)) => {
                     state.done = true;
                     state.buffer.clear();
+                    state.searched = 0;
                     return Some((Err(error), state));
                 }
                 None => state.done = true,
@@ -91,6 +99,14 @@ mod tests {
         let body = translate_lines(chunks(&["{\"a\":", "1}\n{\"b\"", ":2}"]), 1024, |l| Ok(l.to_ascii_uppercase()));
         let out = body.collect().await.unwrap().to_bytes();
         assert_eq!(&out[..], b"{\"A\":1}\n{\"B\":2}\n");
+    }
+
+    #[tokio::test]
+    async fn lines_cut_at_every_byte_are_found_once_each() {
+        let text: &'static str = "{\"a\":1}\n\n  \n{\"b\":[2,3]}\n{\"c\":\"d\"}";
+        let bytes: Vec<&'static str> = (0..text.len()).map(|i| &text[i..i + 1]).collect();
+        let body = translate_lines(chunks(&bytes), 1024, |l| Ok(l.to_vec()));
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"{\"a\":1}\n{\"b\":[2,3]}\n{\"c\":\"d\"}\n");
     }
 
     #[tokio::test]
