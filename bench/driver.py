@@ -376,13 +376,16 @@ def machine():
     return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, Linux {platform.release()}"
 
 
-def write_results(path, section):
+def write_results(path, section, pinned):
+    """Replaces the figures of the same kind of run (pinned or not) in `path`."""
+    suffix = "-pinned" if pinned else ""
+    start_mark, end_mark = (m.replace("bench:figures", "bench:figures" + suffix) for m in (START_MARK, END_MARK))
     intro = (
         "# Canopy benchmark results\n\n"
         "Produced by `bash bench/run.sh` (see `bench/README.md` for what is measured and the caveats).\n"
         "The section between the markers below is replaced on every run.\n\n"
     )
-    replace_section(path, section, START_MARK, END_MARK, intro)
+    replace_section(path, section, start_mark, end_mark, intro)
 
 
 def replace_section(path, section, start_mark, end_mark, intro=""):
@@ -421,6 +424,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--command", required=True)
     ap.add_argument("--versions", default="")
+    ap.add_argument("--pinned", default="", help="how processes were pinned to CPUs (BENCH_PIN=1)")
     args = ap.parse_args()
 
     env = {}
@@ -492,11 +496,13 @@ def main():
         wire.append(f"- {wl[1]}: " + "; ".join(cells))
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    section = f"""## Figures
+    title = "Figures, the apiserver and the proxies on separate CPUs" if args.pinned else "Figures"
+    pinned = f"\n- Pinned: {args.pinned}" if args.pinned else ""
+    section = f"""## {title}
 
 - Date: {now}
 - Machine: {machine()}
-- Command: `{args.command}`
+- Command: `{args.command}`{pinned}
 - Duration: {args.seconds} s per cell after a {args.warmup} s unmeasured warm-up; wrk -t1 for 1 connection, -t2 for 32
 - Load average (1/5/15 min) at start {load_start}, at end {load_end}; machine busy {idle_machine:.2f} cores
   before the runs, of which the idle harness {idle_cores:.2f}
@@ -530,7 +536,7 @@ zero means the run shared the machine with unrelated work and its figures are le
         section += "\nErrors reported by wrk (non-2xx/3xx status, socket errors, timeouts):\n" + "\n".join(errs) + "\n"
     print()
     print(section)
-    write_results(args.results, section)
+    write_results(args.results, section, bool(args.pinned))
     log(f"wrote {args.results}; raw wrk output in {args.out_dir}")
 
 

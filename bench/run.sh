@@ -6,6 +6,8 @@
 #   bash bench/run.sh                  # 10 s per cell
 #   BENCH_SECONDS=5 bash bench/run.sh  # shorter
 #   BENCH_KEEP=1 bash bench/run.sh     # leave the harness (apiserver) running afterwards
+#   BENCH_PIN=1 bash bench/run.sh      # the harness on CPU 0; proxies and wrk on the others
+#   BENCH_CANOPY_THREADS=1 bash bench/run.sh  # Canopy with server.workerThreads: 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -14,10 +16,12 @@ harness_dir="$run/harness"
 seconds="${BENCH_SECONDS:-10}"
 warmup="${BENCH_WARMUP:-2}"
 keep="${BENCH_KEEP:-0}"
+pin="${BENCH_PIN:-0}"
+canopy_threads="${BENCH_CANOPY_THREADS:+  workerThreads: $BENCH_CANOPY_THREADS}"
 
 # The command as typed, with the knobs that were set, for RESULTS.md.
 command="bash bench/run.sh${*:+ $*}"
-for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS; do
+for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS BENCH_PIN BENCH_CANOPY_THREADS; do
 	if [ -n "${!knob:-}" ]; then command="$knob=${!knob} $command"; fi
 done
 
@@ -38,6 +42,9 @@ cleanup() {
 	fi
 	stop_pid "kubectl proxy" "$proxy_pid"
 	stop_pid canopy "$canopy_pid"
+	if [ -n "${HARNESS_PID:-}" ] && [ "$pin" = 1 ]; then
+		taskset -a -p -c "0-$(($(nproc) - 1))" "$HARNESS_PID" >/dev/null 2>&1 || true
+	fi
 	if [ "$keep" = 1 ]; then
 		log "BENCH_KEEP=1: harness left running; stop it with: integration-tests/down.sh bench/.run/harness"
 	else
@@ -81,6 +88,7 @@ while [ "$proxy_port" = "$canopy_port" ] || [ "$proxy_port" = "$admin_port" ]; d
 
 cat >"$run/canopy.yaml" <<EOF
 server:
+$canopy_threads
   listen: 127.0.0.1:$canopy_port
   adminListen: 127.0.0.1:$admin_port
   tls:
@@ -129,9 +137,24 @@ canopy_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.to
 wrk_version="$(wrk --version 2>&1 | head -n1 | awk '{print $2}' || true)"
 versions="- Versions: kube-apiserver $server_version; kubectl proxy $proxy_version; canopy $canopy_rev (release build); wrk $wrk_version"
 
+# Pinned, the proxies cannot take CPU from the apiserver: what is left of the gap to direct is
+# the proxy's own latency, not a share of two cores. wrk runs on the proxies' CPUs.
+driver_cpus=""
+pinned=""
+if [ "$pin" = 1 ]; then
+	last=$(($(nproc) - 1))
+	[ "$last" -ge 1 ] || { log "BENCH_PIN=1 needs 2 CPUs or more"; exit 1; }
+	taskset -a -p -c 0 "$HARNESS_PID" >/dev/null
+	taskset -a -p -c "1-$last" "$canopy_pid" >/dev/null
+	taskset -a -p -c "1-$last" "$proxy_pid" >/dev/null
+	driver_cpus="taskset -c 1-$last"
+	pinned="harness (apiserver, etcd, controllers, kubelet) on CPU 0; Canopy, kubectl proxy and wrk on CPU 1-$last"
+	log "pinned: $pinned"
+fi
+
 # 3./4. Seed, measure, report. In the background with `wait`, so that a signal to this script
 # runs the cleanup at once instead of after the driver.
-python3 "$root/bench/driver.py" \
+$driver_cpus python3 "$root/bench/driver.py" \
 	--env-file "$env_file" \
 	--canopy-url "https://127.0.0.1:$canopy_port" \
 	--canopy-ca "$run/canopy-tls/ca.crt" \
@@ -143,6 +166,7 @@ python3 "$root/bench/driver.py" \
 	--out-dir "$run/wrk" \
 	--results "$root/bench/RESULTS.md" \
 	--command "$command" \
-	--versions "$versions" &
+	--versions "$versions" \
+	--pinned "$pinned" &
 driver_pid=$!
 wait "$driver_pid"
