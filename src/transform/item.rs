@@ -212,11 +212,7 @@ impl Items {
         item: &[u8],
         out: &mut Vec<u8>,
     ) -> serde_json::Result<bool> {
-        let text = std::str::from_utf8(item).map_err(serde_json::Error::custom)?;
-        self.found.clear();
-        if !self.plan.whole {
-            find_words(&self.plan, text, &mut self.found);
-        }
+        let text = text_and_words(&self.plan, item, &mut self.found)?;
         let mut builder = Builder::new(&self.plan, text, tokens, &self.found);
         let value = builder.value(0, Some(&self.plan.reach), self.plan.whole, true)?;
         match self.list.get_mut(key) {
@@ -255,11 +251,7 @@ impl Items {
         (kind, object): (&str, usize),
         out: &mut Vec<u8>,
     ) -> serde_json::Result<Option<bool>> {
-        let text = std::str::from_utf8(line).map_err(serde_json::Error::custom)?;
-        self.found.clear();
-        if !self.plan.whole {
-            find_words(&self.plan, text, &mut self.found);
-        }
+        let text = text_and_words(&self.plan, line, &mut self.found)?;
         let mut builder = Builder::new(&self.plan, text, tokens, &self.found);
         let object = builder.value(object, Some(&self.plan.reach), self.plan.whole, true)?;
         if matches!(object.get("kind").and_then(Value::as_str), Some("Table" | "Status")) {
@@ -326,6 +318,17 @@ impl Words {
         };
         found.map(|word| (word.start(), bit(word.pattern().as_usize())))
     }
+}
+
+/// `bytes` as text, checked once for UTF-8, with the words found in it (none when every item
+/// is built whole).
+fn text_and_words<'t>(plan: &Plan, bytes: &'t [u8], found: &mut Vec<(usize, u64)>) -> serde_json::Result<&'t str> {
+    let text = std::str::from_utf8(bytes).map_err(serde_json::Error::custom)?;
+    found.clear();
+    if !plan.whole {
+        find_words(plan, text, found);
+    }
+    Ok(text)
 }
 
 /// Every start of a word in `text`, in order, with its bit; every item is built whole without
