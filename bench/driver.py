@@ -360,6 +360,15 @@ def goals(results):
                 parts.append(f"{wl[1]} c={conns} {r['cpu_ratio']:.3f}× "
                              f"({'met' if r['cpu_ratio'] <= GOAL_CPU else 'NOT met'})")
     out.append(f"- Canopy CPU per request ≤ {GOAL_CPU:.2f}× the apiserver's: " + "; ".join(parts))
+    parts = []
+    for wl in WORKLOADS:
+        for conns in CONCURRENCY:
+            r, c = results[(wl[0], conns, "relay")], results[(wl[0], conns, "canopy")]
+            if r["cpu_ratio"] is None or c["proxy_cpu_1k"] is None:
+                parts.append(f"{wl[1]} c={conns} n/a")
+            else:
+                parts.append(f"{wl[1]} c={conns} {r['cpu_ratio']:.3f}× (Canopy {c['proxy_cpu_1k'] / r['proxy_cpu_1k']:.2f}× the relay's CPU)")
+    out.append("- For scale, the floor of the stack: the bare relay's CPU per request vs the apiserver's: " + "; ".join(parts))
     return "\n".join(out)
 
 
@@ -418,6 +427,8 @@ def main():
     ap.add_argument("--canopy-pid", type=int, required=True)
     ap.add_argument("--proxy-url", required=True)
     ap.add_argument("--proxy-pid", type=int, required=True)
+    ap.add_argument("--relay-url", required=True)
+    ap.add_argument("--relay-pid", type=int, required=True)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out-dir", required=True)
@@ -440,6 +451,9 @@ def main():
         Target("direct", "direct", env["KUBE_SERVER"], env["TOKEN_ADMIN"], env["KUBE_CA_FILE"]),
         Target("canopy", "Canopy", args.canopy_url, env["TOKEN_ADMIN"], args.canopy_ca, args.canopy_pid),
         Target("kproxy", "kubectl proxy", args.proxy_url, None, None, args.proxy_pid),
+        # Sends every request as the admin identity whatever the caller presents; the token only
+        # keeps the request shape the same as Canopy's.
+        Target("relay", "bare relay", args.relay_url, env["TOKEN_ADMIN"], None, args.relay_pid),
     ]
     direct = targets[0]
 
@@ -513,6 +527,9 @@ def main():
 Columns: req/s (`!` = the run had errors, listed below), ×direct = req/s relative to direct at the same
 workload and concurrency, p50/p99 latency in ms from wrk, CPU s/1k = CPU seconds (user+system) used per
 1,000 requests by the proxy in use and by the apiserver process, proxy/apiserver = ratio of the two.
+The bare relay is `examples/bare_relay.rs`: Canopy's stack (one tokio thread, hyper, rustls on both
+sides, Canopy's upstream client) relaying each request as one fixed identity and doing nothing else,
+so its CPU is what any proxy built on these parts pays at least.
 The apiserver process is the harness: kube-apiserver, etcd, kube-controller-manager and a fake kubelet
 all run in that one process, so its CPU includes etcd (and their idle background: {idle_cores:.3f} cores
 measured for 3 s before the runs, not subtracted).

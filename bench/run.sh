@@ -29,6 +29,7 @@ log() { echo "[bench] $*" >&2; }
 
 canopy_pid=""
 proxy_pid=""
+relay_pid=""
 driver_pid=""
 
 . bench/lib.sh # stop_pid
@@ -41,6 +42,7 @@ cleanup() {
 		stop_pid driver "$driver_pid"
 	fi
 	stop_pid "kubectl proxy" "$proxy_pid"
+	stop_pid "bare relay" "$relay_pid"
 	stop_pid canopy "$canopy_pid"
 	if [ -n "${HARNESS_PID:-}" ] && [ "$pin" = 1 ]; then
 		taskset -a -p -c "0-$(($(nproc) - 1))" "$HARNESS_PID" >/dev/null 2>&1 || true
@@ -74,7 +76,7 @@ source "$env_file"
 set +a
 
 log "building canopy (release)"
-cargo build --release --quiet
+cargo build --release --quiet --bin canopy --example bare_relay
 canopy_bin="$root/target/release/canopy"
 
 free_port() {
@@ -83,8 +85,12 @@ free_port() {
 canopy_port="$(free_port)"
 admin_port="$(free_port)"
 proxy_port="$(free_port)"
+relay_port="$(free_port)"
 while [ "$admin_port" = "$canopy_port" ]; do admin_port="$(free_port)"; done
 while [ "$proxy_port" = "$canopy_port" ] || [ "$proxy_port" = "$admin_port" ]; do proxy_port="$(free_port)"; done
+while [ "$relay_port" = "$canopy_port" ] || [ "$relay_port" = "$admin_port" ] || [ "$relay_port" = "$proxy_port" ]; do
+	relay_port="$(free_port)"
+done
 
 cat >"$run/canopy.yaml" <<EOF
 server:
@@ -110,6 +116,14 @@ log "starting kubectl proxy on 127.0.0.1:$proxy_port, log bench/.run/kubectl-pro
 	>"$run/kubectl-proxy.log" 2>&1 &
 proxy_pid=$!
 
+# The floor of Canopy's stack: the same parts relaying as the harness's admin identity (the
+# identity behind TOKEN_ADMIN, which the other targets are driven with).
+log "starting the bare relay on 127.0.0.1:$relay_port, log bench/.run/bare-relay.log"
+"$root/target/release/examples/bare_relay" --listen "127.0.0.1:$relay_port" \
+	--kubeconfig "$CANOPY_UPSTREAM_KUBECONFIG" --user admin --group system:masters --group system:authenticated \
+	>"$run/bare-relay.log" 2>&1 &
+relay_pid=$!
+
 wait_http() { # NAME PID URL: up to 60 s for a 200
 	local name="$1" pid="$2" url="$3"
 	for _ in $(seq 300); do
@@ -118,7 +132,7 @@ wait_http() { # NAME PID URL: up to 60 s for a 200
 			tail -n 30 "$run/$name.log" >&2
 			exit 1
 		fi
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ]; then return 0; fi
+		if [ "$(curl -sk -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ]; then return 0; fi
 		sleep 0.2
 	done
 	log "$name not ready after 60s ($url); its log:"
@@ -127,7 +141,8 @@ wait_http() { # NAME PID URL: up to 60 s for a 200
 }
 wait_http canopy "$canopy_pid" "http://127.0.0.1:$admin_port/readyz"
 wait_http kubectl-proxy "$proxy_pid" "http://127.0.0.1:$proxy_port/readyz"
-log "canopy (pid $canopy_pid) and kubectl proxy (pid $proxy_pid) ready; harness pid $HARNESS_PID"
+wait_http bare-relay "$relay_pid" "https://127.0.0.1:$relay_port/readyz"
+log "canopy (pid $canopy_pid), kubectl proxy (pid $proxy_pid) and the bare relay (pid $relay_pid) ready; harness pid $HARNESS_PID"
 
 server_version="$(curl -s --cacert "$KUBE_CA_FILE" -H "Authorization: Bearer $TOKEN_ADMIN" "$KUBE_SERVER/version" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin).get("gitVersion","?"))' 2>/dev/null || echo "?")"
@@ -147,8 +162,9 @@ if [ "$pin" = 1 ]; then
 	taskset -a -p -c 0 "$HARNESS_PID" >/dev/null
 	taskset -a -p -c "1-$last" "$canopy_pid" >/dev/null
 	taskset -a -p -c "1-$last" "$proxy_pid" >/dev/null
+	taskset -a -p -c "1-$last" "$relay_pid" >/dev/null
 	driver_cpus="taskset -c 1-$last"
-	pinned="harness (apiserver, etcd, controllers, kubelet) on CPU 0; Canopy, kubectl proxy and wrk on CPU 1-$last"
+	pinned="harness (apiserver, etcd, controllers, kubelet) on CPU 0; Canopy, kubectl proxy, the bare relay and wrk on CPU 1-$last"
 	log "pinned: $pinned"
 fi
 
@@ -161,6 +177,8 @@ $driver_cpus python3 "$root/bench/driver.py" \
 	--canopy-pid "$canopy_pid" \
 	--proxy-url "http://127.0.0.1:$proxy_port" \
 	--proxy-pid "$proxy_pid" \
+	--relay-url "https://127.0.0.1:$relay_port" \
+	--relay-pid "$relay_pid" \
 	--seconds "$seconds" \
 	--warmup "$warmup" \
 	--out-dir "$run/wrk" \
