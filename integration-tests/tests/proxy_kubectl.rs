@@ -126,3 +126,20 @@ fn a_user_without_rbac_gets_the_apiservers_own_403() {
         assert!(err.contains("(Forbidden)") && err.contains("User \"nobody\" cannot list resource \"pods\""), "{err}");
     }
 }
+
+#[test]
+fn the_apiserver_sees_the_caller_with_all_its_groups() {
+    let harness = Harness::shared();
+    let canopy = Canopy::start(harness);
+    let admin = canopy.kubeconfig("admin", harness.token("admin"));
+    for bin in harness.kubectls() {
+        let review: serde_json::Value =
+            serde_json::from_str(&ok(kubectl(&bin, &admin, &["auth", "whoami", "-o", "json"]))).expect("json");
+        let user = &review["status"]["userInfo"];
+        assert_eq!((user["username"].as_str(), user["uid"].as_str()), (Some("admin"), Some("uid-1-admin")), "{review}");
+        // Canopy leaves `system:authenticated` to the apiserver, which adds it itself.
+        let mut groups: Vec<_> = user["groups"].as_array().expect("groups").iter().filter_map(|g| g.as_str()).collect();
+        groups.sort_unstable();
+        assert_eq!(groups, ["system:authenticated", "system:masters"], "{review}");
+    }
+}
