@@ -13,7 +13,7 @@ use crate::auth::{Authenticator, FrontProxyNames, PodToken, StaticTokens, TokenR
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
-use crate::server::{ProxyService, listener, plain, proxy_stack, tls};
+use crate::server::{ProxyService, listener, plain, proxy_stack, threads, tls};
 use crate::upstream::{Tunnels, Upstream};
 
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
@@ -28,8 +28,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::Yes, |service, tunnels| {
-        listener::serve(tcp, tls, front_proxies, service, shutdown_signal(), grace, tunnels)
+    run(&config, upstream, authenticator, admin_tcp, Reconcile::Yes, tcp, move |tcp, service, tunnels, stop| {
+        listener::serve(tcp, tls.clone(), front_proxies.clone(), service, stop, grace, tunnels)
     })
     .await
 }
@@ -53,8 +53,8 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::No, |service, tunnels| {
-        plain::serve(tcp, service, shutdown_signal(), grace, tunnels)
+    run(&config, upstream, authenticator, admin_tcp, Reconcile::No, tcp, move |tcp, service, tunnels, stop| {
+        plain::serve(tcp, service, stop, grace, tunnels)
     })
     .await
 }
@@ -81,18 +81,20 @@ async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<Tc
     TcpListener::bind(address).await.with_context(|| format!("{setting}: cannot bind {address}"))
 }
 
-/// Builds the pipeline, starts hot reload, the admin listener and (for `serve`) the reconciler,
-/// then runs `listen` until it has drained, and stops the rest.
+/// Starts hot reload, the admin listener and (for `serve`) the reconciler on this thread, and
+/// `listen` on `tcp` on each serving thread with a pipeline of its own; when SIGTERM or SIGINT
+/// comes, tells them to stop, waits until they have drained, and stops the rest.
 async fn run<L, F>(
     config: &Config,
     upstream: Upstream,
     authenticator: Authenticator,
     admin_tcp: TcpListener,
     reconcile: Reconcile,
+    tcp: TcpListener,
     listen: L,
 ) -> anyhow::Result<()>
 where
-    L: FnOnce(ProxyService, Tunnels) -> F,
+    L: Fn(TcpListener, ProxyService, Tunnels, Stopping) -> F + Clone + Send + 'static,
     F: Future<Output = ()>,
 {
     let metrics = Metrics::new();
@@ -102,7 +104,16 @@ where
     let loaded_text = tokio::fs::read(&config.file).await.unwrap_or_default();
     let reload = tokio::spawn(crate::config::reload::watch_tree(config.file.clone(), loaded_text, publish_tree));
     let audit = AuditSink::stdout().context("cannot start the audit writer")?;
-    let service = proxy_stack(authenticator, trees.clone(), &upstream, tunnels.clone(), metrics.clone(), Some(audit));
+    let threads =
+        config.server.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One pipeline per serving thread, each with upstream connections of its own.
+    let services = (0..threads)
+        .map(|_| {
+            let upstream = upstream.with_own_connections()?;
+            let audit = Some(audit.clone());
+            Ok(proxy_stack(authenticator.clone(), trees.clone(), &upstream, tunnels.clone(), metrics.clone(), audit))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.
     let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
     let reconciler = (reconcile == Reconcile::Yes && !config.tree.nodes.is_empty()).then(|| {
@@ -117,7 +128,16 @@ where
         let _ = admin_stopped.await;
     }));
 
-    listen(service, tunnels).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let serving = threads::serve_on_threads(services, tcp, stopped, move |service, tcp, stop| {
+        listen(tcp, service, tunnels.clone(), Box::pin(threads::stopping(stop)))
+    });
+    let served = serving.await.context("cannot start the serving threads");
+    signal.abort();
     let _ = stop_admin.send(());
     let _ = stop_reconciler.send(());
     reload.abort();
@@ -125,9 +145,13 @@ where
     if let Some(task) = reconciler {
         let _ = task.await;
     }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Resolves when a serving thread is to stop accepting and drain.
+type Stopping = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// `tree` with an index of the namespaces tenants created (none to follow without a tree).
 fn with_live_namespaces(tree: &Arc<crate::tree::Tree>, upstream: &Upstream) -> Arc<crate::tree::Tree> {

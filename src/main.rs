@@ -167,11 +167,11 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
-            serving(config.server.worker_threads)?.block_on(canopy::app::serve(config))
+            current_thread()?.block_on(canopy::app::serve(config))
         }
         Command::Sidecar { config } => {
             let config = Config::load(&config)?;
-            serving(config.server.worker_threads)?.block_on(canopy::app::sidecar(config))
+            current_thread()?.block_on(canopy::app::sidecar(config))
         }
         Command::Kubeconfig { config, user, token, view } => {
             println!("{}", canopy::app::kubeconfig(&Config::load(&config)?, &user, token, view.as_deref())?);
@@ -215,17 +215,9 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// The runtime that serves requests: one thread when asked for one (no task then wakes another
-/// thread), else a work-stealing pool of `threads` (default: one per CPU).
-fn serving(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    match threads {
-        Some(1) => current_thread(),
-        Some(threads) => tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    }
-}
-
-/// A runtime for the commands that make a few upstream calls and exit.
+/// The main thread's runtime: for `serve` and `sidecar` it runs reload, the reconciler and the
+/// admin port (requests are served on threads of their own, see `canopy::server::threads`); for
+/// the other commands, their few upstream calls.
 fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }

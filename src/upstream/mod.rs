@@ -51,6 +51,7 @@ pub struct Upstream {
     pub http: UpstreamService,
     /// A kube-rs client on the same credentials, for Canopy's own API calls.
     pub kube: kube::Client,
+    config: kube::Config,
 }
 
 impl Upstream {
@@ -68,21 +69,33 @@ impl Upstream {
 
     /// Builds the clients from a kube `Config`.
     pub fn from_kube_config(config: kube::Config) -> Result<Self, UpstreamError> {
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_nodelay(true);
-        // Connecting is bounded; reading is not, because watches and exec streams live long.
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let https = config.rustls_https_connector_with_connector(connector)?;
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build::<_, Body>(https);
-        let http = ServiceBuilder::new()
-            .layer(config.base_uri_layer())
-            .option_layer(config.auth_layer()?)
-            .map_err(Into::<BoxError>::into)
-            .service(client);
-        let kube = kube::Client::try_from(config)?;
-        Ok(Self { http: BoxCloneSyncService::new(http), kube })
+        let http = http_service(&config)?;
+        let kube = kube::Client::try_from(config.clone())?;
+        Ok(Self { http, kube, config })
     }
+
+    /// The same upstream with a connection pool of its own for `http`, for a serving thread:
+    /// connections then live on the thread whose requests use them.
+    pub fn with_own_connections(&self) -> Result<Self, UpstreamError> {
+        Ok(Self { http: http_service(&self.config)?, ..self.clone() })
+    }
+}
+
+/// A pooled HTTP client to the apiserver with `config`'s TLS and credentials.
+fn http_service(config: &kube::Config) -> Result<UpstreamService, UpstreamError> {
+    let mut connector = HttpConnector::new();
+    connector.enforce_http(false);
+    connector.set_nodelay(true);
+    // Connecting is bounded; reading is not, because watches and exec streams live long.
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = config.rustls_https_connector_with_connector(connector)?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build::<_, Body>(https);
+    let http = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .map_err(Into::<BoxError>::into)
+        .service(client);
+    Ok(BoxCloneSyncService::new(http))
 }
