@@ -47,9 +47,10 @@ pub struct RawServer {
     /// How long open connections may drain after SIGTERM before they are closed.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
-    /// Threads that serve requests (1–1024). Absent: one per CPU Canopy may use. With 1,
-    /// everything runs on one thread and nothing wakes another: the least CPU per request where
-    /// Canopy shares a small machine (bench/RESULTS.md), at the cost of using one core at most.
+    /// Threads that serve requests (1–1024). Absent: one per CPU Canopy may use. Each has a
+    /// runtime, a share of the listening socket and upstream connections of its own, so a
+    /// request never wakes another thread; reload, the reconciler and the admin port run on
+    /// the main thread besides them.
     #[schemars(range(min = 1, max = 1024))]
     pub worker_threads: Option<u32>,
 }
