@@ -47,6 +47,9 @@ where
         })?;
         finished.push(finished_one);
     }
+    // Only the threads hold the socket now, so it closes as soon as they stop accepting and
+    // new connections are refused during the drain instead of waiting in the backlog.
+    drop(socket);
     for finished_one in finished {
         // An error means the thread panicked; the others still drain.
         let _ = finished_one.await;
@@ -63,16 +66,18 @@ mod tests {
 
     use super::*;
 
-    /// Every thread accepts on the shared socket, and all of them stop when told to.
+    /// Every thread accepts on the shared socket; told to stop, they all stop accepting, the
+    /// socket refuses new connections while they drain, and all of them finish.
     #[tokio::test]
     async fn threads_share_the_socket_and_stop_together() {
         let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = tcp.local_addr().expect("address");
         let (stop, stopped) = watch::channel(false);
+        let (release, released) = watch::channel(false);
         let accepted_on = Arc::new(Mutex::new(HashSet::new()));
         let seen = accepted_on.clone();
         let serving = tokio::spawn(serve_on_threads(vec![(); 3], tcp, stopped, move |(), tcp, stop| {
-            let seen = seen.clone();
+            let (seen, released) = (seen.clone(), released.clone());
             async move {
                 let accept = async {
                     while let Ok((mut stream, _)) = tcp.accept().await {
@@ -84,6 +89,8 @@ mod tests {
                     () = accept => {}
                     () = stopping(stop) => {}
                 }
+                drop(tcp);
+                stopping(released).await;
             }
         }));
         let mut connections = 0;
@@ -93,6 +100,13 @@ mod tests {
             tokio::task::yield_now().await;
         }
         stop.send(true).expect("stop");
+        let refused = async {
+            while tokio::net::TcpStream::connect(address).await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), refused).await.expect("refused while draining");
+        release.send(true).expect("release");
         tokio::time::timeout(std::time::Duration::from_secs(10), serving)
             .await
             .expect("all threads stop")
