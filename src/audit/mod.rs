@@ -99,7 +99,7 @@ impl AuditSlot {
     }
 
     fn take(&self) -> Record {
-        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+        self.0.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 }
 

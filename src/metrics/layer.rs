@@ -10,7 +10,7 @@ use http_body::Frame;
 use prometheus_client::metrics::gauge::Gauge;
 use tower::{Layer, Service};
 
-use super::Metrics;
+use super::{Metrics, verb_label};
 use crate::body::{self, Body, BoxError};
 use crate::request::RequestInfo;
 use crate::status::Status;
@@ -56,7 +56,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let verb = request.extensions().get::<RequestInfo>().map_or_else(|| "unknown".to_owned(), |i| i.verb.clone());
+        let verb = verb_label(request.extensions().get::<RequestInfo>().map_or("unknown", |i| i.verb.as_str()));
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let future = self.inner.call(request);

@@ -5,6 +5,7 @@ mod layer;
 
 pub use layer::{MetricsLayer, MetricsService};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,18 +17,45 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    verb: String,
-    code: String,
+    verb: Cow<'static, str>,
+    code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerbLabels {
-    verb: String,
+    verb: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+/// Verbs the apiserver knows, and the methods that stand for verbs on non-resource paths.
+const VERBS: [&str; 15] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "post",
+    "put",
+    "head",
+    "options",
+    "connect",
+    "unknown",
+];
+
+/// `verb` as a label without allocating on every request for the verbs that nearly all are.
+pub(crate) fn verb_label(verb: &str) -> Cow<'static, str> {
+    match VERBS.iter().find(|known| **known == verb) {
+        Some(known) => Cow::Borrowed(*known),
+        None => Cow::Owned(verb.to_owned()),
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -82,8 +110,9 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn request(&self, verb: &str, code: u16, seconds: f64) {
-        self.requests.get_or_create(&RequestLabels { verb: verb.to_owned(), code: code.to_string() }).inc();
-        self.latency.get_or_create(&VerbLabels { verb: verb.to_owned() }).observe(seconds);
+        let verb = verb_label(verb);
+        self.requests.get_or_create(&RequestLabels { verb: verb.clone(), code }).inc();
+        self.latency.get_or_create(&VerbLabels { verb }).observe(seconds);
     }
 
     /// Records a request that could not reach the apiserver.
@@ -119,5 +148,15 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn verbs_outside_the_known_set_keep_their_own_label() {
+        let metrics = Metrics::new();
+        metrics.request("list", 200, 0.01);
+        metrics.request("purge", 405, 0.01);
+        let text = metrics.encode();
+        assert!(text.contains("canopy_requests_total{verb=\"list\",code=\"200\"} 1"), "{text}");
+        assert!(text.contains("canopy_requests_total{verb=\"purge\",code=\"405\"} 1"), "{text}");
     }
 }

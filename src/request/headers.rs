@@ -90,8 +90,8 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 
 /// Headers that carry an identity to the apiserver: impersonation and front-proxy headers.
 fn is_identity_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("impersonate-") || name.starts_with("x-remote-")
+    let starts_with = |prefix: &str| name.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+    starts_with("impersonate-") || starts_with("x-remote-")
 }
 
 /// Headers a client may not ask Canopy to drop via `Connection`.

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
 use tower::{Service, ServiceExt};
 
 use super::{Tunnels, UpstreamService, impersonation_headers};
@@ -46,26 +47,21 @@ impl Service<Request<Body>> for Forward {
         let tunnels = self.tunnels.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            let identity = request
-                .extensions()
-                .get::<Identity>()
-                .cloned()
-                .ok_or_else(|| Status::internal("request reached forwarding without an identity"))?;
             let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
             let revocation = request.extensions().get::<Revocation>().cloned();
             let (parts, body) = request.into_parts();
+            let identity = parts
+                .extensions
+                .get::<Identity>()
+                .ok_or_else(|| Status::internal("request reached forwarding without an identity"))?;
             let mut outgoing = Request::new(body);
             *outgoing.method_mut() = parts.method;
-            *outgoing.uri_mut() = parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".parse(), |pq| pq.as_str().parse())
-                .map_err(|_| Status::bad_request("invalid request URI"))?;
+            *outgoing.uri_mut() = path_and_query(parts.uri)?;
             *outgoing.headers_mut() = parts.headers;
             headers::strip_request(outgoing.headers_mut());
             if parts.extensions.get::<AsCanopy>().is_none() {
-                impersonation_headers(&identity, outgoing.headers_mut())
+                impersonation_headers(identity, outgoing.headers_mut())
                     .map_err(|e| Status::bad_request(e.to_string()))?;
             }
 
@@ -90,6 +86,13 @@ impl Service<Request<Body>> for Forward {
             }
         })
     }
+}
+
+/// The part of `uri` that travels upstream (the upstream client sets scheme and authority).
+fn path_and_query(uri: Uri) -> Result<Uri, Status> {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(uri.into_parts().path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).map_err(|_| Status::bad_request("invalid request URI"))
 }
 
 /// Whether the answer ends on its own and the client only acts on it whole, so it may be
@@ -118,4 +121,18 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_path_and_query_travel() {
+        let uri = path_and_query("https://canopy.example:8443/api/v1/pods?watch=1".parse().unwrap()).unwrap();
+        assert_eq!(uri.to_string(), "/api/v1/pods?watch=1");
+        assert_eq!(uri.authority(), None);
+        let uri = path_and_query("/apis/apps/v1".parse().unwrap()).unwrap();
+        assert_eq!(uri.to_string(), "/apis/apps/v1");
+    }
 }
