@@ -8,6 +8,7 @@
 #   BENCH_KEEP=1 bash bench/run.sh     # leave the harness (apiserver) running afterwards
 #   BENCH_PIN=1 bash bench/run.sh      # the harness on CPU 0; proxies and wrk on the others
 #   BENCH_CANOPY_THREADS=1 bash bench/run.sh  # Canopy with server.workerThreads: 1
+#   BENCH_PERF=1 bash bench/run.sh     # then split Canopy's and the relay's CPU with perf
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -18,10 +19,11 @@ warmup="${BENCH_WARMUP:-2}"
 keep="${BENCH_KEEP:-0}"
 pin="${BENCH_PIN:-0}"
 canopy_threads="${BENCH_CANOPY_THREADS:+  workerThreads: $BENCH_CANOPY_THREADS}"
+perf_split="${BENCH_PERF:-0}"
 
 # The command as typed, with the knobs that were set, for RESULTS.md.
 command="bash bench/run.sh${*:+ $*}"
-for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS BENCH_PIN BENCH_CANOPY_THREADS; do
+for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS BENCH_PIN BENCH_CANOPY_THREADS BENCH_PERF; do
 	if [ -n "${!knob:-}" ]; then command="$knob=${!knob} $command"; fi
 done
 
@@ -188,3 +190,25 @@ $driver_cpus python3 "$root/bench/driver.py" \
 	--pinned "$pinned" &
 driver_pid=$!
 wait "$driver_pid"
+
+# 5. Optionally, where Canopy's and the relay's CPU goes: scheduling, other kernel, user space.
+if [ "$perf_split" = 1 ]; then
+	if ! command -v perf >/dev/null; then
+		log "installing perf"
+		apt-get install -y linux-perf >/dev/null || { apt-get update >/dev/null && apt-get install -y linux-perf >/dev/null; }
+	fi
+	command -v perf >/dev/null || { log "BENCH_PERF=1 needs perf, which is not available"; exit 1; }
+	log "splitting the proxies' CPU with perf"
+	$driver_cpus python3 "$root/bench/split.py" \
+		--env-file "$env_file" \
+		--canopy-url "https://127.0.0.1:$canopy_port" \
+		--canopy-pid "$canopy_pid" \
+		--relay-url "https://127.0.0.1:$relay_port" \
+		--relay-pid "$relay_pid" \
+		--seconds "$seconds" \
+		--work-dir "$run/perf" \
+		--results "$root/bench/RESULTS.md" \
+		--command "$command" &
+	driver_pid=$!
+	wait "$driver_pid"
+fi
