@@ -193,10 +193,11 @@ def main():
         "",
         "Each target runs under `valgrind --tool=callgrind` (Canopy with one serving thread) and is sent",
         "the request over one keep-alive HTTP/1.1 connection, twice: "
-        + ", ".join(f"{s} and {l} times ({label})" for _, label, _, s, l in WORKLOADS)
-        + ". The difference of the two totals per extra request is shown: start-up, TLS handshakes",
-        "and the first token review cancel out. User space only: the kernel's share (system calls,",
-        "loopback TCP, context switches) is not counted here.",
+        + "; ".join(f"{label} {small} and {large} times" for _, label, _, small, large in WORKLOADS)
+        + ".",
+        "Shown is the difference of the two totals per extra request, so start-up, TLS handshakes and",
+        "the first token review cancel out. User space only: the kernel's share (system calls, loopback",
+        "TCP, context switches) is not counted here.",
     ]
     section = "\n".join(lines)
     print(section)
