@@ -18,25 +18,19 @@ if [ -n "${BENCH_KEEP:-}" ]; then command="BENCH_KEEP=$BENCH_KEEP $command"; fi
 
 log() { echo "[instructions] $*" >&2; }
 
+. bench/lib.sh # need_command, release_harness
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ "$keep" = 1 ]; then
-		log "BENCH_KEEP=1: harness left running; stop it with: integration-tests/down.sh bench/.run/harness"
-	else
-		integration-tests/down.sh "$harness_dir" || true
-	fi
+	release_harness "$harness_dir" "$keep"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if ! command -v valgrind >/dev/null; then
-	log "installing valgrind"
-	apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
-fi
-command -v valgrind >/dev/null || { log "valgrind is not available"; exit 1; }
+need_command valgrind valgrind
 
 mkdir -p "$run"
 log "starting the harness in bench/.run/harness (first build takes minutes)"

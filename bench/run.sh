@@ -34,7 +34,7 @@ proxy_pid=""
 relay_pid=""
 driver_pid=""
 
-. bench/lib.sh # stop_pid
+. bench/lib.sh # stop_pid, need_command, release_harness
 
 cleanup() {
 	local rc=$?
@@ -49,11 +49,7 @@ cleanup() {
 	if [ -n "${HARNESS_PID:-}" ] && [ "$pin" = 1 ]; then
 		taskset -a -p -c "0-$(($(nproc) - 1))" "$HARNESS_PID" >/dev/null 2>&1 || true
 	fi
-	if [ "$keep" = 1 ]; then
-		log "BENCH_KEEP=1: harness left running; stop it with: integration-tests/down.sh bench/.run/harness"
-	else
-		integration-tests/down.sh "$harness_dir" || true
-	fi
+	release_harness "$harness_dir" "$keep"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -61,11 +57,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # 1. wrk
-if ! command -v wrk >/dev/null; then
-	log "installing wrk"
-	apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-command -v wrk >/dev/null || { log "wrk is not available"; exit 1; }
+need_command wrk wrk
 
 mkdir -p "$run"
 
@@ -193,11 +185,7 @@ wait "$driver_pid"
 
 # 5. Optionally, where Canopy's and the relay's CPU goes: scheduling, other kernel, user space.
 if [ "$perf_split" = 1 ]; then
-	if ! command -v perf >/dev/null; then
-		log "installing perf"
-		apt-get install -y linux-perf >/dev/null || { apt-get update >/dev/null && apt-get install -y linux-perf >/dev/null; }
-	fi
-	command -v perf >/dev/null || { log "BENCH_PERF=1 needs perf, which is not available"; exit 1; }
+	need_command perf linux-perf
 	log "splitting the proxies' CPU with perf"
 	$driver_cpus python3 "$root/bench/split.py" \
 		--env-file "$env_file" \

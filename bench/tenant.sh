@@ -32,7 +32,7 @@ log() { echo "[tenant] $*" >&2; }
 canopy_pid=""
 driver_pid=""
 
-. bench/lib.sh # stop_pid
+. bench/lib.sh # stop_pid, need_command, release_harness
 
 cleanup() {
 	local rc=$?
@@ -42,22 +42,14 @@ cleanup() {
 		stop_pid driver "$driver_pid"
 	fi
 	stop_pid canopy "$canopy_pid"
-	if [ "$keep" = 1 ]; then
-		log "BENCH_KEEP=1: harness left running; stop it with: integration-tests/down.sh bench/.run/tenant/harness"
-	else
-		integration-tests/down.sh "$harness_dir" || true
-	fi
+	release_harness "$harness_dir" "$keep"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if ! command -v wrk >/dev/null; then
-	log "installing wrk"
-	apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-command -v wrk >/dev/null || { log "wrk is not available"; exit 1; }
+need_command wrk wrk
 mkdir -p "$run"
 
 log "starting the harness in bench/.run/tenant/harness"
