@@ -196,7 +196,8 @@ if [ "$perf_split" = 1 ]; then
 		--seconds "$seconds" \
 		--work-dir "$run/perf" \
 		--results "$root/bench/RESULTS.md" \
-		--command "$command" &
+		--command "$command" \
+		--pinned "$pinned" &
 	driver_pid=$!
 	wait "$driver_pid"
 fi

@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--results", required=True)
     ap.add_argument("--command", required=True)
+    ap.add_argument("--pinned", default="", help="how processes were pinned to CPUs (BENCH_PIN=1)")
     args = ap.parse_args()
     env = {}
     with open(args.env_file) as f:
@@ -126,11 +127,15 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [
-        "## Where the proxy's CPU goes (perf)",
+        "## Where the proxy's CPU goes (perf)" + (", the apiserver and the proxies on separate CPUs" if args.pinned else ""),
         "",
         f"- Date: {now}",
         f"- Machine: {driver.machine()}",
         f"- Command: `{args.command}`",
+    ]
+    if args.pinned:
+        lines.append(f"- Pinned: {args.pinned}")
+    lines += [
         "",
         "| workload (32 connections) | proxy | req/s | proxy CPU µs/request | scheduling | other kernel | user space "
         "| thread switches/request | apiserver CPU µs/request | proxy ÷ apiserver | kernel alone ÷ apiserver |",
@@ -156,7 +161,9 @@ def main():
     ]
     section = "\n".join(lines)
     print(section)
-    driver.replace_section(args.results, section, START_MARK, END_MARK)
+    suffix = "-pinned" if args.pinned else ""
+    marks = (m.replace("bench:split", "bench:split" + suffix) for m in (START_MARK, END_MARK))
+    driver.replace_section(args.results, section, *marks)
 
 
 if __name__ == "__main__":
