@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine;
@@ -22,12 +23,13 @@ const WS_BEARER_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
 /// Adds authentication in front of a service.
 #[derive(Clone)]
 pub struct AuthenticateLayer {
-    authenticator: Authenticator,
+    // Shared: the service is cloned for every request.
+    authenticator: Arc<Authenticator>,
 }
 
 impl AuthenticateLayer {
     pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+        Self { authenticator: Arc::new(authenticator) }
     }
 }
 
@@ -42,7 +44,7 @@ impl<S> Layer<S> for AuthenticateLayer {
 /// See [`AuthenticateLayer`].
 #[derive(Clone)]
 pub struct AuthenticateService<S> {
-    authenticator: Authenticator,
+    authenticator: Arc<Authenticator>,
     inner: S,
 }
 
@@ -60,7 +62,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let authenticator = self.authenticator.clone();
+        let authenticator = Arc::clone(&self.authenticator);
         // The clone is the one that was polled ready; see tower's "cloning services" guidance.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -71,10 +71,16 @@ pub fn strip_response(headers: &mut HeaderMap, switching_protocols: bool) {
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> =
         connection_tokens(headers).filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok()).collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    // One pass over the names present (a handful) instead of a lookup per hop-by-hop name: most
+    // messages carry none of them.
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name) || *name == header::UPGRADE || named.contains(name))
+        .cloned()
+        .collect();
+    for name in present {
         headers.remove(name);
     }
-    headers.remove(header::UPGRADE);
 }
 
 /// Lower-cased tokens of every `Connection` header.

@@ -245,8 +245,7 @@ fn decode_segments(path: &str) -> Result<Vec<String>, InfoError> {
     trimmed
         .split('/')
         .map(|raw| {
-            let lower = raw.to_ascii_lowercase();
-            if raw.is_empty() || lower.contains("%2f") || lower.contains("%5c") || raw.contains('\\') {
+            if raw.is_empty() || raw.contains('\\') || encodes_a_separator(raw) {
                 return Err(InfoError::NotCanonical(path.to_owned()));
             }
             let decoded = percent_decode_str(raw)
@@ -259,6 +258,13 @@ fn decode_segments(path: &str) -> Result<Vec<String>, InfoError> {
             Ok(decoded)
         })
         .collect()
+}
+
+/// Whether `raw` holds `%2F` or `%5C` (either case): an encoded `/` or backslash.
+fn encodes_a_separator(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && matches!((w[1], w[2].to_ascii_lowercase()), (b'2', b'f') | (b'5', b'c')))
 }
 
 #[cfg(test)]
@@ -384,6 +390,9 @@ mod tests {
             "/api//v1/pods",
             "/api/v1/namespaces/%2e%2e/pods",
             "/api/v1/namespaces/a%5cb",
+            "/api/v1/namespaces/a%2fb/pods",
+            "/api/v1/namespaces/a%5Cb",
+            "/api/v1/namespaces/a\\b",
         ] {
             assert!(RequestInfo::parse(&Method::GET, path, None).is_err(), "{path}");
         }

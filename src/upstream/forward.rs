@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::uri::PathAndQuery;
@@ -21,6 +22,11 @@ use crate::status::Status;
 /// Forwards requests upstream with impersonation headers.
 #[derive(Clone)]
 pub struct Forward {
+    // Shared: the pipeline is cloned for every request, and this service several times in it.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     upstream: UpstreamService,
     tunnels: Tunnels,
     metrics: Metrics,
@@ -28,7 +34,7 @@ pub struct Forward {
 
 impl Forward {
     pub fn new(upstream: UpstreamService, tunnels: Tunnels, metrics: Metrics) -> Self {
-        Self { upstream, tunnels, metrics }
+        Self { shared: Arc::new(Shared { upstream, tunnels, metrics }) }
     }
 }
 
@@ -43,10 +49,9 @@ impl Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let upstream = self.upstream.clone();
-        let tunnels = self.tunnels.clone();
-        let metrics = self.metrics.clone();
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
+            let Shared { upstream, tunnels, metrics } = &*shared;
             let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
             let revocation = request.extensions().get::<Revocation>().cloned();
@@ -65,7 +70,7 @@ impl Service<Request<Body>> for Forward {
                     .map_err(|e| Status::bad_request(e.to_string()))?;
             }
 
-            let mut response = upstream.oneshot(outgoing).await.map_err(|error| {
+            let mut response = upstream.clone().oneshot(outgoing).await.map_err(|error| {
                 metrics.upstream_error(error_kind(&error));
                 tracing::warn!(error = %error_chain(&*error), "upstream request failed");
                 Status::service_unavailable("the upstream apiserver is unavailable")
