@@ -2,6 +2,7 @@
 //! response or of the `Status` error) and time to headers; keeps the open-watch gauge up while a watch body streams.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,12 +19,13 @@ use crate::status::Status;
 /// Adds request metrics around a service.
 #[derive(Clone)]
 pub struct MetricsLayer {
-    metrics: Metrics,
+    // Shared: the service is cloned for every request.
+    metrics: Arc<Metrics>,
 }
 
 impl MetricsLayer {
     pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+        Self { metrics: Arc::new(metrics) }
     }
 }
 
@@ -38,7 +40,7 @@ impl<S> Layer<S> for MetricsLayer {
 /// See [`MetricsLayer`].
 #[derive(Clone)]
 pub struct MetricsService<S> {
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     inner: S,
 }
 
@@ -57,7 +59,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let verb = verb_label(request.extensions().get::<RequestInfo>().map_or("unknown", |i| i.verb.as_str()));
-        let metrics = self.metrics.clone();
+        let metrics = Arc::clone(&self.metrics);
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
