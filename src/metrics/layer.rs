@@ -68,7 +68,7 @@ where
                 Ok(response) => response.status().as_u16(),
                 Err(status) => status.code.as_u16(),
             };
-            metrics.request(&verb, code, started.elapsed().as_secs_f64());
+            metrics.request(verb.clone(), code, started.elapsed().as_secs_f64());
             let response = result?;
             if verb == "watch" && response.status().is_success() {
                 let gauge = metrics.open_watches.clone();
