@@ -111,6 +111,18 @@ def status_kb(pid, key):
     return None
 
 
+def read_env(path):
+    """The harness's env file (KEY=value lines, shell-quoted) as a dict."""
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = (shlex.split(v) or [""])[0]
+    return env
+
+
 # ---------------------------------------------------------------- HTTP helpers
 
 
@@ -438,13 +450,7 @@ def main():
     ap.add_argument("--pinned", default="", help="how processes were pinned to CPUs (BENCH_PIN=1)")
     args = ap.parse_args()
 
-    env = {}
-    with open(args.env_file) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = (shlex.split(v) or [""])[0]
+    env = read_env(args.env_file)
     harness_pid = int(env["HARNESS_PID"])
     lua = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk.lua")
     targets = [

@@ -13,8 +13,8 @@ import argparse
 import datetime
 import glob
 import os
-import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,20 +44,7 @@ def log(msg):
     print(f"[instructions] {msg}", file=sys.stderr, flush=True)
 
 
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = (shlex.split(v) or [""])[0]
-    return env
-
-
 def free_port():
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -132,7 +119,7 @@ def main():
     ap.add_argument("--command", required=True)
     ap.add_argument("--versions", default="")
     args = ap.parse_args()
-    env = read_env(args.env_file)
+    env = driver.read_env(args.env_file)
     driver.seed(driver.Target("direct", "direct", env["KUBE_SERVER"], env["TOKEN_ADMIN"], env["KUBE_CA_FILE"]))
     work = tempfile.mkdtemp(prefix="instructions-", dir=os.path.join(os.path.dirname(args.results), ".run"))
 

@@ -27,7 +27,8 @@ CONNS = 32
 SCHED = ("finish_task_switch", "_raw_spin_unlock_irqrestore", "_raw_spin_unlock_irq", "__schedule", "schedule")
 
 
-def voluntary_switches(pid):
+def thread_switches(pid):
+    """Voluntary and involuntary context switches of all of `pid`'s threads so far."""
     total = 0
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -70,12 +71,12 @@ def profile(target, wl, seconds, lua, harness_pid, work):
     thread.start()
     time.sleep(2)
     data = os.path.join(work, f"{target.key}-{wl[0]}.perf")
-    api0, px0, sw0 = driver.cpu_seconds(harness_pid), driver.cpu_seconds(target.pid), voluntary_switches(target.pid)
+    api0, px0, sw0 = driver.cpu_seconds(harness_pid), driver.cpu_seconds(target.pid), thread_switches(target.pid)
     t0 = time.monotonic()
     subprocess.run(["perf", "record", "-q", "-F", str(FREQ), "-p", str(target.pid), "-o", data, "--", "sleep", str(window)],
                    check=True, capture_output=True)
     wall = time.monotonic() - t0
-    api1, px1, sw1 = driver.cpu_seconds(harness_pid), driver.cpu_seconds(target.pid), voluntary_switches(target.pid)
+    api1, px1, sw1 = driver.cpu_seconds(harness_pid), driver.cpu_seconds(target.pid), thread_switches(target.pid)
     thread.join()
     requests = result["requests"] / (result["duration_us"] / 1e6) * wall
     sched, kernel, user = split(data)
@@ -104,12 +105,7 @@ def main():
     ap.add_argument("--command", required=True)
     ap.add_argument("--pinned", default="", help="how processes were pinned to CPUs (BENCH_PIN=1)")
     args = ap.parse_args()
-    env = {}
-    with open(args.env_file) as f:
-        for line in f:
-            if "=" in line and not line.startswith("#"):
-                k, v = line.strip().split("=", 1)
-                env[k] = v
+    env = driver.read_env(args.env_file)
     harness_pid = int(env["HARNESS_PID"])
     lua = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk.lua")
     targets = [

@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import re
-import shlex
 import socket
 import sys
 import threading
@@ -683,13 +682,7 @@ def main():
     if args.watch_writes > 20000 or args.watch_rate > 200:
         raise SystemExit("bounds: watch writes <= 20000, watch rate <= 200/s")
 
-    env = {}
-    with open(args.env_file) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = (shlex.split(v) or [""])[0]
+    env = d.read_env(args.env_file)
     ctx = {"harness_pid": int(env["HARNESS_PID"]), "kube_port": urllib.parse.urlsplit(env["KUBE_SERVER"]).port}
     admin = d.Target("admin", "direct admin", env["KUBE_SERVER"], env["TOKEN_ADMIN"], env["KUBE_CA_FILE"])
     bob_direct = d.Target("bob", "direct bob", env["KUBE_SERVER"], env["TOKEN_BOB"], env["KUBE_CA_FILE"])
