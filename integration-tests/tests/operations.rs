@@ -214,9 +214,7 @@ fn json_log_format_writes_one_json_object_per_line() {
     std::fs::write(
         &config,
         format!(
-            "server:\n  listen: 127.0.0.1:{}\n  adminListen: 127.0.0.1:{}\n  tls:\n    generatedDir: tls\nupstream:\n  kubeconfig: {}\n",
-            free_port(),
-            free_port(),
+            "server:\n  listen: 127.0.0.1:0\n  adminListen: 127.0.0.1:0\n  tls:\n    generatedDir: tls\nupstream:\n  kubeconfig: {}\n",
             harness.var("CANOPY_UPSTREAM_KUBECONFIG")
         ),
     )

@@ -3,10 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
@@ -124,16 +125,18 @@ fn port_forward_over_spdy_and_websocket() {
     for bin in &s.kubectls {
         let ns = running_pod(Harness::shared(), bin, &s.kubeconfig);
         for (protocol, env) in protocols() {
-            let local_port = free_port();
+            // kubectl picks its own local port and prints it, so no other process can take it first.
             let mut forward = Command::new(bin)
                 .arg("--kubeconfig")
                 .arg(&s.kubeconfig)
-                .args(["-n", &ns, "port-forward", "pod/p", &format!("{local_port}:{remote_port}")])
+                .args(["-n", &ns, "port-forward", "pod/p", &format!(":{remote_port}")])
                 .envs(env.iter().copied())
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
+            let local_port = forwarded_port(forward.stdout.take().unwrap())
+                .unwrap_or_else(|| panic!("{protocol}: kubectl port-forward printed no local port"));
             let mut reply = String::new();
             eventually(Duration::from_secs(20), "port-forward to answer", || {
                 let Ok(mut conn) = TcpStream::connect(("127.0.0.1", local_port)) else { return false };
@@ -146,4 +149,18 @@ fn port_forward_over_spdy_and_websocket() {
             assert_eq!(reply, "pong:ping", "{protocol}");
         }
     }
+}
+
+/// The IPv4 port `kubectl port-forward` reports listening on ("Forwarding from 127.0.0.1:N -> M").
+/// Its output is drained to the end afterwards, so kubectl never blocks on a full pipe.
+fn forwarded_port(stdout: ChildStdout) -> Option<u16> {
+    let (found, port) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                let _ = found.send(rest.split(' ').next().and_then(|p| p.parse().ok()));
+            }
+        }
+    });
+    port.recv_timeout(Duration::from_secs(30)).ok().flatten()
 }

@@ -79,7 +79,8 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
-/// A free loopback port (bound and released; a small race other tests avoid by using their own).
+/// A free loopback port, bound and released: someone else may take it before it is used again,
+/// which `Canopy::spawn` recovers from by starting again.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -135,7 +136,23 @@ impl Canopy {
         Self::spawn(harness, options, Some(token))
     }
 
+    /// Starts Canopy on freshly picked ports, again on new ones when a port was taken between
+    /// `free_port` releasing it and Canopy binding it (an outbound connection's ephemeral port can
+    /// land there), so a parallel test can never make another fail at start-up.
     fn spawn(harness: &Harness, options: Options, sidecar_token: Option<&str>) -> Canopy {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match Self::try_spawn(harness, &options, sidecar_token) {
+                Ok(canopy) => return canopy,
+                Err(log) if attempt < ATTEMPTS && log.contains("Address already in use") => attempt += 1,
+                Err(log) => panic!("canopy exited at start-up (attempt {attempt}); log:\n{log}"),
+            }
+        }
+    }
+
+    /// One start: `Err(log)` when the process exits before it is live.
+    fn try_spawn(harness: &Harness, options: &Options, sidecar_token: Option<&str>) -> Result<Canopy, String> {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let mut config = format!(
@@ -177,7 +194,7 @@ impl Canopy {
             .stderr(std::fs::File::create(&stderr_log).unwrap())
             .spawn()
             .unwrap();
-        let canopy = Canopy {
+        let mut canopy = Canopy {
             child,
             ca_file: dir.path().join("tls/ca.crt"),
             dir,
@@ -189,14 +206,19 @@ impl Canopy {
             config: config_path,
             stderr_log,
         };
-        canopy.wait_until(|| canopy.admin_get("/livez").map(|(code, _)| code == 200).unwrap_or(false), "live");
-        canopy
-    }
-
-    fn wait_until(&self, mut ready: impl FnMut() -> bool, what: &str) {
+        // Only our own process's "serving" line proves the admin port is ours: until both ports
+        // are bound, `/livez` there could be answered by whoever holds it.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready() {
-            assert!(Instant::now() < deadline, "canopy never became {what}; log:\n{}", self.log());
+        loop {
+            if canopy.child.try_wait().unwrap().is_some() {
+                return Err(canopy.log());
+            }
+            if canopy.log().contains(&format!("admin={}", canopy.admin))
+                && canopy.admin_get("/livez").is_ok_and(|(code, _)| code == 200)
+            {
+                return Ok(canopy);
+            }
+            assert!(Instant::now() < deadline, "canopy never became live; log:\n{}", canopy.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
