@@ -79,10 +79,28 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
-/// A free loopback port, bound and released: someone else may take it before it is used again,
-/// which `Canopy::spawn` recovers from by starting again.
+/// A free loopback port, bound and released. Picked below the kernel's ephemeral range, as the
+/// harness picks its own, so no outbound connection's automatic local port can take it before it
+/// is used; another test's pick still can, which `Canopy::spawn` recovers from by starting again.
 pub fn free_port() -> u16 {
+    const LOWEST: u16 = 20_000;
+    let below = ephemeral_low();
+    if below > LOWEST + 1000 {
+        for _ in 0..100 {
+            let random = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+            let port = LOWEST + (random % u64::from(below - LOWEST)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The first port of the kernel's ephemeral range, or 0 when unknown.
+fn ephemeral_low() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    range.split_whitespace().next().and_then(|low| low.parse().ok()).unwrap_or(0)
 }
 
 /// Settings for one Canopy process.
