@@ -22,16 +22,17 @@ func freePorts(n int) ([]int, error) {
 	var ports []int
 	below := ephemeralLow()
 	for attempt := 0; len(ports) < n; attempt++ {
+		random := below > lowestPort+1000 && attempt < 100*n
 		addr := "127.0.0.1:0"
-		if below > lowestPort+1000 && attempt < 100*n {
+		if random {
 			addr = fmt.Sprintf("127.0.0.1:%d", lowestPort+rand.IntN(below-lowestPort))
 		}
 		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			if addr == "127.0.0.1:0" {
-				return nil, err
-			}
+		if err != nil && random {
 			continue // taken: try another
+		}
+		if err != nil {
+			return nil, err
 		}
 		defer l.Close()
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
