@@ -8,6 +8,16 @@
 //! [`config`] is validated once at load; [`access`] answers who may do what where, for the
 //! platform team.
 //! With the `fuzzing` feature (and in tests), `fuzz` holds the body of the `cargo fuzz` target.
+//!
+//! **One reading** (design invariant 10) is the rule every layer keeps: Canopy never forwards
+//! bytes it has not read into the meaning it judged, and never returns bytes it has not
+//! filtered. The query is read once, as the apiserver reads it, and travels in Canopy's
+//! canonical encoding ([`request::query`]); a body in a view is read once ([`decode`],
+//! [`transform::reading`]) and travels as Canopy's JSON of what it read; an answer in a view is
+//! asked of upstream in JSON and leaves as JSON or YAML Canopy rendered
+//! ([`transform::negotiate`], [`transform::render`]). What Canopy cannot read is refused (400,
+//! 406, 415, 502), never passed on; only raw streams (logs, proxied targets, upgraded
+//! connections) carry the caller's own bytes.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -17,6 +27,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod decode;
 pub mod discovery;
 pub mod fanout;
 #[cfg(any(test, feature = "fuzzing"))]

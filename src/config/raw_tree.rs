@@ -224,4 +224,14 @@ pub struct RawNamespaceAllow {
     /// Most namespaces the subtree may hold in all.
     #[serde(default)]
     pub quota: u32,
+    /// Label keys tenants may set on namespaces they create: exact keys or prefixes ending in
+    /// `*`. Default none: cluster components read namespace labels (Pod Security admission's
+    /// `pod-security.kubernetes.io/*`, mesh injection), so only what the platform lists is
+    /// accepted, and a create naming any other key is refused.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Annotation keys tenants may set on namespaces they create, as for `labels` (default none:
+    /// e.g. `scheduler.alpha.kubernetes.io/node-selector` pins every pod of a namespace).
+    #[serde(default)]
+    pub annotations: Vec<String>,
 }

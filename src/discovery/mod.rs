@@ -18,6 +18,8 @@ pub enum Document {
     Resources { group: String },
     /// `/api`, `/apis`: aggregated discovery when asked for (otherwise passed as it is).
     Groups,
+    /// `/apis/<group>`: an `APIGroup` (its versions), seen only where the group is visible.
+    Group { group: String },
     /// `/openapi/v3`: the index of group-version documents.
     OpenApiIndex,
     /// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`, `/openapi/v2`.
@@ -32,6 +34,7 @@ impl Document {
             ["api", _] => Document::Resources { group: String::new() },
             ["apis", group, _] => Document::Resources { group: (*group).to_owned() },
             ["api"] | ["apis"] => Document::Groups,
+            ["apis", group] => Document::Group { group: (*group).to_owned() },
             ["openapi", "v3"] => Document::OpenApiIndex,
             ["openapi", "v3", "api", _] => Document::OpenApi { group: Some(String::new()) },
             ["openapi", "v3", "apis", group, _] => Document::OpenApi { group: Some((*group).to_owned()) },
@@ -43,7 +46,9 @@ impl Document {
     /// Whether a view with `ceiling` may see this document at all.
     pub fn visible(&self, ceiling: &Ceiling) -> bool {
         match self {
-            Document::Resources { group } | Document::OpenApi { group: Some(group) } => group_visible(ceiling, group),
+            Document::Resources { group } | Document::Group { group } | Document::OpenApi { group: Some(group) } => {
+                group_visible(ceiling, group)
+            }
             _ => true,
         }
     }
@@ -53,6 +58,7 @@ impl Document {
         match self {
             Document::Resources { group } => filter_resource_list(ceiling, group, doc),
             Document::Groups => filter_aggregated(ceiling, doc),
+            Document::Group { .. } => {}
             Document::OpenApiIndex => openapi::filter_index(ceiling, doc),
             Document::OpenApi { .. } => openapi::filter_paths(ceiling, doc),
         }

@@ -30,7 +30,7 @@ use tower::{Service, ServiceExt};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
-use crate::request::info::encode_query;
+use crate::request::query::encode_pairs;
 use crate::rewrite::ViewNames;
 use crate::status::Status;
 use crate::transform::{self, Translation};
@@ -67,7 +67,7 @@ impl FanOut {
     fn request(&self, namespace: &str, query: &[(String, String)]) -> Result<Request<Body>, Status> {
         let mut uri = self.info.path_in_namespace(namespace);
         if !query.is_empty() {
-            uri = format!("{uri}?{}", encode_query(query));
+            uri = format!("{uri}?{}", encode_pairs(query));
         }
         let mut request = Request::builder()
             .method(Method::GET)

@@ -10,6 +10,7 @@ pub mod path;
 #[cfg(test)]
 pub(crate) mod props;
 pub mod read;
+pub mod select;
 pub mod write;
 
 use std::sync::Arc;
@@ -22,6 +23,18 @@ pub use path::{MaskPath, PathError};
 pub fn covers_subresource(subresource: &str) -> bool {
     matches!(subresource, "" | "status" | "ephemeralcontainers")
 }
+
+/// Every resource that holds a pod template: group, resource, and the template's path.
+const POD_TEMPLATES: [(&str, &str, &str); 8] = [
+    ("apps", "deployments", "$.spec.template"),
+    ("apps", "replicasets", "$.spec.template"),
+    ("apps", "statefulsets", "$.spec.template"),
+    ("apps", "daemonsets", "$.spec.template"),
+    ("batch", "jobs", "$.spec.template"),
+    ("batch", "cronjobs", "$.spec.jobTemplate.spec.template"),
+    ("", "replicationcontrollers", "$.spec.template"),
+    ("", "podtemplates", "$.template"),
+];
 
 /// A compiled mask rule of one node.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +82,30 @@ impl MaskRule {
             return Err(("read".into(), "a mask names at least one read or write path".into()));
         }
         Ok(rule)
+    }
+
+    /// For a rule on pods, the rules that hold it on every pod template: a controller creates
+    /// the pods a template describes, so a template may not set what a pod may not (read paths
+    /// included). Empty for rules on other resources.
+    pub fn on_pod_templates(&self) -> Vec<MaskRule> {
+        if !(self.group.is_empty() && self.resource == "pods") {
+            return Vec::new();
+        }
+        POD_TEMPLATES
+            .iter()
+            .map(|(group, resource, prefix)| MaskRule {
+                group: (*group).to_owned(),
+                resource: (*resource).to_owned(),
+                roles: self.roles.clone(),
+                read: Vec::new(),
+                write: self
+                    .write
+                    .iter()
+                    .chain(&self.read)
+                    .filter_map(|path| path.under(prefix).map(Arc::new))
+                    .collect(),
+            })
+            .collect()
     }
 
     fn applies(&self, group: &str, resource: &str, role: Option<&str>) -> bool {
@@ -152,5 +189,24 @@ mod tests {
         assert_eq!(Mask::of(&rules, "acme", "", "pods", None).unwrap().read.len(), 2, "unknown role: every rule");
         assert!(Mask::of(&rules, "acme", "apps", "pods", Some("edit")).is_none());
         assert!(Mask::of(&rules, "acme", "", "configmaps", Some("edit")).is_none());
+    }
+
+    #[test]
+    fn pod_masks_hold_on_every_pod_template() {
+        let pods = MaskRule::compile(&raw("pods", &["edit"], &["$.spec.nodeName"], &["$['spec'].tolerations"]), &known)
+            .unwrap();
+        let templates = pods.on_pod_templates();
+        assert_eq!(templates.len(), POD_TEMPLATES.len());
+        let texts = |rule: &MaskRule| rule.write.iter().map(|p| p.text.clone()).collect::<Vec<_>>();
+        let cronjobs = templates.iter().find(|r| r.resource == "cronjobs").unwrap();
+        assert_eq!(
+            texts(cronjobs),
+            ["$.spec.jobTemplate.spec.template['spec'].tolerations", "$.spec.jobTemplate.spec.template.spec.nodeName"]
+        );
+        assert!(cronjobs.read.is_empty() && cronjobs.roles == ["edit"] && cronjobs.group == "batch");
+        let podtemplates = templates.iter().find(|r| r.resource == "podtemplates").unwrap();
+        assert_eq!(texts(podtemplates)[1], "$.template.spec.nodeName");
+        let secrets = MaskRule::compile(&raw("secrets", &[], &["$.data"], &[]), &known).unwrap();
+        assert!(secrets.on_pod_templates().is_empty());
     }
 }

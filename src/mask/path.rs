@@ -96,6 +96,14 @@ impl MaskPath {
             .collect()
     }
 
+    /// This path applied below `prefix` (a names-only path such as `$.spec.template`): what it
+    /// selects in an object, selected in the object held there. `None` if the result does not
+    /// compile, which cannot happen for a compiled path under a names-only prefix.
+    pub fn under(&self, prefix: &str) -> Option<MaskPath> {
+        let rest = self.text.trim_start().strip_prefix('$')?;
+        MaskPath::compile(&format!("{prefix}{rest}")).ok()
+    }
+
     /// The path for messages, without the leading `$.`: `spec.nodeName`.
     pub fn field(&self) -> &str {
         self.text.trim_start_matches('$').trim_start_matches('.')

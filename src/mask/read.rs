@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::Mask;
 use super::path::{Location, Step, get, remove_all};
+use crate::status::Status;
 
 /// What a masked Table cell shows.
 pub const MASKED: &str = "<masked>";
@@ -33,14 +34,28 @@ pub struct ReadMask {
 impl ReadMask {
     /// The read mask of a request, widening a read's `query` to `includeObject=Object` so Table
     /// cells can be judged on the rows' objects.
-    pub fn for_request(mask: &std::sync::Arc<Mask>, verb: &str, query: &mut Vec<(String, String)>) -> Self {
+    /// A selector over a read-masked field is refused with 403 naming the field.
+    pub fn for_request(
+        mask: &std::sync::Arc<Mask>,
+        resource: &str,
+        verb: &str,
+        query: &mut Vec<(String, String)>,
+    ) -> Result<Self, Status> {
+        let selector = |key: &str| query.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+        if let Some(field) = super::select::masked_selector(mask, selector("fieldSelector"), selector("labelSelector"))
+        {
+            return Err(Status::forbidden(format!(
+                "{resource} is forbidden: selecting by {field} is not allowed in view {}, which masks that field",
+                mask.view
+            )));
+        }
         let mut include_object = None;
         if !mask.read.is_empty() && matches!(verb, "get" | "list" | "watch") {
             include_object = query.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.clone());
             query.retain(|(k, _)| k != "includeObject");
             query.push(("includeObject".into(), "Object".into()));
         }
-        ReadMask { mask: std::sync::Arc::clone(mask), include_object }
+        Ok(ReadMask { mask: std::sync::Arc::clone(mask), include_object })
     }
 
     /// Masks a whole answer: an object, a list, a Table or a watch event.

@@ -10,7 +10,7 @@ use tower::{Service, ServiceExt};
 
 use crate::auth::Identity;
 use crate::body::{self, Body};
-use crate::request::info::{encode_query, form_pairs};
+use crate::request::query::{Query, encode_pairs};
 use crate::status::Status;
 
 /// Largest upstream answer read here (one object; etcd's own limit is 1.5 MiB).
@@ -56,10 +56,10 @@ where
 
 /// The caller's write (`parts` with body `bytes`) as a dry run, as `identity`.
 fn dry_run(identity: &Identity, parts: &http::request::Parts, bytes: Bytes) -> Result<Request<Body>, Status> {
-    let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
+    let mut query: Vec<(String, String)> = Query::parse(parts.uri.query().unwrap_or(""))?.into_pairs();
     query.retain(|(k, _)| k != "dryRun");
     query.push(("dryRun".into(), "All".into()));
-    let uri = format!("{}?{}", parts.uri.path(), encode_query(&query));
+    let uri = format!("{}?{}", parts.uri.path(), encode_pairs(&query));
     let length = bytes.len();
     let mut request = Request::builder()
         .method(parts.method.clone())

@@ -18,7 +18,7 @@ use crate::auth::Identity;
 use crate::body::Body;
 use crate::discovery::Document;
 use crate::fanout::FanOut;
-use crate::request::info::{encode_query, form_pairs};
+use crate::request::query::{Query, encode_pairs};
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::rewrite::selector::{map_field_selector, namespace_equal};
@@ -125,8 +125,41 @@ fn open_stream_revocation(
     Some(revocation)
 }
 
+/// Confines `request` and answers it through `inner`; an answer about objects or discovery is
+/// rendered by Canopy in the encoding the client negotiated, never passed on as upstream sent it.
+async fn answer<S>(tree: &Arc<Tree>, mut request: Request<Body>, inner: S) -> Result<Response<Body>, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let info = request.extensions().get::<RequestInfo>().ok_or_else(|| Status::internal("unclassified request"))?;
+    let rendered = renders(info, request.headers());
+    let watch = info.verb == "watch";
+    let method = request.method().clone();
+    let encoding = match rendered {
+        true => Some(transform::negotiate::ask_for_json(request.headers_mut(), watch)?),
+        false => None,
+    };
+    let response = confined_answer(tree, request, inner).await?;
+    Ok(match encoding {
+        Some(encoding) => transform::render::render(&method, response, encoding),
+        None => response,
+    })
+}
+
+/// Whether the answer is about objects or discovery, so Canopy renders it. Logs, proxied
+/// targets and upgraded streams are the caller's own bytes; `/version` and health checks hold
+/// nothing of any tenant.
+fn renders(info: &RequestInfo, headers: &http::HeaderMap) -> bool {
+    if !info.is_resource_request {
+        return Document::of(info).is_some();
+    }
+    let raw = info.is_proxy() || matches!(info.subresource.as_str(), "log" | "exec" | "attach" | "portforward");
+    !raw && !crate::request::headers::is_upgrade(headers)
+}
+
 /// Confines `request` and answers it through `inner`.
-async fn answer<S>(tree: &Arc<Tree>, request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status>
+async fn confined_answer<S>(tree: &Arc<Tree>, request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
     S::Future: Send,
@@ -244,12 +277,15 @@ where
         if !document.visible(&ceiling) {
             return Err(Status::not_found("the server could not find the requested resource"));
         }
-        transform::ask_for_json(request.headers_mut());
         let map: DocumentMap = Box::new(move |doc| document.filter(&ceiling, doc));
         return Ok(Confined::Mapped(request, map, None));
     }
+    // The body is read once, here: every check below and upstream see Canopy's reading of it.
+    if renders(&info, request.headers()) {
+        request = transform::reading::canonical(request).await?;
+    }
     let names = ViewNames::new(tree, view);
-    let mut query: Vec<(String, String)> = form_pairs(request.uri().query().unwrap_or("")).collect();
+    let mut query: Vec<(String, String)> = Query::parse(request.uri().query().unwrap_or(""))?.into_pairs();
     if let Some(selector) = &selector {
         and_label_selector(&mut query, selector);
     }
@@ -275,7 +311,8 @@ where
     };
     let mask = Mask::of(&rules, &tree.nodes[governing].path, &info.api_group, &info.resource, role)
         .filter(|_| crate::mask::covers_subresource(&info.subresource));
-    let read_mask = mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.verb, &mut query));
+    let read_mask =
+        mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.resource, &info.verb, &mut query)).transpose()?;
     let secrets = if across {
         SecretFilter::across(tree, view, &info, &mut query)
     } else {
@@ -286,12 +323,9 @@ where
         None => request.uri().path().to_owned(),
     };
     if !query.is_empty() {
-        path = format!("{path}?{}", encode_query(&query));
+        path = format!("{path}?{}", encode_pairs(&query));
     }
     *request.uri_mut() = path.parse().map_err(|_| Status::bad_request("invalid request URI"))?;
-
-    // Responses are translated, so ask for JSON; protobuf passes only where nothing is rewritten.
-    transform::ask_for_json(request.headers_mut());
 
     let translation = Translation {
         tree: Arc::clone(tree),
@@ -405,9 +439,9 @@ mod tests {
     fn label_selector_is_anded() {
         let mut query = vec![];
         and_label_selector(&mut query, "a.tree/depth");
-        assert_eq!(encode_query(&query), "labelSelector=a%2Etree%2Fdepth");
-        let mut query: Vec<_> = form_pairs("labelSelector=x%3Dy&watch=1").collect();
+        assert_eq!(encode_pairs(&query), "labelSelector=a%2Etree%2Fdepth");
+        let mut query = Query::parse("labelSelector=x%3Dy&watch=1").unwrap().into_pairs();
         and_label_selector(&mut query, "k");
-        assert_eq!(encode_query(&query), "labelSelector=x%3Dy%2Ck&watch=1");
+        assert_eq!(encode_pairs(&query), "labelSelector=x%3Dy%2Ck&watch=true");
     }
 }

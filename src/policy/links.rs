@@ -25,7 +25,7 @@ use super::layer::and_label_selector;
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
-use crate::request::info::{encode_query, form_pairs};
+use crate::request::query::{Query, encode_pairs};
 use crate::rewrite::ViewNames;
 use crate::rewrite::links::source_in_view;
 use crate::rewrite::protobuf;
@@ -144,12 +144,12 @@ impl LinkGuard {
             }
             Action::DeleteCollection => {
                 let (mut parts, body) = request.into_parts();
-                let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
+                let mut query: Vec<(String, String)> = Query::parse(parts.uri.query().unwrap_or(""))?.into_pairs();
                 let mut probe: Vec<(String, String)> =
                     query.iter().filter(|(k, _)| k == "labelSelector" || k == "fieldSelector").cloned().collect();
                 and_label_selector(&mut probe, &self.key);
                 probe.push(("limit".into(), "1".into()));
-                let path = format!("{}?{}", self.collection(), encode_query(&probe));
+                let path = format!("{}?{}", self.collection(), encode_pairs(&probe));
                 let found = inner.oneshot(self.get(&path)?).await?;
                 if found.status().is_success() {
                     let list = read_json(found.into_body()).await?;
@@ -160,7 +160,7 @@ impl LinkGuard {
                 }
                 // Whatever is created between the check and the deletion, copies stay.
                 and_label_selector(&mut query, &format!("!{}", self.key));
-                parts.uri = format!("{}?{}", parts.uri.path(), encode_query(&query))
+                parts.uri = format!("{}?{}", parts.uri.path(), encode_pairs(&query))
                     .parse()
                     .map_err(|_| Status::bad_request("invalid request URI"))?;
                 Ok(Request::from_parts(parts, body))

@@ -1,7 +1,9 @@
 //! Namespaces tenants create (design invariant 3): named `prefix(view) + name`, stamped with the
 //! tree's labels so the view's selector, the reconciler (members' RoleBindings) and Canopy's
 //! live index all see them, created by Canopy itself (tenants hold no cluster-wide RBAC), within
-//! the ceiling's quota, and never with a name that a child node's prefix reserves.
+//! the ceiling's quota, and never with a name that a child node's prefix reserves. Labels and
+//! annotations the tenant sends must be ones the ceiling lists (`allow.namespaces.labels`,
+//! `annotations`; none by default), since cluster components act on them.
 
 use std::time::Duration;
 
@@ -44,15 +46,36 @@ pub async fn create_request(
             tree.nodes[view].path
         )));
     }
+    let ceiling = &tree.nodes[view].ceiling;
+    let refuse = |what: &str, key: &str, list: &str| {
+        Status::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: the {what} {key:?} is not one tenants may set in view {} \
+             (allow.namespaces.{list} of the tree)",
+            tree.nodes[view].path
+        ))
+    };
     let mut labels = asked.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     if let Some(labels) = labels.as_object_mut() {
-        // Tree labels are Canopy's to set: a tenant's own could move the namespace elsewhere.
+        // The label naming the namespace is the apiserver's to set (a tenant writes the virtual name).
+        labels.remove(crate::rewrite::json::METADATA_NAME);
+        // Tree labels are Canopy's to set whatever the list allows: they decide the owner.
         labels.retain(|key, _| !key.contains(&format!("tree.{}/", tree.domain)));
+        if let Some(key) = labels.keys().find(|key| !ceiling.namespace_labels.allows(key)) {
+            return Err(refuse("label", key, "labels"));
+        }
         for (key, value) in tree.labels(view).for_owned_namespace() {
             labels.insert(key, value.into());
         }
     }
     let annotations = asked.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
+    if let Some(key) = annotations
+        .as_object()
+        .into_iter()
+        .flat_map(|a| a.keys())
+        .find(|key| !ceiling.namespace_annotations.allows(key))
+    {
+        return Err(refuse("annotation", key, "annotations"));
+    }
     let object = json!({
         "apiVersion": "v1",
         "kind": "Namespace",

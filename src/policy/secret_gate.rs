@@ -4,8 +4,8 @@
 //! - GET of one Secret: a hidden type answers 404 exactly as a missing secret would.
 //! - DELETE, update or patch of one Secret: looked up first; a hidden one is 404 and stays as it
 //!   is. Deleting a collection is refused, since it would reach hidden secrets.
-//! - create, update and patch of a Secret, a Pod (and its `ephemeralcontainers`) or a pod-bearing
-//!   object: the write is first sent as a dry run, and the object the apiserver *would* store is
+//! - create, update and patch of a Secret, a Pod (and its `ephemeralcontainers`), a pod-bearing
+//!   object or a ServiceAccount (whose pull secrets its pods get): the write is first sent as a dry run, and the object the apiserver *would* store is
 //!   checked — so every patch type and server-side apply are judged on their result, not their
 //!   syntax. A Secret of another type is refused with 403 naming the type; a pod spec naming a
 //!   secret that is missing, unreadable or of another type is refused with 403 naming the field.
@@ -23,7 +23,7 @@ use serde_json::Value;
 use tower::{Service, ServiceExt};
 
 use super::as_caller::{self, Tried, encode_segment, read, read_json, try_write};
-use super::secret_refs::{SecretRef, configmap_refs, is_pod_bearing, secret_refs};
+use super::secret_refs::{SecretRef, Unknown, configmap_refs, names_secrets, secret_refs};
 use super::secrets::{SecretFilter, secret_type};
 use crate::auth::Identity;
 use crate::body::{self, Body};
@@ -69,7 +69,7 @@ impl SecretGate {
         let Some(namespace) = namespace.clone() else { return Ok(None) };
         let Some(filter) = SecretFilter::of(ceiling) else { return Ok(None) };
         let secrets = info.api_group.is_empty() && info.resource == "secrets" && info.subresource.is_empty();
-        let pods = is_pod_bearing(&info.api_group, &info.resource)
+        let pods = names_secrets(&info.api_group, &info.resource)
             && (info.subresource.is_empty() || (info.resource == "pods" && info.subresource == "ephemeralcontainers"));
         let check = match info.verb.as_str() {
             "get" if secrets => Check::Get,
@@ -176,7 +176,13 @@ impl SecretGate {
             return Ok(());
         }
         let mut checked: Vec<&str> = Vec::new();
-        let refs = secret_refs(object);
+        let refs = secret_refs(object).map_err(|Unknown(field)| {
+            let object_name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&self.name);
+            Status::forbidden(format!(
+                "{kind} {object_name:?} is forbidden: {field} is a volume source Canopy cannot check for the secrets it names, so it is not allowed in view {}",
+                self.view
+            ))
+        })?;
         for SecretRef { name, field } in &refs {
             if checked.contains(&name.as_str()) {
                 continue;
@@ -289,6 +295,7 @@ mod tests {
         assert_eq!(gate(&ceiling, "apps", "deployments", "scale", "patch"), Ok(None));
         assert_eq!(gate(&ceiling, "batch", "cronjobs", "", "update"), Ok(Some(Check::Write)));
         assert_eq!(gate(&ceiling, "", "configmaps", "", "create"), Ok(None));
+        assert_eq!(gate(&ceiling, "", "serviceaccounts", "", "patch"), Ok(Some(Check::Write)));
         assert_eq!(gate(&ceiling, "", "pods", "", "get"), Ok(None));
     }
 }

@@ -1,7 +1,9 @@
-//! The secrets (and ConfigMaps) a Pod or pod template names: volumes (and the `secretRef`s of volume plugins such
-//! as CSI's `nodePublishSecretRef`), projected volume sources, `env[].valueFrom.secretKeyRef`,
-//! `envFrom[].secretRef` of every container kind, and `imagePullSecrets`. Pure functions over
-//! JSON objects, each reference with the field path that names it, for error messages.
+//! The secrets (and ConfigMaps) a Pod or pod template names: volumes (every in-tree volume
+//! source's secret field, listed; an unknown source is refused), projected volume sources,
+//! `env[].valueFrom.secretKeyRef`, `envFrom[].secretRef` of every container kind, and
+//! `imagePullSecrets`; and those a ServiceAccount hands its pods (`imagePullSecrets`,
+//! `secrets`). Pure functions over JSON objects, each reference with the field path that names
+//! it, for error messages.
 
 use serde_json::Value;
 
@@ -24,6 +26,12 @@ pub fn is_pod_bearing(group: &str, resource: &str) -> bool {
     POD_BEARING.iter().any(|(g, r, _, _)| *g == group && *r == resource)
 }
 
+/// Whether objects of `group/resource` name secrets for pods: pod-bearing ones and
+/// ServiceAccounts.
+pub fn names_secrets(group: &str, resource: &str) -> bool {
+    is_pod_bearing(group, resource) || (group.is_empty() && resource == "serviceaccounts")
+}
+
 /// A secret named by a pod spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
@@ -33,14 +41,80 @@ pub struct SecretRef {
     pub field: String,
 }
 
-/// Every secret `object` (a Pod or a pod-bearing object, by its `kind`) names, in field order.
-pub fn secret_refs(object: &Value) -> Vec<SecretRef> {
-    refs(object, false)
+/// A volume source (or projection) Canopy does not know, so cannot tell what it names: the
+/// field path where it appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown(pub String);
+
+/// Where an in-tree volume source names a secret.
+#[derive(Debug, Clone, Copy)]
+enum Secret {
+    /// `<key>` holds the secret's name.
+    Named(&'static str),
+    /// `<key>.name` holds it.
+    Ref(&'static str),
+    /// Projected sources, each checked.
+    Projected,
+}
+
+/// Every volume source of core/v1 `VolumeSource` and where it names a secret; a source not in
+/// this list is refused, since what it names cannot be checked.
+const VOLUME_SOURCES: [(&str, Option<Secret>); 31] = [
+    ("name", None),
+    ("hostPath", None),
+    ("emptyDir", None),
+    ("gcePersistentDisk", None),
+    ("awsElasticBlockStore", None),
+    ("gitRepo", None),
+    ("secret", Some(Secret::Named("secretName"))),
+    ("nfs", None),
+    ("iscsi", Some(Secret::Ref("secretRef"))),
+    ("glusterfs", None),
+    ("persistentVolumeClaim", None),
+    ("rbd", Some(Secret::Ref("secretRef"))),
+    ("flexVolume", Some(Secret::Ref("secretRef"))),
+    ("cinder", Some(Secret::Ref("secretRef"))),
+    ("cephfs", Some(Secret::Ref("secretRef"))),
+    ("flocker", None),
+    ("downwardAPI", None),
+    ("fc", None),
+    ("azureFile", Some(Secret::Named("secretName"))),
+    ("configMap", None),
+    ("vsphereVolume", None),
+    ("quobyte", None),
+    ("azureDisk", None),
+    ("photonPersistentDisk", None),
+    ("projected", Some(Secret::Projected)),
+    ("portworxVolume", None),
+    ("scaleIO", Some(Secret::Ref("secretRef"))),
+    ("storageos", Some(Secret::Ref("secretRef"))),
+    ("csi", Some(Secret::Ref("nodePublishSecretRef"))),
+    ("ephemeral", None),
+    ("image", None),
+];
+
+/// Every projection of core/v1 `VolumeProjection`; only `secret` names a secret.
+const PROJECTIONS: [&str; 6] =
+    ["secret", "configMap", "downwardAPI", "serviceAccountToken", "clusterTrustBundle", "podCertificate"];
+
+/// Every secret `object` (a Pod, a pod-bearing object or a ServiceAccount, by its `kind`)
+/// names, in field order; an unknown volume source is an error.
+pub fn secret_refs(object: &Value) -> Result<Vec<SecretRef>, Unknown> {
+    if object.get("kind").and_then(Value::as_str) == Some("ServiceAccount") {
+        return Ok(service_account_refs(object));
+    }
+    let Some((spec, path)) = pod_spec(object) else { return Ok(Vec::new()) };
+    let mut refs = Refs { out: Vec::new() };
+    refs.pod_spec(spec, &path)?;
+    Ok(refs.out)
 }
 
 /// Every ConfigMap `object` names (volumes, projected sources, `env`, `envFrom`), in field order.
 pub fn configmap_refs(object: &Value) -> Vec<SecretRef> {
-    refs(object, true)
+    let Some((spec, path)) = pod_spec(object) else { return Vec::new() };
+    let mut refs = Refs { out: Vec::new() };
+    refs.configmaps(spec, &path);
+    refs.out
 }
 
 /// The pod spec of `object` (a Pod or a pod-bearing object, by its `kind`) and its field path,
@@ -52,13 +126,14 @@ pub fn pod_spec(object: &Value) -> Option<(&Value, String)> {
     Some((spec, path.join(".")))
 }
 
-fn refs(object: &Value, configmaps: bool) -> Vec<SecretRef> {
-    let Some((spec, path)) = pod_spec(object) else { return Vec::new() };
+/// Every secret a ServiceAccount names: the pods running as it get its `imagePullSecrets` from
+/// the apiserver's admission, and `secrets` lists what they may mount.
+fn service_account_refs(account: &Value) -> Vec<SecretRef> {
     let mut refs = Refs { out: Vec::new() };
-    if configmaps {
-        refs.configmaps(spec, &path);
-    } else {
-        refs.pod_spec(spec, &path);
+    for list in ["secrets", "imagePullSecrets"] {
+        for (i, secret) in items(account, list) {
+            refs.add(secret.get("name"), format!("{list}[{i}].name"));
+        }
     }
     refs.out
 }
@@ -74,28 +149,30 @@ impl Refs {
         }
     }
 
-    fn pod_spec(&mut self, spec: &Value, at: &str) {
+    fn pod_spec(&mut self, spec: &Value, at: &str) -> Result<(), Unknown> {
         for (i, volume) in items(spec, "volumes") {
             let at = format!("{at}.volumes[{i}]");
             let Some(sources) = volume.as_object() else { continue };
             for (plugin, source) in sources {
-                match plugin.as_str() {
-                    "name" => {}
-                    "secret" => self.add(source.get("secretName"), format!("{at}.secret.secretName")),
-                    "projected" => {
+                let Some((_, field)) = VOLUME_SOURCES.iter().find(|(known, _)| known == plugin) else {
+                    return Err(Unknown(format!("{at}.{plugin}")));
+                };
+                match *field {
+                    None => {}
+                    Some(Secret::Named(key)) => self.add(source.get(key), format!("{at}.{plugin}.{key}")),
+                    Some(Secret::Ref(key)) => {
+                        self.add(source.get(key).and_then(|s| s.get("name")), format!("{at}.{plugin}.{key}.name"));
+                    }
+                    Some(Secret::Projected) => {
                         for (j, projection) in items(source, "sources") {
-                            let name = projection.get("secret").and_then(|s| s.get("name"));
-                            self.add(name, format!("{at}.projected.sources[{j}].secret.name"));
+                            let at = format!("{at}.projected.sources[{j}]");
+                            for kind in projection.as_object().into_iter().flat_map(|p| p.keys()) {
+                                if !PROJECTIONS.contains(&kind.as_str()) {
+                                    return Err(Unknown(format!("{at}.{kind}")));
+                                }
+                            }
+                            self.add(projection.pointer("/secret/name"), format!("{at}.secret.name"));
                         }
-                    }
-                    "csi" => {
-                        let name = source.get("nodePublishSecretRef").and_then(|s| s.get("name"));
-                        self.add(name, format!("{at}.csi.nodePublishSecretRef.name"));
-                    }
-                    // cephfs, rbd, iscsi, flexVolume, scaleIO, storageos: `secretRef.name`.
-                    _ => {
-                        let name = source.get("secretRef").and_then(|s| s.get("name"));
-                        self.add(name, format!("{at}.{plugin}.secretRef.name"));
                     }
                 }
             }
@@ -115,6 +192,7 @@ impl Refs {
         for (i, pull) in items(spec, "imagePullSecrets") {
             self.add(pull.get("name"), format!("{at}.imagePullSecrets[{i}].name"));
         }
+        Ok(())
     }
 
     fn configmaps(&mut self, spec: &Value, at: &str) {
@@ -151,7 +229,45 @@ mod tests {
     use serde_json::json;
 
     fn names(object: &Value) -> Vec<(String, String)> {
-        secret_refs(object).into_iter().map(|r| (r.name, r.field)).collect()
+        secret_refs(object).unwrap().into_iter().map(|r| (r.name, r.field)).collect()
+    }
+
+    #[test]
+    fn every_in_tree_volume_source_secret_is_found() {
+        let pod = json!({"kind": "Pod", "spec": {"volumes": [
+            {"name": "a", "azureFile": {"secretName": "azure", "shareName": "s"}},
+            {"name": "b", "cephfs": {"monitors": [], "secretRef": {"name": "ceph"}}},
+            {"name": "c", "iscsi": {"secretRef": {"name": "chap"}}},
+            {"name": "d", "persistentVolumeClaim": {"claimName": "x"}}]}});
+        let found: Vec<String> = names(&pod).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(found, ["azure", "ceph", "chap"]);
+        assert_eq!(names(&pod)[0].1, "spec.volumes[0].azureFile.secretName");
+    }
+
+    #[test]
+    fn unknown_volume_sources_are_refused() {
+        let pod = json!({"kind": "Pod", "spec": {"volumes": [{"name": "a", "futureVolume": {"secretName": "s"}}]}});
+        assert_eq!(secret_refs(&pod), Err(Unknown("spec.volumes[0].futureVolume".into())));
+        let projected = json!({"kind": "Deployment", "spec": {"template": {"spec": {"volumes": [
+            {"name": "a", "projected": {"sources": [{"futureProjection": {"name": "s"}}]}}]}}}});
+        assert_eq!(
+            secret_refs(&projected),
+            Err(Unknown("spec.template.spec.volumes[0].projected.sources[0].futureProjection".into()))
+        );
+    }
+
+    #[test]
+    fn service_accounts_name_the_secrets_of_their_pods() {
+        let account =
+            json!({"kind": "ServiceAccount", "secrets": [{"name": "token"}], "imagePullSecrets": [{"name": "pull"}]});
+        assert_eq!(
+            names(&account),
+            [
+                ("token".to_owned(), "secrets[0].name".to_owned()),
+                ("pull".to_owned(), "imagePullSecrets[0].name".to_owned())
+            ]
+        );
+        assert!(names_secrets("", "serviceaccounts") && !names_secrets("", "configmaps"));
     }
 
     #[test]

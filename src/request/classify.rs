@@ -1,5 +1,7 @@
 //! The layer that classifies each request once — the view its URL names ([`super::ViewPath`]) and
-//! what it asks for ([`RequestInfo`]) — and stores both in its extensions for every later layer; paths that could be read two ways are refused with 400.
+//! what it asks for ([`RequestInfo`]) — and stores both in its extensions for every later layer.
+//! Paths and queries that could be read two ways are refused with 400; the query goes on in
+//! Canopy's canonical encoding ([`Query`]), so upstream executes what Canopy classified.
 
 use std::task::{Context, Poll};
 
@@ -8,6 +10,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::RequestInfo;
+use super::query::Query;
 use super::view::split_view;
 use crate::body::Body;
 use crate::status::Status;
@@ -45,13 +48,21 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let uri = request.uri().clone();
         let (view, path) = split_view(uri.path());
-        let info = match RequestInfo::parse(request.method(), path, uri.query()) {
+        let parsed = Query::parse(uri.query().unwrap_or(""));
+        let info = match RequestInfo::classify(request.method(), path, parsed.as_ref().unwrap_or(&Query::default())) {
             Ok(info) => info,
             Err(error) => return Either::Left(ready(Err(Status::bad_request(error.to_string())))),
         };
-        if view.0.is_some() {
-            // Later layers and upstream see the path inside the view.
-            let inner_uri = match uri.query() {
+        // Later layers and upstream see the path inside the view, and the query as Canopy read
+        // it; a proxied target's query is the target's own and travels as sent.
+        let query = match (uri.query(), parsed) {
+            (Some(raw), _) if info.is_proxy() => Some(raw.to_owned()),
+            (_, Err(error)) => return Either::Left(ready(Err(error.into()))),
+            (_, Ok(query)) if query.is_empty() => None,
+            (_, Ok(query)) => Some(query.encode()),
+        };
+        if view.0.is_some() || query.as_deref() != uri.query() {
+            let inner_uri = match query {
                 Some(query) => format!("{path}?{query}"),
                 None => path.to_owned(),
             };

@@ -5,6 +5,8 @@
 use http::Method;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str};
 
+use super::query::{Query, QueryError};
+
 /// Characters escaped when a path segment is written back: everything outside RFC 3986 `pchar`.
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -64,16 +66,30 @@ pub enum InfoError {
     /// A segment is not valid percent-encoded UTF-8.
     #[error("the request path {0:?} is not valid UTF-8 once decoded")]
     BadEncoding(String),
+    /// The query cannot be read one way only.
+    #[error(transparent)]
+    Query(#[from] QueryError),
 }
 
 impl RequestInfo {
     /// Classifies `method path?query`. `path` is the raw (still percent-encoded) path.
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Self, InfoError> {
+        Self::classify(method, path, &Query::parse(query.unwrap_or(""))?)
+    }
+
+    /// Classifies `method path` with its query already read.
+    pub fn classify(method: &Method, path: &str, query: &Query) -> Result<Self, InfoError> {
         let segments = decode_segments(path)?;
         let mut info = RequestInfo { verb: method.as_str().to_ascii_lowercase(), ..Default::default() };
         info.parse_segments(method, &segments, query);
         info.segments = segments;
         Ok(info)
+    }
+
+    /// Whether the query is the target's, not the apiserver's (`.../proxy/...`): it travels as
+    /// sent, since Canopy judges nothing in it.
+    pub fn is_proxy(&self) -> bool {
+        self.verb == "proxy" || self.subresource == "proxy"
     }
 
     /// The path with the namespace segment replaced by `namespace`, segments re-encoded.
@@ -108,7 +124,7 @@ impl RequestInfo {
         path
     }
 
-    fn parse_segments(&mut self, method: &Method, segments: &[String], query: Option<&str>) {
+    fn parse_segments(&mut self, method: &Method, segments: &[String], query: &Query) {
         let info = self;
         let mut parts: &[String] = segments;
         let prefix = match parts.first().map(String::as_str) {
@@ -175,10 +191,9 @@ impl RequestInfo {
             info.rest = parts[3..].to_vec();
         }
 
-        let query = Query::parse(query.unwrap_or(""));
         if info.name.is_empty() && info.verb == "get" {
-            info.verb = if query.watch { "watch" } else { "list" }.to_owned();
-            if let Some(name) = query.exact_name {
+            info.verb = if query.is_true("watch") { "watch" } else { "list" }.to_owned();
+            if let Some(name) = query.get("fieldSelector").and_then(exact_name_in_selector) {
                 info.name = name;
             }
         }
@@ -188,51 +203,12 @@ impl RequestInfo {
     }
 }
 
-/// The parts of a list query that change the classification.
-struct Query {
-    watch: bool,
-    exact_name: Option<String>,
-}
-
-impl Query {
-    fn parse(query: &str) -> Self {
-        let mut parsed = Query { watch: false, exact_name: None };
-        for (key, value) in form_pairs(query) {
-            match key.as_str() {
-                "watch" => parsed.watch = matches!(value.as_str(), "true" | "1"),
-                "fieldSelector" => parsed.exact_name = exact_name_in_selector(&value),
-                _ => {}
-            }
-        }
-        parsed
-    }
-}
-
 /// `metadata.name=x` (or `==`) as the only term a field selector holds about the name.
 fn exact_name_in_selector(selector: &str) -> Option<String> {
     selector.split(',').find_map(|term| {
         let (key, value) = term.split_once("==").or_else(|| term.split_once('='))?;
         (key.trim() == "metadata.name" && !key.ends_with('!')).then(|| value.trim().to_owned())
     })
-}
-
-/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
-pub fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(key), form_decode(value))
-    })
-}
-
-/// Encodes `pairs` as a query string.
-pub fn encode_query(pairs: &[(String, String)]) -> String {
-    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
-}
-
-fn form_decode(raw: &str) -> String {
-    let spaced = raw.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 /// Splits a raw path into decoded segments, refusing forms that could be read two ways.

@@ -1,4 +1,4 @@
-//! What a request is and what it may carry: classification ([`info`], [`classify`]) and the
+//! What a request is and what it may carry: classification ([`info`], [`query`], [`classify`]) and the
 //! header hygiene that keeps a client from smuggling identity past Canopy ([`headers`],
 //! [`guard`]).
 
@@ -6,6 +6,7 @@ pub mod classify;
 pub mod guard;
 pub mod headers;
 pub mod info;
+pub mod query;
 pub mod view;
 
 pub use classify::ClassifyLayer;

@@ -15,7 +15,21 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
             let is_namespace_object = object.get("kind").and_then(Value::as_str) == Some("Namespace");
             for (key, field) in object.iter_mut() {
                 match (key.as_str(), field) {
-                    ("namespace", Value::String(name)) => replace(name, map),
+                    ("namespace" | METADATA_NAME, Value::String(name)) => replace(name, map),
+                    ("namespaces", Value::Array(names)) => {
+                        for name in names.iter_mut() {
+                            match name {
+                                Value::String(name) => replace(name, map),
+                                other => map_namespaces(other, map),
+                            }
+                        }
+                    }
+                    ("matchExpressions", Value::Array(requirements)) => {
+                        for requirement in requirements.iter_mut() {
+                            map_name_requirement(requirement, map);
+                            map_namespaces(requirement, map);
+                        }
+                    }
                     ("cells", Value::Array(cells)) => cells.iter_mut().for_each(|cell| map_cell(cell, map)),
                     (LAST_APPLIED, Value::String(text)) => map_embedded(text, map),
                     ("metadata", Value::Object(metadata)) if is_namespace_object => {
@@ -33,6 +47,24 @@ pub fn map_namespaces(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
         Value::Array(items) => items.iter_mut().for_each(|item| map_namespaces(item, map)),
         Value::String(text) => map_service_account_name(text, map),
         _ => {}
+    }
+}
+
+/// The label every namespace carries with its own name, so selectors can pick namespaces by name.
+pub const METADATA_NAME: &str = "kubernetes.io/metadata.name";
+
+/// A label selector requirement on [`METADATA_NAME`] (`{key, operator, values}`): its values are
+/// namespace names.
+fn map_name_requirement(requirement: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    if requirement.get("key").and_then(Value::as_str) != Some(METADATA_NAME) {
+        return;
+    }
+    if let Some(Value::Array(values)) = requirement.get_mut("values") {
+        for value in values.iter_mut() {
+            if let Value::String(name) = value {
+                replace(name, map);
+            }
+        }
     }
 }
 
@@ -94,27 +126,97 @@ fn map_embedded(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
 /// items, a watch event's object, and Table rows (the object and the name cell), which carry no
 /// `kind` of their own.
 pub fn map_namespace_names(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
-    let name_of = |v: &mut Value| {
-        if let Some(Value::String(name)) = v.pointer_mut("/metadata/name") {
+    each_namespace_object(value, &mut |object| {
+        if let Some(Value::String(name)) = object.pointer_mut("/metadata/name") {
             replace(name, map);
         }
-    };
-    name_of(value);
-    if let Some(object) = value.get_mut("object") {
-        name_of(object);
-    }
-    if let Some(Value::Array(items)) = value.get_mut("items") {
-        items.iter_mut().for_each(name_of);
-    }
+    });
     if let Some(Value::Array(rows)) = value.get_mut("rows") {
         for row in rows {
-            if let Some(object) = row.get_mut("object") {
-                name_of(object);
-            }
             if let Some(Value::String(name)) = row.pointer_mut("/cells/0") {
                 replace(name, map);
             }
         }
+    }
+}
+
+/// Removes the tree's labels (keys holding `marker`, `tree.<domain>/`) from the Namespace
+/// objects of a response about namespaces: they name nodes by their physical prefixes.
+pub fn hide_tree_labels(value: &mut Value, marker: &str) {
+    each_namespace_object(value, &mut |object| {
+        if let Some(Value::Object(labels)) = object.pointer_mut("/metadata/labels") {
+            labels.retain(|key, _| !key.contains(marker));
+        }
+    });
+}
+
+/// Calls `f` on the object of a response about namespaces: the document, a watch event's object,
+/// each list item and each Table row's object.
+fn each_namespace_object(value: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+    f(value);
+    if let Some(object) = value.get_mut("object") {
+        f(object);
+    }
+    if let Some(Value::Array(items)) = value.get_mut("items") {
+        items.iter_mut().for_each(&mut *f);
+    }
+    if let Some(Value::Array(rows)) = value.get_mut("rows") {
+        rows.iter_mut().filter_map(|row| row.get_mut("object")).for_each(f);
+    }
+}
+
+/// Maps namespace names written into prose: a Status's message, its causes' messages and
+/// `details.name`, and an Event's `message` or `note`. Every maximal run of DNS-label characters
+/// is a candidate, so `acme-web-dev/x` and `(acme-web-dev/x; …)` are found and a longer name
+/// that merely starts with a namespace's is not.
+pub fn map_messages(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    let Value::Object(object) = value else { return };
+    let fields: &[&str] = match object.get("kind").and_then(Value::as_str) {
+        Some("Status") => &["message"],
+        Some("Event") => &["message", "note"],
+        _ => return,
+    };
+    for field in fields {
+        if let Some(Value::String(text)) = object.get_mut(*field) {
+            map_words(text, map);
+        }
+    }
+    if let Some(Value::Object(details)) = object.get_mut("details") {
+        if let Some(Value::String(name)) = details.get_mut("name") {
+            replace(name, map);
+        }
+        if let Some(Value::Array(causes)) = details.get_mut("causes") {
+            for cause in causes.iter_mut() {
+                if let Some(Value::String(text)) = cause.get_mut("message") {
+                    map_words(text, map);
+                }
+            }
+        }
+    }
+}
+
+/// [`map_messages`] on one text.
+fn map_words(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
+    let is_label = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(is_label) {
+        out.push_str(&rest[..start]);
+        let word = &rest[start..];
+        let end = word.find(|c: char| !is_label(c)).unwrap_or(word.len());
+        match map(&word[..end]) {
+            Some(mapped) => {
+                out.push_str(&mapped);
+                changed = true;
+            }
+            None => out.push_str(&word[..end]),
+        }
+        rest = &word[end..];
+    }
+    if changed {
+        out.push_str(rest);
+        *text = out;
     }
 }
 
@@ -237,6 +339,52 @@ mod tests {
         let mut doc = json!({"metadata": {"namespace": "kube-system"}});
         map_namespaces(&mut doc, &strip);
         assert_eq!(doc["metadata"]["namespace"], "kube-system");
+    }
+
+    #[test]
+    fn namespace_labels_show_the_virtual_name_and_no_tree_labels() {
+        let mut namespace = json!({"kind": "Namespace", "metadata": {"name": "acme-dev", "labels": {
+            METADATA_NAME: "acme-dev", "acme.tree.canopy.dev/depth": "0", "tree.canopy.dev/node": "acme", "team": "a"}}});
+        map_namespaces(&mut namespace, &strip);
+        map_namespace_names(&mut namespace, &strip);
+        hide_tree_labels(&mut namespace, "tree.canopy.dev/");
+        assert_eq!(namespace["metadata"]["labels"], json!({METADATA_NAME: "dev", "team": "a"}));
+    }
+
+    #[test]
+    fn selectors_on_namespace_names_are_mapped() {
+        let mut policy = json!({"kind": "NetworkPolicy", "spec": {"ingress": [{"from": [
+            {"namespaceSelector": {"matchLabels": {METADATA_NAME: "acme-prod"}}},
+            {"namespaceSelector": {"matchExpressions": [
+                {"key": METADATA_NAME, "operator": "In", "values": ["acme-prod", "kube-system"]},
+                {"key": "team", "operator": "In", "values": ["acme-prod"]}]}}]}]}});
+        map_namespaces(&mut policy, &strip);
+        let from = &policy["spec"]["ingress"][0]["from"];
+        assert_eq!(from[0]["namespaceSelector"]["matchLabels"][METADATA_NAME], "prod");
+        assert_eq!(from[1]["namespaceSelector"]["matchExpressions"][0]["values"], json!(["prod", "kube-system"]));
+        assert_eq!(from[1]["namespaceSelector"]["matchExpressions"][1]["values"], json!(["acme-prod"]));
+        let mut affinity = json!({"podAffinityTerm": {"namespaces": ["acme-dev", "other"], "topologyKey": "k"}});
+        map_namespaces(&mut affinity, &strip);
+        assert_eq!(affinity["podAffinityTerm"]["namespaces"], json!(["dev", "other"]));
+    }
+
+    #[test]
+    fn names_in_messages_are_mapped_as_whole_words() {
+        let mut status = json!({"kind": "Status", "message": "failed to create typed patch object (acme-dev/x; /v1, Kind=ConfigMap): acme-devx acme-dev",
+            "details": {"causes": [{"message": "namespace acme-dev is being terminated"}]}});
+        let only_dev = |name: &str| (name == "acme-dev").then(|| "dev".to_owned());
+        map_messages(&mut status, &only_dev);
+        assert_eq!(
+            status["message"],
+            "failed to create typed patch object (dev/x; /v1, Kind=ConfigMap): acme-devx dev"
+        );
+        assert_eq!(status["details"]["causes"][0]["message"], "namespace dev is being terminated");
+        let mut event = json!({"kind": "Event", "message": "Successfully assigned acme-dev/p to n"});
+        map_messages(&mut event, &only_dev);
+        assert_eq!(event["message"], "Successfully assigned dev/p to n");
+        let mut other = json!({"kind": "ConfigMap", "message": "acme-dev"});
+        map_messages(&mut other, &only_dev);
+        assert_eq!(other["message"], "acme-dev");
     }
 
     #[test]

@@ -29,9 +29,11 @@ use super::tokens::{Kind, Needles, Token};
 use crate::tree::links::source_key;
 
 /// Words below which name translation may change something (see `rewrite::json`): built.
-const NAMES_BUILD: [&str; 3] = ["namespace", "system:serviceaccount", "last-applied-configuration"];
+const NAMES_BUILD: [&str; 4] =
+    ["namespace", "system:serviceaccount", "last-applied-configuration", "kubernetes.io/metadata.name"];
 /// Words whose translation spans members (a Namespace's name, a row's cells): built whole.
-const NAMES_WHOLE: [&str; 2] = ["Namespace", "cells"];
+/// (Events and Status objects name namespaces in their prose, see `rewrite::json::map_messages`.)
+const NAMES_WHOLE: [&str; 4] = ["Namespace", "cells", "Event", "Status"];
 
 /// What the read masks reach, as a tree of member names: a value marked whole is built whole;
 /// above it, a value is built only if it holds a member named as one of the needles below it.

@@ -1,5 +1,7 @@
 //! Bodies between a view and upstream: namespace names in request bodies become physical, and
 //! in responses — objects, lists, Tables, Status errors and watch events — virtual again.
+//! Every answer in a view is Canopy's own: upstream is asked for JSON ([`negotiate`]) and what
+//! leaves is JSON Canopy produced or YAML rendered from it ([`render`]).
 //! Watches are translated one event (line) at a time as they stream, with a bounded line
 //! length; lists one item at a time as they stream ([`list`]); other responses whole, bounded in
 //! size.
@@ -8,6 +10,9 @@ pub mod event;
 mod item;
 pub mod lines;
 pub mod list;
+pub mod negotiate;
+pub mod reading;
+pub mod render;
 mod tokens;
 
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use crate::body::{self, Body, BoxError};
 use crate::mask::read::ReadMask;
 use crate::policy::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
-use crate::rewrite::json::{map_namespace_names, map_namespaces, map_status_message};
+use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
 use crate::status::Status;
 use crate::tree::{NodeId, Tree};
 
@@ -58,9 +63,17 @@ impl Translation {
         map_namespaces(value, &to_virtual);
         if self.namespaces {
             map_namespace_names(value, &to_virtual);
+            hide_tree_labels(value, &format!("tree.{}/", self.tree.domain));
         }
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
+        }
+        map_messages(value, &to_virtual);
+        if let Some(object) = value.get_mut("object") {
+            map_messages(object, &to_virtual);
+        }
+        if let Some(Value::Array(items)) = value.get_mut("items") {
+            items.iter_mut().for_each(|item| map_messages(item, &to_virtual));
         }
         crate::rewrite::links::present(value, &self.tree, self.view);
         // Secrets are judged on whole objects first; the mask then strips and cuts Tables back.
@@ -83,18 +96,17 @@ impl Translation {
     }
 }
 
-/// Rewrites namespace names in a JSON, YAML apply-patch or protobuf request body with `map`.
+/// Rewrites namespace names in a request body Canopy has read ([`reading::canonical`]: JSON,
+/// or protobuf) with `map`.
 pub async fn request(
     request: Request<Body>,
     map: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Request<Body>, Status> {
-    let content_type =
-        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let protobuf = content_type.contains("protobuf");
-    let rewritable = protobuf || content_type.contains("json") || content_type.contains("apply-patch+yaml");
-    if !rewritable {
-        return Ok(request);
-    }
+    let protobuf = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"));
     let (mut parts, body) = request.into_parts();
     let bytes = read_bytes(body).await?;
     if bytes.is_empty() {
@@ -106,7 +118,6 @@ pub async fn request(
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
         return Ok(Request::from_parts(parts, body::full(rewritten)));
     }
-    // JSON stays JSON; a YAML apply patch is sent as JSON, which is YAML too.
     with_document(parts, parse_document(&bytes)?, map)
 }
 
@@ -132,14 +143,10 @@ pub async fn read_bytes(body: Body) -> Result<Bytes, Status> {
         .to_bytes())
 }
 
-/// A JSON or YAML document.
+/// A JSON document, duplicate keys refused (bodies in a view are Canopy's JSON by the time
+/// anything judges them, see [`reading`]).
 pub fn parse_document(bytes: &[u8]) -> Result<Value, Status> {
-    match serde_json::from_slice(bytes) {
-        Ok(value) => Ok(value),
-        // Server-side apply bodies may be YAML.
-        Err(_) => serde_saphyr::from_slice(bytes)
-            .map_err(|e| Status::bad_request(format!("the request body is not JSON or YAML: {e}"))),
-    }
+    crate::decode::json(bytes).map_err(|e| Status::bad_request(format!("the request body is not JSON: {e}")))
 }
 
 /// A request with `document` as its JSON body, namespace names mapped by `map`.
@@ -154,33 +161,18 @@ pub fn with_document(
     Ok(Request::from_parts(parts, body::full(rewritten)))
 }
 
-/// Asks for JSON (the form Canopy rewrites) while keeping the JSON alternatives the client
-/// listed (`as=Table`, aggregated discovery); no compression, no conditional answers.
-pub fn ask_for_json(headers: &mut http::HeaderMap) {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let json: Vec<&str> =
-        accept.split(',').map(str::trim).filter(|a| !a.is_empty() && !a.contains("protobuf")).collect();
-    let accept = if json.is_empty() { "application/json".to_owned() } else { json.join(",") };
-    if let Ok(value) = HeaderValue::from_str(&accept) {
-        headers.insert(header::ACCEPT, value);
-    }
-    headers.remove(header::ACCEPT_ENCODING);
-    headers.remove(header::IF_NONE_MATCH);
-    headers.remove(header::IF_MODIFIED_SINCE);
-}
-
-/// A successful JSON response with `f` applied to its document; validators and caching headers
-/// are dropped, since they describe the upstream's document, not this one.
+/// A successful response with `f` applied to its JSON document, whatever upstream labelled it
+/// (it serves the OpenAPI v3 index as `text/plain`); validators and caching headers are dropped,
+/// since they describe the upstream's document, not this one.
 pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send + 'static) -> Response<Body> {
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
-    if !is_json || !response.status().is_success() {
+    if !response.status().is_success() {
         return response;
     }
     let (mut parts, body) = response.into_parts();
     for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED, header::EXPIRES] {
         parts.headers.remove(name);
     }
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     let mapped = async move {
         let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
@@ -191,11 +183,10 @@ pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send 
     Response::from_parts(parts, body::boxed(StreamBody::new(futures_util::stream::once(mapped))))
 }
 
-/// Translates a JSON response back into the view; other content types pass unchanged.
+/// Translates a JSON response back into the view; other content types are left to
+/// [`render::render`], which never lets them through in a view.
 pub fn response(response: Response<Body>, translation: Translation) -> Response<Body> {
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
-    if !is_json {
+    if !render::is_json(response.headers()) {
         return response;
     }
     let watch = translation.watch && response.status().is_success();

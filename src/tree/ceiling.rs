@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::key_patterns::KeyPatterns;
 use crate::config::raw_tree::{RawAllow, RawClusterRule, RawRule};
 
 /// The subresources a ceiling can grant.
@@ -45,6 +46,10 @@ pub struct Ceiling {
     pub subresources: BTreeSet<String>,
     pub namespace_create: bool,
     pub namespace_quota: u32,
+    /// Label keys tenants may set on namespaces they create.
+    pub namespace_labels: KeyPatterns,
+    /// Annotation keys tenants may set on namespaces they create.
+    pub namespace_annotations: KeyPatterns,
     /// Secret types the subtree may see, create and reference, in config order (for error
     /// paths); `None`: every type (no node up the tree names any, so nothing is filtered).
     pub secret_types: Option<Arc<Vec<String>>>,
@@ -68,6 +73,8 @@ impl Ceiling {
             subresources: SUBRESOURCES.iter().map(|s| s.to_string()).collect(),
             namespace_create: false,
             namespace_quota: 0,
+            namespace_labels: KeyPatterns::default(),
+            namespace_annotations: KeyPatterns::default(),
             secret_types: None,
             bindable_cluster_roles: None,
             storage_classes: None,
@@ -95,6 +102,8 @@ impl Ceiling {
             subresources: raw.subresources.iter().cloned().collect(),
             namespace_create: raw.namespaces.create,
             namespace_quota: raw.namespaces.quota,
+            namespace_labels: KeyPatterns::compile(&raw.namespaces.labels, "namespaces.labels")?,
+            namespace_annotations: KeyPatterns::compile(&raw.namespaces.annotations, "namespaces.annotations")?,
             secret_types,
             bindable_cluster_roles,
             storage_classes,
@@ -178,6 +187,14 @@ impl Ceiling {
                 "namespaces.quota".into(),
                 format!("quota {} exceeds the parent's {}", self.namespace_quota, parent.namespace_quota),
             ));
+        }
+        if let Some(excess) = self.namespace_labels.excess_over(&parent.namespace_labels, "namespaces.labels") {
+            return Some(excess);
+        }
+        if let Some(excess) =
+            self.namespace_annotations.excess_over(&parent.namespace_annotations, "namespaces.annotations")
+        {
+            return Some(excess);
         }
         names_within(
             &self.secret_types,
@@ -334,7 +351,10 @@ mod tests {
         child.namespace_create = true;
         child.namespace_quota = 5;
         assert_eq!(child.excess_over(&parent).unwrap().0, "namespaces.quota");
-        let raw = RawAllow { namespaces: RawNamespaceAllow { create: true, quota: 2 }, ..Default::default() };
+        let raw = RawAllow {
+            namespaces: RawNamespaceAllow { create: true, quota: 2, ..Default::default() },
+            ..Default::default()
+        };
         assert_eq!(Ceiling::compile(&raw).unwrap().excess_over(&parent), None);
     }
 

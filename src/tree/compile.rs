@@ -145,6 +145,7 @@ impl Tree {
         for (i, mask) in raw.masks.iter().enumerate() {
             let known_role = |role: &str| BUILTIN_ROLES.contains(&role) || self.roles.contains_key(role);
             let rule = MaskRule::compile(mask, &known_role).map_err(|(p, m)| err(&format!(".masks[{i}].{p}"), m))?;
+            masks.extend(rule.on_pod_templates().into_iter().map(Arc::new));
             masks.push(Arc::new(rule));
         }
         self.by_path.insert(path.clone(), id);

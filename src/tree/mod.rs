@@ -9,6 +9,7 @@
 
 pub mod ceiling;
 mod compile;
+pub mod key_patterns;
 mod labels;
 pub mod links;
 pub mod live;

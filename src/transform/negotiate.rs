@@ -1,0 +1,163 @@
+//! Content negotiation in a view. Every answer a tenant receives there is Canopy's own, rendered
+//! from JSON that Canopy has read and filtered, so upstream is always asked for JSON (keeping the
+//! client's `as=Table`, `as=PartialObjectMetadataList` and discovery alternatives) and the
+//! client's `Accept` decides only how Canopy renders what it filtered: JSON, or YAML for clients
+//! that prefer it. A client that accepts nothing Canopy produces gets `406`, as the apiserver
+//! answers an encoding it does not serve; nothing ever passes through unread.
+
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::status::Status;
+
+/// How Canopy renders an answer for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// `application/json` (watches: `application/json;stream=watch` as upstream labels them).
+    #[default]
+    Json,
+    /// `application/yaml`, from the filtered JSON.
+    Yaml,
+}
+
+/// The outcome of reading a client's `Accept`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// What the client receives.
+    pub encoding: Encoding,
+    /// What upstream is asked for: JSON alternatives only, in the client's order.
+    pub upstream_accept: String,
+}
+
+/// One media range of an `Accept` header.
+struct Range<'a> {
+    essence: String,
+    /// Parameters other than `q`, as sent (`as=Table;v=v1;g=meta.k8s.io`).
+    params: Vec<&'a str>,
+    quality: f32,
+}
+
+fn ranges(accept: &str) -> impl Iterator<Item = Range<'_>> {
+    accept.split(',').map(str::trim).filter(|r| !r.is_empty()).map(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+        let mut quality = 1.0;
+        let mut params = Vec::new();
+        for param in parts.filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some((name, value)) if name.trim().eq_ignore_ascii_case("q") => {
+                    quality = value.trim().parse().unwrap_or(0.0);
+                }
+                _ => params.push(param),
+            }
+        }
+        Range { essence, params, quality }
+    })
+}
+
+/// What Canopy renders for a range it can produce; `None` for ranges it cannot.
+fn produced(essence: &str, watch: bool) -> Option<Encoding> {
+    match essence {
+        "application/json" | "*/*" | "application/*" => Some(Encoding::Json),
+        // The apiserver streams watches in JSON or protobuf only.
+        "application/yaml" if !watch => Some(Encoding::Yaml),
+        _ => None,
+    }
+}
+
+/// Reads `accept` (absent: anything) for an answer Canopy renders; `watch` for watch streams.
+pub fn negotiate(accept: Option<&str>, watch: bool) -> Result<Negotiated, Status> {
+    let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
+    let mut best: Option<(f32, Encoding)> = None;
+    let mut upstream: Vec<String> = Vec::new();
+    for range in ranges(accept) {
+        let Some(encoding) = produced(&range.essence, watch) else { continue };
+        if range.quality <= 0.0 {
+            continue;
+        }
+        if best.is_none_or(|(quality, _)| range.quality > quality) {
+            best = Some((range.quality, encoding));
+        }
+        let params = range.params.iter().filter(|p| !p.to_ascii_lowercase().starts_with("stream="));
+        let alternative = std::iter::once("application/json").chain(params.copied()).collect::<Vec<_>>().join(";");
+        if !upstream.contains(&alternative) {
+            upstream.push(alternative);
+        }
+    }
+    let Some((_, encoding)) = best else {
+        return Err(not_acceptable(accept));
+    };
+    Ok(Negotiated { encoding, upstream_accept: upstream.join(",") })
+}
+
+/// Negotiates for the request whose headers are `headers`: upstream is asked for JSON, without
+/// compression or conditional answers (they would describe upstream's bytes, not Canopy's).
+pub fn ask_for_json(headers: &mut HeaderMap, watch: bool) -> Result<Encoding, Status> {
+    let accept = headers.get(header::ACCEPT).map(|v| v.to_str().map_err(|_| not_acceptable("(not ASCII)")));
+    let negotiated = negotiate(accept.transpose()?, watch)?;
+    let value = HeaderValue::from_str(&negotiated.upstream_accept).map_err(|_| not_acceptable("(unreadable)"))?;
+    headers.insert(header::ACCEPT, value);
+    headers.remove(header::ACCEPT_ENCODING);
+    headers.remove(header::IF_NONE_MATCH);
+    headers.remove(header::IF_MODIFIED_SINCE);
+    Ok(negotiated.encoding)
+}
+
+fn not_acceptable(accept: &str) -> Status {
+    Status::not_acceptable(format!(
+        "only the following media types are accepted in a view: application/json, application/yaml; asked for {accept}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiated(accept: &str, watch: bool) -> Option<(Encoding, String)> {
+        negotiate(Some(accept), watch).ok().map(|n| (n.encoding, n.upstream_accept))
+    }
+
+    #[test]
+    fn json_alternatives_go_upstream_in_order() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiated(kubectl, false), Some((Encoding::Json, kubectl.to_owned())));
+        assert_eq!(
+            negotiated("application/vnd.kubernetes.protobuf, */*", false),
+            Some((Encoding::Json, "application/json".to_owned()))
+        );
+        assert_eq!(negotiate(None, true).unwrap().upstream_accept, "application/json");
+    }
+
+    #[test]
+    fn yaml_is_rendered_from_json() {
+        assert_eq!(negotiated("application/yaml", false), Some((Encoding::Yaml, "application/json".to_owned())));
+        assert_eq!(
+            negotiated("application/json;q=0.5, application/yaml", false),
+            Some((Encoding::Yaml, "application/json".to_owned()))
+        );
+        assert_eq!(negotiated("application/yaml, application/json", false).map(|n| n.0), Some(Encoding::Yaml));
+        assert_eq!(negotiated("application/json, application/yaml", false).map(|n| n.0), Some(Encoding::Json));
+    }
+
+    #[test]
+    fn what_canopy_cannot_render_is_not_acceptable() {
+        for (accept, watch) in [
+            ("application/vnd.kubernetes.protobuf", false),
+            ("application/cbor", false),
+            ("text/html", false),
+            ("application/yaml", true),
+            ("application/json;q=0", false),
+            ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", false),
+        ] {
+            let error = negotiate(Some(accept), watch).unwrap_err();
+            assert_eq!(error.code, http::StatusCode::NOT_ACCEPTABLE, "{accept}");
+        }
+    }
+
+    #[test]
+    fn watch_stream_parameters_are_upstream_s_to_choose() {
+        assert_eq!(
+            negotiated("application/json;stream=watch", true),
+            Some((Encoding::Json, "application/json".to_owned()))
+        );
+    }
+}
