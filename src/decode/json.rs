@@ -1,8 +1,9 @@
-//! JSON as the apiserver's strict decoder reads it: serde_json's reading, with a key that
-//! appears twice in one object refused (sigs.k8s.io/json keeps the last value silently, and
-//! strict field validation rejects it; Canopy must not judge one value and forward the other).
+//! JSON as the apiserver's strict decoder reads it: serde_json's reading, with a key that appears
+//! twice in one object refused (sigs.k8s.io/json keeps the last value silently and strict field
+//! validation rejects it; Canopy must not judge one value and forward the other).
 
-use std::fmt;
+use std::cell::Cell;
+use std::fmt::{self, Write as _};
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -11,17 +12,45 @@ use super::DecodeError;
 
 /// A JSON body, duplicate object keys refused at any depth.
 pub fn json(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let duplicate = Cell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = Strict.deserialize(&mut deserializer).map_err(|e| DecodeError::Json(e.to_string()))?;
-    deserializer.end().map_err(|e| DecodeError::Json(e.to_string()))?;
-    Ok(value)
+    let read = Strict { duplicate: &duplicate }.deserialize(&mut deserializer);
+    read.and_then(|value| deserializer.end().map(|()| value)).map_err(|error| match duplicate.take() {
+        Some(Duplicate { key, way }) => {
+            DecodeError::JsonDuplicateKey { key, path: path(&way), line: error.line(), column: error.column() }
+        }
+        None => DecodeError::Json(error.to_string()),
+    })
 }
 
-/// Builds a `Value`, refusing duplicate keys.
-#[derive(Clone, Copy)]
-struct Strict;
+/// A key found twice, and the way from it out to the top (innermost step first).
+struct Duplicate {
+    key: String,
+    way: Vec<Step>,
+}
 
-impl<'de> DeserializeSeed<'de> for Strict {
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Builds a `Value`, refusing duplicate keys; the error of one is told through `duplicate`.
+#[derive(Clone, Copy)]
+struct Strict<'a> {
+    duplicate: &'a Cell<Option<Duplicate>>,
+}
+
+impl Strict<'_> {
+    /// Records, while a duplicate's error goes up, the step it came out of.
+    fn step(self, step: Step) {
+        if let Some(mut duplicate) = self.duplicate.take() {
+            duplicate.way.push(step);
+            self.duplicate.set(Some(duplicate));
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -29,7 +58,7 @@ impl<'de> DeserializeSeed<'de> for Strict {
     }
 }
 
-impl<'de> Visitor<'de> for Strict {
+impl<'de> Visitor<'de> for Strict<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -66,23 +95,54 @@ impl<'de> Visitor<'de> for Strict {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
+        loop {
+            match seq.next_element_seed(self) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(error) => {
+                    self.step(Step::Index(items.len()));
+                    return Err(error);
+                }
+            }
         }
-        Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                return Err(A::Error::custom(format!("duplicate field {key:?}")));
+                let error = A::Error::custom(format!("duplicate field {key:?}"));
+                self.duplicate.set(Some(Duplicate { key, way: Vec::new() }));
+                return Err(error);
             }
-            let value = map.next_value_seed(self)?;
-            object.insert(key, value);
+            match map.next_value_seed(self) {
+                Ok(value) => drop(object.insert(key, value)),
+                Err(error) => {
+                    self.step(Step::Key(key));
+                    return Err(error);
+                }
+            }
         }
         Ok(Value::Object(object))
     }
+}
+
+/// The way to an object as a field path (`spec.containers[0]`), keys that are not names quoted.
+fn path(way: &[Step]) -> String {
+    let mut path = String::new();
+    for step in way.iter().rev() {
+        let _ = match step {
+            Step::Index(index) => write!(path, "[{index}]"),
+            Step::Key(key) if is_name(key) && path.is_empty() => write!(path, "{key}"),
+            Step::Key(key) if is_name(key) => write!(path, ".{key}"),
+            Step::Key(key) => write!(path, "[{key:?}]"),
+        };
+    }
+    path
+}
+
+fn is_name(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -90,28 +150,41 @@ mod tests {
     use super::*;
     use serde_json::json as value;
 
+    const POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"dev",
+        "labels":{"app":"web"},"annotations":{"a.b/c":"d"}},"spec":{"containers":[{"name":"c",
+        "image":"nginx:1.25","args":["-v"],"ports":[{"containerPort":80,"protocol":"TCP"}],
+        "resources":{"limits":{"cpu":"500m","memory":"64Mi"}}}],"terminationGracePeriodSeconds":30,
+        "x":1.5,"n":null,"big":18446744073709551615,"neg":-3,"t":true}}"#;
+
     #[test]
     fn objects_read_as_serde_json_reads_them() {
-        let pod = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},
-            "spec":{"containers":[{"name":"c","image":"i","ports":[{"containerPort":80}]}],"x":1.5,"n":null,"big":18446744073709551615,"neg":-3}}"#;
-        assert_eq!(json(pod).unwrap(), serde_json::from_slice::<Value>(pod).unwrap());
-        assert_eq!(json(b" [1, true, \"\\u00e9\"] ").unwrap(), value!([1, true, "é"]));
+        assert_eq!(json(POD.as_bytes()).unwrap(), serde_json::from_str::<Value>(POD).unwrap());
+        assert_eq!(json(b" [1, true, \"\\u00e9\", 1e2] ").unwrap(), value!([1, true, "é", 100.0]));
     }
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth() {
-        for text in [r#"{"spec": {}, "spec": {}}"#, r#"{"a": [{"b": 1, "b": 2}]}"#, r#"{"a": {"x": {"y": 1, "y": 1}}}"#]
-        {
-            let error = json(text.as_bytes()).unwrap_err().to_string();
-            assert!(error.contains("duplicate field"), "{text}: {error}");
+        let cases = [
+            (r#"{"spec": {}, "spec": {}}"#, "duplicate field \"spec\" in the top-level object at line 1 column 19"),
+            (r#"{"a": [{"b": 1}, {"b": 1, "b": 2}]}"#, "duplicate field \"b\" in a[1] at"),
+            (r#"{"a": {"x.y": {"y": 1, "y": 1}}}"#, "duplicate field \"y\" in a[\"x.y\"] at"),
+            (r#"[[{"k": 1, "k": 1}]]"#, "duplicate field \"k\" in [0][0] at"),
+        ];
+        for (text, expected) in cases {
+            let error = json(text.as_bytes()).unwrap_err();
+            assert!(matches!(error, DecodeError::JsonDuplicateKey { .. }), "{text}: {error:?}");
+            assert!(error.to_string().starts_with(expected), "{text}: {error}");
         }
         assert!(json(br#"{"a": 1, "A": 2}"#).is_ok(), "keys are case-sensitive, as in the apiserver");
+        assert!(json(br#"{"a": {"b": 1}, "c": {"b": 1}}"#).is_ok(), "one key in two objects");
     }
 
     #[test]
     fn what_is_not_one_json_value_is_refused() {
-        for text in ["", "{", "{} {}", "{\"a\": 1,}", "[1] x"] {
-            assert!(json(text.as_bytes()).is_err(), "{text:?}");
+        for text in ["", "{", "{} {}", "{\"a\": 1,}", "[1] x", "NaN", "{\"a\": 1e999}"] {
+            assert!(matches!(json(text.as_bytes()), Err(DecodeError::Json(_))), "{text:?}");
         }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(matches!(json(deep.as_bytes()), Err(DecodeError::Json(_))), "nesting is bounded");
     }
 }

@@ -172,7 +172,10 @@ pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send 
     for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED, header::EXPIRES] {
         parts.headers.remove(name);
     }
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // The label keeps what kind of JSON it is (`as=APIGroupDiscoveryList`: clients read it).
+    if !render::is_json(&parts.headers) {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     let mapped = async move {
         let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
@@ -198,4 +201,23 @@ pub fn response(response: Response<Body>, translation: Translation) -> Response<
         list::translate(body, translation, MAX_EVENT, MAX_RESPONSE_BODY)
     };
     Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(content_type: &str) -> Response<Body> {
+        Response::builder().header(header::CONTENT_TYPE, content_type).body(body::full(r#"{"kind":"x"}"#)).unwrap()
+    }
+
+    #[test]
+    fn mapped_documents_keep_the_kind_of_json_they_are() {
+        let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+        let mapped = map_document(answer(aggregated), |_| {});
+        assert_eq!(mapped.headers()[header::CONTENT_TYPE], aggregated);
+        // The OpenAPI v3 index arrives labelled as text; it leaves as the JSON it is.
+        let mapped = map_document(answer("text/plain; charset=utf-8"), |_| {});
+        assert_eq!(mapped.headers()[header::CONTENT_TYPE], "application/json");
+    }
 }
