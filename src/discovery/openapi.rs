@@ -1,6 +1,7 @@
 //! OpenAPI as a view sees it: the v3 index lists only visible group-versions, and v2 and v3
-//! documents keep only the paths of visible resources (schemas stay: types are not secrets, and
-//! `kubectl explain` needs them).
+//! documents keep only the paths of visible resources and the schemas those paths reach.
+
+use std::collections::BTreeSet;
 
 use http::Method;
 use serde_json::Value;
@@ -26,10 +27,54 @@ pub fn filter_index(ceiling: &Ceiling, doc: &mut Value) {
     });
 }
 
-/// A v2 or v3 document: keeps the paths of resources the view can use.
+/// A v2 or v3 document: keeps the paths of resources the view can use, and of the schemas
+/// (v2 `definitions`, v3 `components.schemas`) only those those paths reach, so `kubectl
+/// explain` and client-side validation know no kind the view cannot use.
 pub fn filter_paths(ceiling: &Ceiling, doc: &mut Value) {
     let Some(Value::Object(paths)) = doc.get_mut("paths") else { return };
     paths.retain(|path, _| path_visible(ceiling, path));
+    let paths = doc.get("paths").cloned().unwrap_or(Value::Null);
+    for (pointer, prefix) in [("/definitions", "#/definitions/"), ("/components/schemas", "#/components/schemas/")] {
+        if let Some(Value::Object(schemas)) = doc.pointer_mut(pointer) {
+            let reached = reachable(&paths, schemas, prefix);
+            schemas.retain(|name, _| reached.contains(name));
+        }
+    }
+}
+
+/// The names of the schemas `from` refers to (`$ref: <prefix><name>`), and those they refer to.
+fn reachable(from: &Value, schemas: &serde_json::Map<String, Value>, prefix: &str) -> BTreeSet<String> {
+    let mut reached = BTreeSet::new();
+    let mut pending = Vec::new();
+    refs(from, prefix, &mut pending);
+    while let Some(name) = pending.pop() {
+        if let Some(schema) = schemas.get(&name)
+            && reached.insert(name)
+        {
+            refs(schema, prefix, &mut pending);
+        }
+    }
+    reached
+}
+
+/// Every `$ref` under `value` that names a schema by `prefix`, as the schema's name.
+fn refs(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, inner) in object {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => {
+                        if let Some(name) = target.strip_prefix(prefix) {
+                            out.push(name.to_owned());
+                        }
+                    }
+                    _ => refs(inner, prefix, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| refs(item, prefix, out)),
+        _ => {}
+    }
 }
 
 fn path_visible(ceiling: &Ceiling, path: &str) -> bool {

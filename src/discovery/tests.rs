@@ -107,3 +107,27 @@ fn openapi_paths_follow_the_ceiling() {
         ["/api/v1/", "/api/v1/namespaces/{namespace}/pods", "/api/v1/watch/namespaces/{namespace}/configmaps"]
     );
 }
+
+#[test]
+fn openapi_schemas_are_those_visible_paths_reach() {
+    let tree = tree();
+    let get = |kind: &str| serde_json::json!({"get": {"responses": {"200": {"schema": {"$ref": format!("#/definitions/{kind}")}}}}});
+    let mut v2 = serde_json::json!({
+    "paths": {"/api/v1/namespaces/{namespace}/pods": get("Pod"), "/api/v1/nodes": get("Node")},
+    "definitions": {
+        "Pod": {"properties": {"spec": {"$ref": "#/definitions/PodSpec"}}},
+        "PodSpec": {"properties": {"x": {"items": {"$ref": "#/definitions/Container"}}}},
+        "Container": {"type": "object"},
+        "Node": {"properties": {"status": {"$ref": "#/definitions/NodeStatus"}}},
+        "NodeStatus": {"type": "object"},
+    }});
+    Document::OpenApi { group: None }.filter(&ceiling(&tree, "acme/data"), &mut v2);
+    let kept: Vec<&String> = v2["definitions"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["Container", "Pod", "PodSpec"]);
+    let mut v3 = serde_json::json!({
+        "paths": {"/api/v1/nodes": {"get": {"$ref": "#/components/schemas/Node"}}},
+        "components": {"schemas": {"Node": {}, "Pod": {}}}});
+    Document::OpenApi { group: Some(String::new()) }.filter(&ceiling(&tree, "globex"), &mut v3);
+    let kept: Vec<&String> = v3["components"]["schemas"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["Node"]);
+}

@@ -141,11 +141,19 @@ pub fn map_namespace_names(value: &mut Value, map: &dyn Fn(&str) -> Option<Strin
 }
 
 /// Removes the tree's labels (keys holding `marker`, `tree.<domain>/`) from the Namespace
-/// objects of a response about namespaces: they name nodes by their physical prefixes.
+/// objects of a response about namespaces, and their entries in managed fields: they name nodes
+/// by their physical prefixes.
 pub fn hide_tree_labels(value: &mut Value, marker: &str) {
     each_namespace_object(value, &mut |object| {
         if let Some(Value::Object(labels)) = object.pointer_mut("/metadata/labels") {
             labels.retain(|key, _| !key.contains(marker));
+        }
+        if let Some(Value::Array(managers)) = object.pointer_mut("/metadata/managedFields") {
+            for manager in managers {
+                if let Some(Value::Object(labels)) = manager.pointer_mut("/fieldsV1/f:metadata/f:labels") {
+                    labels.retain(|key, _| !key.contains(marker));
+                }
+            }
         }
     });
 }
@@ -344,11 +352,16 @@ mod tests {
     #[test]
     fn namespace_labels_show_the_virtual_name_and_no_tree_labels() {
         let mut namespace = json!({"kind": "Namespace", "metadata": {"name": "acme-dev", "labels": {
-            METADATA_NAME: "acme-dev", "acme.tree.canopy.dev/depth": "0", "tree.canopy.dev/node": "acme", "team": "a"}}});
+            METADATA_NAME: "acme-dev", "acme.tree.canopy.dev/depth": "0", "tree.canopy.dev/node": "acme", "team": "a"},
+            "managedFields": [{"fieldsV1": {"f:metadata": {"f:labels": {"f:acme.tree.canopy.dev/depth": {}, "f:team": {}}}}}]}});
         map_namespaces(&mut namespace, &strip);
         map_namespace_names(&mut namespace, &strip);
         hide_tree_labels(&mut namespace, "tree.canopy.dev/");
         assert_eq!(namespace["metadata"]["labels"], json!({METADATA_NAME: "dev", "team": "a"}));
+        assert_eq!(
+            namespace["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:labels"],
+            json!({"f:team": {}})
+        );
     }
 
     #[test]

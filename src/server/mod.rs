@@ -1,9 +1,9 @@
 //! Serving: the TLS listener ([`listener`]) and the sidecar's plain loopback listener
 //! ([`plain`]), the TLS certificates ([`tls`]), the request pipeline both run ([`stack`]) and
-//! the threads they run on ([`threads`]), and the request body kept past an early answer
-//! ([`hold_body`]).
+//! the threads they run on ([`threads`]), and request bodies answered unread, drained
+//! ([`drain_body`]).
 
-pub mod hold_body;
+pub mod drain_body;
 pub mod listener;
 pub mod plain;
 pub mod stack;

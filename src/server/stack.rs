@@ -14,7 +14,7 @@ use crate::body::Body;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::policy::TenancyLayer;
 use crate::request::{ClassifyLayer, IdentityGuardLayer};
-use crate::server::hold_body::HoldRequestBodyLayer;
+use crate::server::drain_body::DrainRequestBodyLayer;
 use crate::status::RenderStatusLayer;
 use crate::tree::Tree;
 use crate::upstream::{Forward, Tunnels, Upstream};
@@ -32,9 +32,9 @@ pub fn proxy_stack(
     audit: Option<AuditSink>,
 ) -> ProxyService {
     let stack = ServiceBuilder::new()
-        // Outermost: a body refused unread is dropped only after the answer, so an HTTP/2 client
-        // gets the Status and a clean end of stream, not a reset.
-        .layer(HoldRequestBodyLayer)
+        // Outermost: a body refused unread is still read to its end (bounded), so an HTTP/2
+        // client gets the Status and a clean end of stream, not a reset.
+        .layer(DrainRequestBodyLayer)
         // Every `Status` error from the layers below becomes a Kubernetes Status response here,
         // so no layer renders its own and kubectl prints each one as it would the apiserver's.
         .layer(RenderStatusLayer)

@@ -118,7 +118,16 @@ pub async fn request(
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
         return Ok(Request::from_parts(parts, body::full(rewritten)));
     }
-    with_document(parts, parse_document(&bytes)?, map)
+    let mut document = parse_document(&bytes)?;
+    // The object's own namespace is read in view terms: a name the view does not know (a physical
+    // name included) matches no namespace, so the apiserver answers the mismatch as it would.
+    if let Some(Value::String(namespace)) = document.pointer_mut("/metadata/namespace")
+        && !namespace.is_empty()
+        && map(namespace).is_none()
+    {
+        *namespace = crate::rewrite::selector::NO_NAMESPACE.to_owned();
+    }
+    with_document(parts, document, map)
 }
 
 /// An access review's (bounded) body as JSON, whether sent as JSON, YAML or protobuf (the content
