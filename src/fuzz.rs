@@ -184,11 +184,9 @@ pub fn read_request(data: &[u8]) {
         let _ = crate::mask::select::masked_selector(&mask, selector("fieldSelector"), selector("labelSelector"));
         let _ = crate::rewrite::selector::map_field_selector(selector("fieldSelector"), true, &|n| Some(n.to_owned()));
     }
-    for read in [crate::decode::json(body), crate::decode::yaml(body)] {
-        if let Ok(value) = read {
-            let forwarded = serde_json::to_vec(&value).unwrap_or_default();
-            assert_eq!(crate::decode::json(&forwarded).ok(), Some(value), "Canopy's bytes read as what it judged");
-        }
+    for value in [crate::decode::json(body), crate::decode::yaml(body)].into_iter().flatten() {
+        let forwarded = serde_json::to_vec(&value).unwrap_or_default();
+        assert_eq!(crate::decode::json(&forwarded).ok(), Some(value), "Canopy's bytes read as what it judged");
     }
     let _ = crate::rewrite::protobuf::map_namespace(body, &|name| Some(format!("x-{name}")));
 }
