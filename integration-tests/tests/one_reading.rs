@@ -182,7 +182,9 @@ fn answer_matrix(canopy: &Canopy, user: &str, namespace: &str, pod: &str, shown:
                         || answer.content_type.starts_with("application/yaml"),
                     "{what}"
                 );
-                if answer.code == 200 && path == secrets {
+                // Metadata-only lists cannot show a secret's type, so Canopy leaves them all out
+                // (issue 21 asks to cut full answers down instead).
+                if answer.code == 200 && path == secrets && !accept.contains("PartialObjectMetadata") {
                     assert!(answer.body.contains(shown), "{what}");
                 }
                 if accept.starts_with("application/yaml") && answer.code == 200 {

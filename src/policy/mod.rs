@@ -24,7 +24,7 @@ use crate::auth::Identity;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
-use crate::tree::{NodeId, Tree};
+use crate::tree::{Ceiling, NodeId, Tree};
 
 /// How an allowed request is rewritten for upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -161,14 +161,7 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
-        let subresource = match info.subresource.as_str() {
-            "portforward" => Some("portforward"),
-            s @ ("exec" | "attach" | "log" | "proxy") => Some(s),
-            _ => None,
-        };
-        if let Some(sub) = subresource
-            && !ceiling.subresources.contains(sub)
-        {
+        if let Some(sub) = refused_subresource(ceiling, info) {
             return Err(forbidden(format!("use {sub} on {}", info.resource)));
         }
         if !ceiling.allows(&info.api_group, &info.resource, &info.verb) {
@@ -197,14 +190,19 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     if SELF_REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
         return Ok(Plan { rule: "self review", ..Plan::default() });
     }
-    if matches!(info.verb.as_str(), "get" | "list" | "watch")
+    // Only a cluster-scoped resource is ever read cluster-wide: an allowlist entry that also
+    // matches a namespaced one (`resources: ["*"]`) must not turn `-A` into an unconfined read.
+    let cluster_scoped = is_cluster_scoped(&info.api_group, &info.resource);
+    if cluster_scoped
+        && matches!(info.verb.as_str(), "get" | "list" | "watch")
         && ceiling.allows_cluster_read(&info.api_group, &info.resource)
     {
+        if let Some(sub) = refused_subresource(ceiling, info) {
+            return Err(forbidden(format!("use {sub} on {}", info.resource)));
+        }
         return Ok(Plan { rule: "cluster-scoped read allowed by the ceiling", ..Plan::default() });
     }
-    if !is_cluster_scoped(&info.api_group, &info.resource)
-        && ceiling.allows(&info.api_group, &info.resource, &info.verb)
-    {
+    if !cluster_scoped && ceiling.allows(&info.api_group, &info.resource, &info.verb) {
         // A namespaced resource asked for across namespaces: lists and watches span the view's.
         return match info.verb.as_str() {
             "list" | "watch" => {
@@ -215,6 +213,12 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
     Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))
+}
+
+/// The subresource of `info` that the ceiling's `subresources` list governs and leaves out.
+fn refused_subresource<'a>(ceiling: &Ceiling, info: &'a RequestInfo) -> Option<&'a str> {
+    let sub = info.subresource.as_str();
+    (crate::tree::ceiling::SUBRESOURCES.contains(&sub) && !ceiling.subresources.contains(sub)).then_some(sub)
 }
 
 /// Whether `identity` may create and delete namespaces in `view`: the ceiling allows it and the

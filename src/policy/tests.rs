@@ -101,3 +101,33 @@ fn a_namespace_answers_to_its_owners_ceiling_from_any_view_above() {
     assert!(attempt(&tree, "alice", Some("acme"), Method::GET, "/api/v1/namespaces/data-warehouse/configmaps").is_ok());
     assert!(attempt(&tree, "alice", Some("acme"), Method::DELETE, "/api/v1/namespaces/web-dev/configmaps/c").is_ok());
 }
+
+/// A tree whose only node reads every cluster-scoped resource and uses no subresource.
+fn wide_cluster_reader() -> Tree {
+    let raw: RawTree = serde_saphyr::from_str(
+        "domain: canopy.dev\nnodes:\n  - name: wide\n    namespaces: [main]\n    members: [{kind: User, name: wendy, role: admin}]\n    allow:\n      resources: [{apiGroups: [\"*\"], resources: [\"*\"], verbs: [\"*\"]}]\n      clusterResources: [{apiGroups: [\"*\"], resources: [\"*\"]}]\n",
+    )
+    .unwrap();
+    Tree::compile(&raw, "tree").unwrap()
+}
+
+#[test]
+fn a_wildcard_cluster_read_never_reads_namespaced_resources_cluster_wide() {
+    let tree = wide_cluster_reader();
+    for uri in ["/api/v1/configmaps", "/api/v1/secrets?watch=1", "/apis/apps/v1/deployments"] {
+        let plan = attempt(&tree, "wendy", None, Method::GET, uri).unwrap();
+        assert!(plan.across, "{uri} must be answered across the view's namespaces: {}", plan.rule);
+    }
+    let nodes = attempt(&tree, "wendy", None, Method::GET, "/api/v1/nodes").unwrap();
+    assert!(!nodes.across && nodes.namespace.is_none());
+}
+
+#[test]
+fn subresources_of_cluster_scoped_resources_pass_the_ceiling() {
+    let tree = wide_cluster_reader();
+    let proxy = attempt(&tree, "wendy", None, Method::GET, "/api/v1/nodes/n/proxy/stats").unwrap_err();
+    assert_eq!(proxy.code, 403, "{}", proxy.message);
+    assert!(attempt(&tree, "wendy", None, Method::GET, "/api/v1/nodes/n/status").is_ok());
+    let example = example();
+    assert!(attempt(&example, "dave", None, Method::GET, "/api/v1/nodes/n/proxy/stats").is_ok(), "globex allows proxy");
+}
