@@ -623,3 +623,30 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
         assert!(!exists_upstream("acme-web-dev", "configmap", &name), "case {i} was stored");
     }
 }
+
+#[test]
+fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("later");
+    let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
+    let selector = format!("/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3D{name}");
+    std::thread::scope(|scope| {
+        let all = scope.spawn(|| {
+            curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get("/api/v1/namespaces?watch=1", &[]) })
+        });
+        let one = scope.spawn(|| curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get(&selector, &[]) }));
+        std::thread::sleep(Duration::from_secs(2));
+        ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+        for (what, watch) in [("all", all.join().unwrap()), ("by name", one.join().unwrap())] {
+            assert!(watch.body.contains(&format!("\"name\":\"{name}\"")), "{what}: {}", watch.body);
+            assert!(!watch.body.contains("acme-web-"), "{what}: {}", watch.body);
+        }
+    });
+    // A dry run answers with the virtual name at once.
+    let started = std::time::Instant::now();
+    let dry =
+        ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &unique("dry"), "--dry-run=server", "-o", "json"]));
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(!dry.contains("acme-web-"), "{dry}");
+}

@@ -183,8 +183,10 @@ where
         Confined::Answer(response) => Ok(response),
         Confined::Gated(request, translation, gates) => gates.serve(inner, request, translation).await,
         Confined::CreateNamespace(request, translation, physical) => {
+            let dry_run = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("dryRun=")));
             let response = inner.call(request).await?;
-            if response.status().is_success() {
+            // A dry run creates nothing for the index to see.
+            if response.status().is_success() && !dry_run {
                 super::namespaces::settle(tree, &physical).await;
             }
             Ok(transform::response(response, translation))
@@ -290,7 +292,12 @@ where
         and_label_selector(&mut query, selector);
     }
     if let Some((_, fields)) = query.iter_mut().find(|(k, _)| k == "fieldSelector") {
-        *fields = map_field_selector(fields, info.resource == "namespaces", &|v| names.to_physical(v));
+        let namespaces = info.resource == "namespaces";
+        let prefix = &tree.nodes[view].prefix;
+        // A namespace created after this snapshot still has the physical name its view gives it;
+        // the subtree selector keeps the answer confined either way.
+        let physical = |v: &str| names.to_physical(v).or_else(|| namespaces.then(|| format!("{prefix}{v}")));
+        *fields = map_field_selector(fields, namespaces, &physical);
     }
     // Masked fields are stripped from the answer; Tables are read with whole objects to find
     // the cells showing them. Then secrets of other types are filtered, read whole to be judged.

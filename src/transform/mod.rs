@@ -37,6 +37,9 @@ pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
 pub const MAX_EVENT: usize = 16 << 20;
 
+/// What a message shows in place of a namespace of the tree outside the view.
+pub const HIDDEN_NAMESPACE: &str = "<another namespace>";
+
 /// How a response is translated back into a view.
 #[derive(Clone)]
 pub struct Translation {
@@ -62,18 +65,31 @@ impl Translation {
         let to_virtual = |physical: &str| names.to_virtual(physical);
         map_namespaces(value, &to_virtual);
         if self.namespaces {
-            map_namespace_names(value, &to_virtual);
+            // Namespaces answered here are the view's (its subtree selector chose them), also
+            // those created after this request's snapshot of the tree: their names drop the
+            // view's prefix as every name of the view does.
+            let prefix = self.tree.nodes[self.view].prefix.as_str();
+            let namespace_name = |physical: &str| {
+                names
+                    .to_virtual(physical)
+                    .or_else(|| physical.strip_prefix(prefix).filter(|v| !v.is_empty()).map(str::to_owned))
+            };
+            map_namespace_names(value, &namespace_name);
             hide_tree_labels(value, &format!("tree.{}/", self.tree.domain));
         }
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
-        map_messages(value, &to_virtual);
+        // Prose names the view's namespaces by their virtual names, and no other tenant's at all.
+        let in_prose = |physical: &str| {
+            names.to_virtual(physical).or_else(|| self.tree.owner(physical).map(|_| HIDDEN_NAMESPACE.to_owned()))
+        };
+        map_messages(value, &in_prose);
         if let Some(object) = value.get_mut("object") {
-            map_messages(object, &to_virtual);
+            map_messages(object, &in_prose);
         }
         if let Some(Value::Array(items)) = value.get_mut("items") {
-            items.iter_mut().for_each(|item| map_messages(item, &to_virtual));
+            items.iter_mut().for_each(|item| map_messages(item, &in_prose));
         }
         crate::rewrite::links::present(value, &self.tree, self.view);
         // Secrets are judged on whole objects first; the mask then strips and cuts Tables back.
@@ -218,6 +234,28 @@ mod tests {
 
     fn answer(content_type: &str) -> Response<Body> {
         Response::builder().header(header::CONTENT_TYPE, content_type).body(body::full(r#"{"kind":"x"}"#)).unwrap()
+    }
+
+    #[test]
+    fn messages_name_no_namespace_outside_the_view() {
+        let tree = Arc::new(crate::policy::tests::example());
+        let view = tree.node("acme/web").unwrap();
+        let translation = Translation {
+            tree: Arc::clone(&tree),
+            view,
+            namespace: None,
+            watch: false,
+            namespaces: false,
+            secrets: None,
+            mask: None,
+        };
+        let mut status = serde_json::json!({"kind": "Status",
+            "message": "cannot move acme-web-dev/x to acme-data-warehouse or globex-main; kube-system stays"});
+        translation.apply(&mut status);
+        assert_eq!(
+            status["message"],
+            "cannot move dev/x to <another namespace> or <another namespace>; kube-system stays"
+        );
     }
 
     #[test]
