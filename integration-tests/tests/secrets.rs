@@ -6,29 +6,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::tenants::*;
 use common::*;
 
-const HIDDEN: &str = "kubernetes.io/ssh-auth";
-
-fn admin() -> &'static Path {
-    Path::new(Harness::shared().var("ADMIN_KUBECONFIG"))
-}
-
-/// Creates a secret as the platform admin in a physical namespace.
-fn admin_secret(physical: &str, name: &str, kind: &str) {
-    let mut args = vec!["-n", physical, "create", "secret", "generic", name, "--type", kind];
-    args.push(if kind == HIDDEN { "--from-literal=ssh-privatekey=k" } else { "--from-literal=k=v" });
-    ok(kubectl(kubectl_bin(), admin(), &args));
-}
-
-/// Whether the admin sees `kind/name` in the physical namespace.
-fn exists_upstream(physical: &str, kind: &str, name: &str) -> bool {
-    kubectl(kubectl_bin(), admin(), &["-n", physical, "get", kind, name]).status.success()
-}
+const HIDDEN: &str = SSH_AUTH;
 
 #[test]
 fn secrets_of_other_types_are_invisible() {

@@ -62,19 +62,17 @@ impl Translation {
     /// as a whole (a watch event about a secret of another type, which is then dropped).
     pub fn apply(&self, value: &mut Value) -> bool {
         let names = ViewNames::new(&self.tree, self.view);
-        let to_virtual = |physical: &str| names.to_virtual(physical);
+        // Namespaces answered about namespaces are the view's (its subtree selector chose them),
+        // also those created after this request's snapshot of the tree: their names drop the
+        // view's prefix as every name of the view does.
+        let prefix = self.tree.nodes[self.view].prefix.as_str();
+        let to_virtual = |physical: &str| {
+            let fallback = || physical.strip_prefix(prefix).filter(|v| !v.is_empty()).map(str::to_owned);
+            names.to_virtual(physical).or_else(|| if self.namespaces { fallback() } else { None })
+        };
         map_namespaces(value, &to_virtual);
         if self.namespaces {
-            // Namespaces answered here are the view's (its subtree selector chose them), also
-            // those created after this request's snapshot of the tree: their names drop the
-            // view's prefix as every name of the view does.
-            let prefix = self.tree.nodes[self.view].prefix.as_str();
-            let namespace_name = |physical: &str| {
-                names
-                    .to_virtual(physical)
-                    .or_else(|| physical.strip_prefix(prefix).filter(|v| !v.is_empty()).map(str::to_owned))
-            };
-            map_namespace_names(value, &namespace_name);
+            map_namespace_names(value, &to_virtual);
             hide_tree_labels(value, &format!("tree.{}/", self.tree.domain));
         }
         if let Some((physical, virtual_name)) = &self.namespace {

@@ -44,3 +44,23 @@ pub fn lines(text: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// A secret type the example tree's acme hides.
+pub const SSH_AUTH: &str = "kubernetes.io/ssh-auth";
+
+/// The harness admin's kubeconfig (not through Canopy).
+pub fn admin() -> &'static Path {
+    Path::new(Harness::shared().var("ADMIN_KUBECONFIG"))
+}
+
+/// Creates a secret as the platform admin in a physical namespace.
+pub fn admin_secret(physical: &str, name: &str, kind: &str) {
+    let mut args = vec!["-n", physical, "create", "secret", "generic", name, "--type", kind];
+    args.push(if kind == SSH_AUTH { "--from-literal=ssh-privatekey=k" } else { "--from-literal=k=v" });
+    ok(kubectl(kubectl_bin(), admin(), &args));
+}
+
+/// Whether the admin sees `kind/name` in the physical namespace.
+pub fn exists_upstream(physical: &str, kind: &str, name: &str) -> bool {
+    kubectl(kubectl_bin(), admin(), &["-n", physical, "get", kind, name]).status.success()
+}
