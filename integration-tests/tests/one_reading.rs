@@ -96,7 +96,8 @@ fn scheduled_pod(bob: &Path) -> String {
     );
     ok(kubectl_stdin(kubectl_bin(), bob, &["-n", "dev", "apply", "-f", "-"], Some(&pod)));
     eventually(Duration::from_secs(20), "the pod to be bound", || {
-        let text = ok(kubectl(kubectl_bin(), admin(), &["-n", "acme-web-dev", "get", "pod", &name, "-o", "json"]));
+        let text =
+            ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", "acme-web-dev", "get", "pod", &name, "-o", "json"]));
         serde_json::from_str::<Value>(&text).unwrap()["spec"]["nodeName"].is_string()
     });
     name
@@ -244,7 +245,11 @@ fn yaml_bodies_are_stored_as_canopy_read_them() {
     );
     let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/configmaps", "application/yaml", &body);
     assert_eq!(answer.code, 201, "{}", answer.body);
-    let stored = ok(kubectl(kubectl_bin(), admin(), &["-n", "acme-web-dev", "get", "configmap", &name, "-o", "json"]));
+    let stored = ok(kubectl(
+        kubectl_bin(),
+        admin_kubeconfig(),
+        &["-n", "acme-web-dev", "get", "configmap", &name, "-o", "json"],
+    ));
     let stored: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["data"], serde_json::json!({"a": "1", "b": "text"}));
 }
@@ -420,8 +425,11 @@ fn network_policy_namespace_selectors_are_read_in_view_terms() {
                 {{"namespaceSelector": {{"matchExpressions": [{{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["prod", "kube-system"]}}]}}}}]}}]}}}}"#
     );
     ok(kubectl_stdin(kubectl_bin(), &bob, &["-n", "dev", "apply", "-f", "-"], Some(&policy)));
-    let stored =
-        ok(kubectl(kubectl_bin(), admin(), &["-n", "acme-web-dev", "get", "networkpolicy", &name, "-o", "json"]));
+    let stored = ok(kubectl(
+        kubectl_bin(),
+        admin_kubeconfig(),
+        &["-n", "acme-web-dev", "get", "networkpolicy", &name, "-o", "json"],
+    ));
     let stored: Value = serde_json::from_str(&stored).unwrap();
     let from = &stored["spec"]["ingress"][0]["from"];
     assert_eq!(from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "acme-web-prod");
@@ -506,7 +514,7 @@ fn tenants_set_only_the_namespace_labels_the_tree_allows() {
             created.0.push(physical.clone());
             let labels = ok(kubectl(
                 kubectl_bin(),
-                admin(),
+                admin_kubeconfig(),
                 &["get", "namespace", &physical, "-o", "jsonpath={.metadata.labels}"],
             ));
             assert!(
@@ -517,7 +525,7 @@ fn tenants_set_only_the_namespace_labels_the_tree_allows() {
         } else {
             let refused = fails(output);
             assert!(refused.contains("(Forbidden)") && refused.contains("allow.namespaces"), "{refused}");
-            assert!(!kubectl(kubectl_bin(), admin(), &["get", "namespace", &physical]).status.success());
+            assert!(!kubectl(kubectl_bin(), admin_kubeconfig(), &["get", "namespace", &physical]).status.success());
         }
     }
 }
@@ -563,8 +571,11 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
             ),
         );
         assert_eq!(answer.code, 201, "case {i}: {}\n{body}", answer.body);
-        let stored =
-            ok(kubectl(kubectl_bin(), admin(), &["-n", "acme-web-dev", "get", "configmap", &name, "-o", "json"]));
+        let stored = ok(kubectl(
+            kubectl_bin(),
+            admin_kubeconfig(),
+            &["-n", "acme-web-dev", "get", "configmap", &name, "-o", "json"],
+        ));
         let stored: Value = serde_json::from_str(&stored).unwrap();
         assert_eq!(stored["data"], judged["data"], "case {i}:\n{body}");
     }

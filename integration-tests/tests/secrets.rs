@@ -250,7 +250,7 @@ fn pod_templates_may_not_reference_missing_secrets() {
     }
     let volumes = ok(kubectl(
         kubectl_bin(),
-        admin(),
+        admin_kubeconfig(),
         &["-n", "acme-web-dev", "get", "deployment", &name, "-o", "jsonpath={.spec.template.spec.volumes}"],
     ));
     assert!(!volumes.contains(&hidden), "{volumes}");

@@ -49,7 +49,7 @@ pub fn lines(text: &str) -> Vec<String> {
 pub const SSH_AUTH: &str = "kubernetes.io/ssh-auth";
 
 /// The harness admin's kubeconfig (not through Canopy).
-pub fn admin() -> &'static Path {
+pub fn admin_kubeconfig() -> &'static Path {
     Path::new(Harness::shared().var("ADMIN_KUBECONFIG"))
 }
 
@@ -57,10 +57,10 @@ pub fn admin() -> &'static Path {
 pub fn admin_secret(physical: &str, name: &str, kind: &str) {
     let mut args = vec!["-n", physical, "create", "secret", "generic", name, "--type", kind];
     args.push(if kind == SSH_AUTH { "--from-literal=ssh-privatekey=k" } else { "--from-literal=k=v" });
-    ok(kubectl(kubectl_bin(), admin(), &args));
+    ok(kubectl(kubectl_bin(), admin_kubeconfig(), &args));
 }
 
 /// Whether the admin sees `kind/name` in the physical namespace.
 pub fn exists_upstream(physical: &str, kind: &str, name: &str) -> bool {
-    kubectl(kubectl_bin(), admin(), &["-n", physical, "get", kind, name]).status.success()
+    kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", physical, "get", kind, name]).status.success()
 }
