@@ -310,12 +310,19 @@ fn integer(text: &str) -> Option<Value> {
     text.parse::<u64>().ok().map(Value::from)
 }
 
-/// A float as Go's `json.Marshal` writes a float64: integral values within 2^53 as integers.
+/// A float as Go's `json.Marshal` writes a float64: integral values below 1e21 as the integer
+/// digits of the double (as far as JSON numbers here can hold them: within 64-bit integers).
 fn float(text: &str) -> Option<Value> {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
+    // 2^63: the first integral double an i64 cannot hold.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
     let value: f64 = text.parse().ok()?;
-    if value.fract() == 0.0 && value.abs() < EXACT {
-        return Some(Value::from(value as i64));
+    if value.fract() == 0.0 && value.abs() < 1e21 {
+        if (-I64_END..I64_END).contains(&value) {
+            return Some(Value::from(value as i64));
+        }
+        if value > 0.0 && value < 2.0 * I64_END {
+            return Some(Value::from(value as u64));
+        }
     }
     Number::from_f64(value).map(Value::Number)
 }
