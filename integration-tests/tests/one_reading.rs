@@ -221,16 +221,7 @@ fn yaml_merge_keys_cannot_set_a_write_masked_field() {
     // Anchors and aliases, and plain YAML 1.1 booleans, are refused the same way.
     for construct in ["a: &x 1\nb: *x\n", "data: {on: yes}\n"] {
         let body = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n{construct}");
-        let answer = curl(
-            &canopy,
-            "bob",
-            &Request::with_body(
-                "POST",
-                "/api/v1/namespaces/dev/configmaps",
-                &["Content-Type: application/yaml"],
-                &body,
-            ),
-        );
+        let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/configmaps", "application/yaml", &body);
         assert_eq!(answer.code, 400, "{construct}: {}", answer.body);
     }
     assert!(!exists_upstream("acme-web-dev", "configmap", &name));
@@ -560,16 +551,7 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
         let name = unique("diff");
         let body = format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  {data}...\n");
         let judged = canopy::decode::yaml(body.as_bytes()).unwrap_or_else(|e| panic!("case {i}: {e}\n{body}"));
-        let answer = curl(
-            &canopy,
-            "bob",
-            &Request::with_body(
-                "POST",
-                "/api/v1/namespaces/dev/configmaps",
-                &["Content-Type: application/yaml"],
-                &body,
-            ),
-        );
+        let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/configmaps", "application/yaml", &body);
         assert_eq!(answer.code, 201, "case {i}: {}\n{body}", answer.body);
         let stored = ok(kubectl(
             kubectl_bin(),
@@ -592,16 +574,7 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
         let name = unique("refused");
         let body = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  {data}");
         assert!(canopy::decode::yaml(body.as_bytes()).is_err(), "case {i} must be refused:\n{body}");
-        let answer = curl(
-            &canopy,
-            "bob",
-            &Request::with_body(
-                "POST",
-                "/api/v1/namespaces/dev/configmaps",
-                &["Content-Type: application/yaml"],
-                &body,
-            ),
-        );
+        let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/configmaps", "application/yaml", &body);
         assert_eq!(answer.code, 400, "case {i}: {}\n{body}", answer.body);
         assert!(!exists_upstream("acme-web-dev", "configmap", &name), "case {i} was stored");
     }
