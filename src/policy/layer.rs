@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tokio::sync::watch;
+use tower::util::BoxCloneService;
 use tower::{Layer, Service};
 
 use super::{Plan, decide, resolve_view};
@@ -34,6 +35,7 @@ use super::review::{self, Review};
 use super::revoke::{Revocation, Standing};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
+use super::write::{WriteDriver, WriteGate};
 use crate::mask::read::ReadMask;
 use crate::mask::{Mask, MaskRule};
 
@@ -71,7 +73,7 @@ pub struct TenancyService<S> {
 impl<S> Service<Request<Body>> for TenancyService<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Status;
@@ -130,7 +132,7 @@ fn open_stream_revocation(
 async fn answer<S>(tree: &Arc<Tree>, mut request: Request<Body>, inner: S) -> Result<Response<Body>, Status>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     let info = request.extensions().get::<RequestInfo>().ok_or_else(|| Status::internal("unclassified request"))?;
     let rendered = renders(info, request.headers());
@@ -162,7 +164,7 @@ fn renders(info: &RequestInfo, headers: &http::HeaderMap) -> bool {
 async fn confined_answer<S>(tree: &Arc<Tree>, request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     match confine(tree, request, inner.clone()).await? {
         Confined::Forward(request, translation) => {
@@ -181,7 +183,10 @@ where
             })
         }
         Confined::Answer(response) => Ok(response),
-        Confined::Gated(request, translation, gates) => gates.serve(inner, request, translation).await,
+        Confined::Judged(request, translation, driver) => {
+            driver.serve(BoxCloneService::new(inner), request, translation).await
+        }
+        Confined::Secret(request, translation, gate) => gate.serve(inner, request, translation).await,
         Confined::CreateNamespace(request, translation, physical) => {
             let dry_run = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("dryRun=")));
             let response = inner.call(request).await?;
@@ -206,50 +211,12 @@ enum Confined {
     Mapped(Request<Body>, DocumentMap, Option<Translation>),
     /// Answered by Canopy itself.
     Answer(Response<Body>),
-    /// Forward once the write is judged (see [`Gates`]).
-    Gated(Request<Body>, Translation, Gates),
+    /// Judge the write, then commit exactly what was judged (see [`WriteDriver`]).
+    Judged(Request<Body>, Translation, WriteDriver),
+    /// A read or delete of one Secret in a view that limits secret types.
+    Secret(Request<Body>, Translation, SecretGate),
     /// Create a tenant's namespace (physical name given), then let the live index catch up.
     CreateNamespace(Request<Body>, Translation, String),
-}
-
-/// The checks a write passes before it is sent: write masks, then the gate that sends it.
-struct Gates {
-    mask: Option<MaskGate>,
-    sender: Sender,
-}
-
-/// What sends a judged write.
-enum Sender {
-    /// References of the written object (with secret types, if the view limits them).
-    References(Box<ReferenceGate>),
-    /// Secret types alone.
-    Secrets(Box<SecretGate>),
-    /// Nothing more to judge.
-    Plain,
-}
-
-impl Gates {
-    async fn serve<S>(
-        self,
-        inner: S,
-        request: Request<Body>,
-        translation: Translation,
-    ) -> Result<Response<Body>, Status>
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
-        S::Future: Send,
-    {
-        use tower::ServiceExt;
-        let request = match self.mask {
-            Some(gate) => gate.check(inner.clone(), request).await?,
-            None => request,
-        };
-        match self.sender {
-            Sender::References(gate) => gate.serve(inner, request, translation).await,
-            Sender::Secrets(gate) => gate.serve(inner, request, translation).await,
-            Sender::Plain => Ok(transform::response(inner.oneshot(request).await?, translation)),
-        }
-    }
 }
 
 /// Applies the tenancy decision to `request`; `inner` answers the lookups some checks make as
@@ -369,25 +336,29 @@ where
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
     let node = &tree.nodes[governing];
-    let secrets = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?.map(Box::new);
+    let secrets = SecretGate::of(&node.ceiling, &node.path, &info, &identity, &namespace)?;
     // Linked copies are read-only: checked before anything is written, dry runs included.
     let request = match LinkGuard::of(tree, view, &info, &identity, &namespace) {
         Some(guard) => guard.check(inner, request).await?,
         None => request,
     };
-    let gates = Gates {
-        mask: match &mask {
-            Some(mask) => MaskGate::of(mask, &info, &identity)?,
-            None => None,
-        },
-        // A write judged for both (pod specs) is judged on one dry run.
-        sender: match ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
-            Some(gate) => Sender::References(Box::new(gate.with_secrets(secrets.map(|g| *g)))),
-            None => secrets.map_or(Sender::Plain, Sender::Secrets),
-        },
-    };
-    if gates.mask.is_some() || !matches!(gates.sender, Sender::Plain) {
-        return Ok(Confined::Gated(request, translation, gates));
+    // Masks first: an update gets the values the view hid back before anything judges it.
+    let mut gates: Vec<Box<dyn WriteGate>> = Vec::new();
+    if let Some(mask) = &mask
+        && let Some(gate) = MaskGate::of(mask, &info, &identity)?
+    {
+        gates.push(Box::new(gate));
+    }
+    match secrets {
+        Some(gate) if gate.judges_writes() => gates.push(Box::new(gate)),
+        Some(gate) => return Ok(Confined::Secret(request, translation, gate)),
+        None => {}
+    }
+    if let Some(gate) = ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
+        gates.push(Box::new(gate));
+    }
+    if !gates.is_empty() {
+        return Ok(Confined::Judged(request, translation, WriteDriver { gates, identity }));
     }
     Ok(Confined::Forward(request, Some(translation)))
 }

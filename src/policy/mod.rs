@@ -10,6 +10,7 @@ mod layer;
 mod links;
 mod mask_gate;
 mod namespaces;
+mod precondition;
 mod reference_gate;
 mod references;
 pub mod review;
@@ -17,6 +18,7 @@ pub mod revoke;
 mod secret_gate;
 mod secret_refs;
 pub mod secrets;
+mod write;
 
 pub use layer::{TenancyLayer, TenancyService};
 

@@ -1,12 +1,11 @@
 //! References stay in the tree (design invariant 6), applied to writes. Create, update and patch
 //! of Roles, RoleBindings, Pods and pod-bearing objects, PersistentVolumeClaims and Ingresses are
-//! first sent as a dry run as the caller, and the object the apiserver *would* store is judged
+//! judged by the write driver ([`super::write`]) on the object the apiserver *would* store
 //! ([`super::references`]), so every patch type and server-side apply are judged on their
 //! result. What the tree alone cannot answer is looked up: a RoleBinding's Role and a pod spec's
 //! ServiceAccount as the caller (what the caller cannot read upstream, it may not reference,
 //! and Canopy needs no read access to tenants' namespaces), a StorageClass or IngressClass as
 //! Canopy (cluster-scoped platform objects that tenants' upstream RBAC rarely lets them read).
-//! Only then is the write sent for real; a refused write changes nothing upstream.
 //!
 //! When the apiserver refuses the dry run itself (a binding to a Role that does not exist or to
 //! a ClusterRole the caller does not hold, a pod whose ServiceAccount is missing), an object sent
@@ -15,40 +14,28 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
 use super::AsCanopy;
-use super::as_caller::{Tried, encode_segment, read_json, try_write};
+use super::as_caller::{encode_segment, read_json};
 use super::references::{self, Lookup};
-use super::secret_gate::SecretGate;
+use super::write::{Proposed, Upstream, Write, WriteGate};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
 use crate::status::Status;
-use crate::transform::{self, Translation};
 use crate::tree::{NodeId, Tree};
-
-/// Whether the body of a write is the object as the caller wants it stored: create, update and
-/// server-side apply (whose configuration names everything it sets), not other patch types.
-fn sends_whole_object(parts: &http::request::Parts) -> bool {
-    let apply = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/apply-patch"));
-    parts.method == Method::POST || parts.method == Method::PUT || (parts.method == Method::PATCH && apply)
-}
 
 /// The object a write sends, as JSON (kubectl sends the objects of its `create role` and
 /// `create rolebinding` as protobuf).
-fn sent_object(parts: &http::request::Parts, bytes: &[u8]) -> Option<Value> {
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.contains("protobuf") {
-        return crate::rewrite::protobuf::references_to_json(bytes).ok();
+fn sent_object(write: &Write) -> Option<Value> {
+    match &write.sent {
+        Some(sent) => Some(sent.clone()),
+        None => crate::rewrite::protobuf::references_to_json(&write.bytes).ok(),
     }
-    transform::parse_document(bytes).ok()
 }
 
 /// A write whose references are checked before it is sent.
@@ -60,9 +47,6 @@ pub struct ReferenceGate {
     namespace: (String, String),
     /// The object named in the path, if any.
     name: String,
-    /// The view's secret-type checks of the same write (pod specs in views that limit secret
-    /// types), made on the same dry run.
-    secrets: Option<SecretGate>,
 }
 
 impl ReferenceGate {
@@ -83,49 +67,8 @@ impl ReferenceGate {
                 identity: identity.clone(),
                 namespace,
                 name: info.name.clone(),
-                secrets: None,
             }
         })
-    }
-
-    /// Also makes the secret-type checks of `secrets` on the dry-run result.
-    pub fn with_secrets(mut self, secrets: Option<SecretGate>) -> Self {
-        self.secrets = secrets;
-        self
-    }
-
-    /// Answers `request` (already rewritten for upstream) through `inner`.
-    pub async fn serve<S>(
-        self,
-        inner: S,
-        request: Request<Body>,
-        translation: Translation,
-    ) -> Result<Response<Body>, Status>
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
-        S::Future: Send,
-    {
-        let (parts, body) = request.into_parts();
-        let bytes = transform::read_bytes(body).await?;
-        let object = match try_write(inner.clone(), &self.identity, &parts, bytes.clone()).await? {
-            Tried::Object(object) => object,
-            Tried::Refused(answer) => {
-                let refused = matches!(answer.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND);
-                if refused
-                    && sends_whole_object(&parts)
-                    && let Some(sent) = sent_object(&parts, &bytes)
-                {
-                    self.judge(inner.clone(), &sent).await?;
-                }
-                return Ok(transform::response(answer, translation));
-            }
-        };
-        if let Some(secrets) = &self.secrets {
-            secrets.judge(inner.clone(), &object).await?;
-        }
-        self.judge(inner.clone(), &object).await?;
-        let request = Request::from_parts(parts, body::full(bytes));
-        Ok(transform::response(inner.oneshot(request).await?, translation))
     }
 
     /// Refuses `object` with 403 if it names something outside the view or missing upstream.
@@ -225,5 +168,29 @@ impl ReferenceGate {
             return Ok((status, None));
         }
         Ok((status, Some(read_json(found.into_body()).await?)))
+    }
+}
+
+impl WriteGate for ReferenceGate {
+    fn judge<'a>(&'a self, upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(self.judge(upstream, proposed.result))
+    }
+
+    /// An object sent whole that the apiserver refused as missing or forbidden (a binding to a
+    /// Role that does not exist, a pod whose ServiceAccount is missing) is judged as sent: the
+    /// caller reads Canopy's reason, in the view's names, not the apiserver's.
+    fn explain<'a>(
+        &'a self,
+        upstream: Upstream,
+        write: &'a Write,
+        refused: StatusCode,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let missing = matches!(refused, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND);
+            match sent_object(write) {
+                Some(sent) if missing && write.verb.sends_whole_object() => self.judge(upstream, &sent).await,
+                _ => Ok(()),
+            }
+        })
     }
 }

@@ -5,26 +5,28 @@
 //! - DELETE, update or patch of one Secret: looked up first; a hidden one is 404 and stays as it
 //!   is. Deleting a collection is refused, since it would reach hidden secrets.
 //! - create, update and patch of a Secret, a Pod (and its `ephemeralcontainers`), a pod-bearing
-//!   object or a ServiceAccount (whose pull secrets its pods get): the write is first sent as a dry run, and the object the apiserver *would* store is
-//!   checked — so every patch type and server-side apply are judged on their result, not their
-//!   syntax. A Secret of another type is refused with 403 naming the type; a pod spec naming a
+//!   object or a ServiceAccount (whose pull secrets its pods get): judged by the write driver
+//!   ([`super::write`]) on the object the apiserver *would* store, so every patch type and
+//!   server-side apply are judged on their result, not their syntax. A Secret of another type is refused with 403 naming the type; a pod spec naming a
 //!   secret that is missing, unreadable or of another type is refused with 403 naming the field.
 //!   A pod spec naming a ConfigMap the caller may not read is refused the same way (a missing one
-//!   is left to the kubelet to wait for, as without Canopy). Only then is the write sent for
-//!   real; a refused write changes nothing upstream.
+//!   is left to the kubelet to wait for, as without Canopy).
 //!
 //! Every upstream call here is made as the caller (impersonated, through the same inner service
 //! the tenancy layer forwards with), not as Canopy: a secret the caller may not read upstream is
 //! exactly one a pod of theirs must not mount, so upstream RBAC keeps deciding, and Canopy needs
 //! no read access to tenants' secrets.
 
+use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
-use super::as_caller::{self, Tried, encode_segment, read, read_json, try_write};
+use super::as_caller::{self, encode_segment, read, read_json};
+use super::precondition::Verb;
 use super::secret_refs::{SecretRef, Unknown, configmap_refs, names_secrets, secret_refs};
 use super::secrets::{SecretFilter, secret_type};
+use super::write::{Proposed, Stored, Upstream, Write, WriteGate};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
@@ -123,23 +125,14 @@ impl SecretGate {
                 self.refuse_hidden(inner.clone()).await?;
                 Ok(transform::response(inner.oneshot(request).await?, translation))
             }
-            Check::Write => {
-                if self.secret && !self.name.is_empty() {
-                    // Updating or patching a hidden secret: it does not exist for the caller (and
-                    // the apiserver's "type is immutable" answer would name its type).
-                    self.refuse_hidden(inner.clone()).await?;
-                }
-                let (parts, body) = request.into_parts();
-                let bytes = transform::read_bytes(body).await?;
-                let object = match try_write(inner.clone(), &self.identity, &parts, bytes.clone()).await? {
-                    Tried::Object(object) => object,
-                    Tried::Refused(answer) => return Ok(transform::response(answer, translation)),
-                };
-                self.judge(inner.clone(), &object).await?;
-                let request = Request::from_parts(parts, body::full(bytes));
-                Ok(transform::response(inner.oneshot(request).await?, translation))
-            }
+            Check::Write => Err(Status::internal("secret writes are judged by the write driver")),
         }
+    }
+
+    /// Whether the gate judges a write (through [`WriteGate`]) rather than answering a read or
+    /// delete itself.
+    pub fn judges_writes(&self) -> bool {
+        self.check == Check::Write
     }
 
     /// 404 when the secret named in the path exists with a type the view does not allow.
@@ -159,7 +152,7 @@ impl SecretGate {
 
     /// Refuses `object` (the dry-run result) if it is a Secret of another type or a pod spec
     /// naming a secret the view may not use.
-    pub(super) async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
+    async fn judge<S>(&self, inner: S, object: &Value) -> Result<(), Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
     {
@@ -246,6 +239,25 @@ impl SecretGate {
 
     fn not_found(&self) -> Status {
         Status::not_found(format!("secrets {:?} not found", self.name))
+    }
+}
+
+impl WriteGate for SecretGate {
+    fn needs_stored(&self, _verb: Verb) -> bool {
+        self.secret && !self.name.is_empty()
+    }
+
+    /// Updating or patching a hidden secret: it does not exist for the caller (and the
+    /// apiserver's "type is immutable" answer would name its type).
+    fn prepare(&self, _write: &mut Write, stored: &Stored) -> Result<(), Status> {
+        match stored {
+            Stored::Found(secret) if self.secret && !self.filter.allows(secret_type(secret)) => Err(self.not_found()),
+            _ => Ok(()),
+        }
+    }
+
+    fn judge<'a>(&'a self, upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(self.judge(upstream, proposed.result))
     }
 }
 

@@ -141,6 +141,22 @@ pub fn object_name(body: &[u8]) -> Result<String, Malformed> {
     Ok(String::from_utf8_lossy(field(&metadata, 1).unwrap_or_default()).into_owned())
 }
 
+/// The body with the object's `metadata.resourceVersion` (field 6 of `ObjectMeta`) set to
+/// `version`: appended, since the last value of a protobuf field is the one read.
+pub fn with_resource_version(body: &[u8], version: &str) -> Result<Vec<u8>, Malformed> {
+    let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    let unknown = rewrite_field(envelope, 2, &|raw| {
+        rewrite_field(raw, 1, &|meta| {
+            let mut meta = meta.to_vec();
+            put_varint(&mut meta, 6 << 3 | 2);
+            put_varint(&mut meta, version.len() as u64);
+            meta.extend_from_slice(version.as_bytes());
+            Ok(meta)
+        })
+    })?;
+    Ok([MAGIC, &unknown].concat())
+}
+
 /// The first length-delimited field `number` among `fields`.
 fn field<'a>(fields: &[(u64, &'a [u8])], number: u64) -> Option<&'a [u8]> {
     fields.iter().find(|(n, _)| *n == number).map(|(_, b)| *b)
@@ -244,6 +260,16 @@ mod tests {
         assert_eq!(mapped, body("acme-web-dev"));
         let untouched = map_namespace(&body("other"), &|_| None).unwrap();
         assert_eq!(untouched, body("other"));
+    }
+
+    #[test]
+    fn a_resource_version_is_appended_to_the_object_meta() {
+        let meta = [field(1, b"cm"), field(3, b"dev"), vec![0x28, 0x05], field(6, b"42")].concat();
+        let object = [field(1, &meta), field(2, b"data")].concat();
+        let unknown =
+            [field(1, b"typemeta"), field(2, &object), field(4, b"application/vnd.kubernetes.protobuf")].concat();
+        assert_eq!(with_resource_version(&body("dev"), "42").unwrap(), [MAGIC, &unknown].concat());
+        assert_eq!(with_resource_version(b"not protobuf", "1"), Err(Malformed));
     }
 
     #[test]
