@@ -30,6 +30,7 @@ use serde_json::Value;
 
 use super::links::LinkGuard;
 use super::mask_gate::MaskGate;
+use super::namespaces::{Creation, Creations};
 use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
 use super::revoke::{Revocation, Standing};
@@ -46,12 +47,13 @@ type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
 #[derive(Clone)]
 pub struct TenancyLayer {
     trees: watch::Receiver<Arc<Tree>>,
+    creations: Creations,
 }
 
 impl TenancyLayer {
     /// Decides each request against the newest tree in `trees`.
     pub fn new(trees: watch::Receiver<Arc<Tree>>) -> Self {
-        Self { trees }
+        Self { trees, creations: Creations::default() }
     }
 }
 
@@ -59,7 +61,7 @@ impl<S> Layer<S> for TenancyLayer {
     type Service = TenancyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TenancyService { trees: self.trees.clone(), inner }
+        TenancyService { trees: self.trees.clone(), creations: self.creations.clone(), inner }
     }
 }
 
@@ -67,6 +69,7 @@ impl<S> Layer<S> for TenancyLayer {
 #[derive(Clone)]
 pub struct TenancyService<S> {
     trees: watch::Receiver<Arc<Tree>>,
+    creations: Creations,
     inner: S,
 }
 
@@ -89,6 +92,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let trees = self.trees.clone();
+        let creations = self.creations.clone();
         Box::pin(async move {
             if tree.nodes.is_empty() {
                 if request.extensions().get::<ViewPath>().is_some_and(|v| v.0.is_some()) {
@@ -97,7 +101,7 @@ where
                 return inner.call(request).await;
             }
             let revocation = open_stream_revocation(&tree, trees, &mut request);
-            let response = answer(&tree, request, inner).await?;
+            let response = answer(&tree, &creations, request, inner).await?;
             Ok(match revocation {
                 Some(revocation) => revocation.end_watch(response),
                 None => response,
@@ -129,7 +133,12 @@ fn open_stream_revocation(
 
 /// Confines `request` and answers it through `inner`; an answer about objects or discovery is
 /// rendered by Canopy in the encoding the client negotiated, never passed on as upstream sent it.
-async fn answer<S>(tree: &Arc<Tree>, mut request: Request<Body>, inner: S) -> Result<Response<Body>, Status>
+async fn answer<S>(
+    tree: &Arc<Tree>,
+    creations: &Creations,
+    mut request: Request<Body>,
+    inner: S,
+) -> Result<Response<Body>, Status>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -142,7 +151,7 @@ where
         true => Some(transform::negotiate::ask_for_json(request.headers_mut(), watch)?),
         false => None,
     };
-    let response = confined_answer(tree, request, inner).await?;
+    let response = confined_answer(tree, creations, request, inner).await?;
     Ok(match encoding {
         Some(encoding) => transform::render::render(&method, response, encoding),
         None => response,
@@ -161,7 +170,12 @@ fn renders(info: &RequestInfo, headers: &http::HeaderMap) -> bool {
 }
 
 /// Confines `request` and answers it through `inner`.
-async fn confined_answer<S>(tree: &Arc<Tree>, request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status>
+async fn confined_answer<S>(
+    tree: &Arc<Tree>,
+    creations: &Creations,
+    request: Request<Body>,
+    mut inner: S,
+) -> Result<Response<Body>, Status>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -187,15 +201,7 @@ where
             driver.serve(BoxCloneService::new(inner), request, translation).await
         }
         Confined::Secret(request, translation, gate) => gate.serve(inner, request, translation).await,
-        Confined::CreateNamespace(request, translation, physical) => {
-            let dry_run = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("dryRun=")));
-            let response = inner.call(request).await?;
-            // A dry run creates nothing for the index to see.
-            if response.status().is_success() && !dry_run {
-                super::namespaces::settle(tree, &physical).await;
-            }
-            Ok(transform::response(response, translation))
-        }
+        Confined::CreateNamespace(creation, translation) => creation.run(tree, creations, inner, translation).await,
     }
 }
 
@@ -215,8 +221,8 @@ enum Confined {
     Judged(Request<Body>, Translation, WriteDriver),
     /// A read or delete of one Secret in a view that limits secret types.
     Secret(Request<Body>, Translation, SecretGate),
-    /// Create a tenant's namespace (physical name given), then let the live index catch up.
-    CreateNamespace(Request<Body>, Translation, String),
+    /// Create a tenant's namespace within the view's quota.
+    CreateNamespace(Creation, Translation),
 }
 
 /// Applies the tenancy decision to `request`; `inner` answers the lookups some checks make as
@@ -314,7 +320,7 @@ where
         let (request, physical) = super::namespaces::create_request(tree, view, request).await?;
         let virtual_name = physical.strip_prefix(&tree.nodes[view].prefix).unwrap_or(&physical).to_owned();
         let translation = Translation { namespace: Some((physical.clone(), virtual_name)), ..translation };
-        return Ok(Confined::CreateNamespace(request, translation, physical));
+        return Ok(Confined::CreateNamespace(Creation { request, physical, view }, translation));
     }
     if let Some(review) = Review::of(&info) {
         return review_request(tree, view, &identity, request, review, translation).await;

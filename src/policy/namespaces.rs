@@ -1,19 +1,32 @@
 //! Namespaces tenants create (design invariant 3): named `prefix(view) + name`, stamped with the
 //! tree's labels so the view's selector, the reconciler (members' RoleBindings) and Canopy's
 //! live index all see them, created by Canopy itself (tenants hold no cluster-wide RBAC), within
-//! the ceiling's quota, and never with a name that a child node's prefix reserves. Labels and
+//! the ceiling's quota, and never with a name that a child node's prefix reserves.
+//!
+//! The quota holds under concurrency: creations in one view take turns in this process, and each
+//! counts what exists upstream at that moment (the live index may lag). Replicas do not share
+//! turns, so after a create the count is taken again: a namespace beyond the quota in creation
+//! order is deleted by the replica that created it, and its creator is refused. Labels and
 //! annotations the tenant sends must be ones the ceiling lists (`allow.namespaces.labels`,
 //! `annotations`; none by default), since cluster components act on them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Request, header};
+use dashmap::DashMap;
+use http::{HeaderValue, Method, Request, Response, header};
 use serde_json::{Value, json};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tower::{Service, ServiceExt};
 
+use super::AsCanopy;
+use super::as_caller::{encode_segment, read_json};
+use crate::auth::Identity;
 use crate::body::{self, Body};
+use crate::request::query::{Query, encode_pairs};
 use crate::rewrite::protobuf;
 use crate::status::Status;
-use crate::transform;
+use crate::transform::{self, Translation};
 use crate::tree::{NodeId, Tree, is_dns_label};
 
 /// How long a creation waits for Canopy's index to see the new namespace, so the tenant's next
@@ -38,14 +51,6 @@ pub async fn create_request(
     };
     let name = asked.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
     let physical = check_name(tree, view, &name)?;
-    let quota = tree.nodes[view].ceiling.namespace_quota;
-    let held = tree.subtree_namespaces(view).len();
-    if held >= quota as usize {
-        return Err(Status::forbidden(format!(
-            "namespaces \"{name}\" is forbidden: view {} holds {held} namespaces, its quota is {quota}",
-            tree.nodes[view].path
-        )));
-    }
     let ceiling = &tree.nodes[view].ceiling;
     let refuse = |what: &str, key: &str, list: &str| {
         Status::forbidden(format!(
@@ -108,6 +113,123 @@ fn check_name(tree: &Tree, view: NodeId, name: &str) -> Result<String, Status> {
         )));
     }
     Ok(physical)
+}
+
+/// Namespace creations in flight: one turn per view at a time in this process.
+#[derive(Clone, Default)]
+pub struct Creations(Arc<DashMap<String, Arc<Mutex<()>>>>);
+
+impl Creations {
+    /// Waits for the turn of `view` (a node's path) to create a namespace.
+    async fn turn(&self, view: &str) -> OwnedMutexGuard<()> {
+        let lock = Arc::clone(self.0.entry(view.to_owned()).or_default().value());
+        lock.lock_owned().await
+    }
+}
+
+/// A tenant's namespace creation, ready to be sent.
+pub struct Creation {
+    pub request: Request<Body>,
+    /// The new namespace's physical name.
+    pub physical: String,
+    pub view: NodeId,
+}
+
+impl Creation {
+    /// Sends the creation through `inner` within the view's quota, and translates the answer.
+    pub async fn run<S>(
+        self,
+        tree: &Tree,
+        creations: &Creations,
+        inner: S,
+        translation: Translation,
+    ) -> Result<Response<Body>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+    {
+        let node = &tree.nodes[self.view];
+        let quota = node.ceiling.namespace_quota as usize;
+        let virtual_name = self.physical.strip_prefix(&node.prefix).unwrap_or(&self.physical).to_owned();
+        let over_quota = |held: usize| {
+            Status::forbidden(format!(
+                "namespaces \"{virtual_name}\" is forbidden: view {} holds {held} namespaces, its quota is {quota}",
+                node.path
+            ))
+        };
+        let dry_run = Query::parse(self.request.uri().query().unwrap_or(""))?.get("dryRun").is_some();
+        let identity =
+            self.request.extensions().get::<Identity>().cloned().ok_or_else(|| Status::internal("no identity"))?;
+        let _turn = creations.turn(&node.path).await;
+        let held = held_by(tree, self.view, &identity, inner.clone()).await?;
+        if held.len() >= quota && !held.contains(&self.physical) {
+            return Err(over_quota(held.len()));
+        }
+        let response = inner.clone().oneshot(self.request).await?;
+        // A dry run creates nothing for the count or the index to see.
+        if response.status().is_success() && !dry_run {
+            let now = held_by(tree, self.view, &identity, inner.clone()).await?;
+            if now.iter().position(|n| *n == self.physical).is_some_and(|place| place >= quota) {
+                // Another replica's creation came first: this one goes again.
+                let path = format!("/api/v1/namespaces/{}", encode_segment(&self.physical));
+                inner.oneshot(as_canopy(&identity, Method::DELETE, &path)?).await?;
+                return Err(over_quota(now.len() - 1));
+            }
+            settle(tree, &self.physical).await;
+        }
+        Ok(transform::response(response, translation))
+    }
+}
+
+/// The namespaces `view`'s subtree holds, in creation order: those the config declares, then
+/// every namespace upstream labelled for the subtree.
+async fn held_by<S>(tree: &Tree, view: NodeId, identity: &Identity, inner: S) -> Result<Vec<String>, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+{
+    let selector = tree.labels(view).subtree_selector();
+    let path = format!("/api/v1/namespaces?{}", encode_pairs(&[("labelSelector".to_owned(), selector)]));
+    let mut request = as_canopy(identity, Method::GET, &path)?;
+    request.headers_mut().insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+    );
+    let found = inner.oneshot(request).await?;
+    if !found.status().is_success() {
+        return Err(Status::bad_gateway(format!("counting the view's namespaces answered {}", found.status())));
+    }
+    let list = read_json(found.into_body()).await?;
+    let mut created: Vec<(&str, &str)> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| {
+            let name = item.pointer("/metadata/name")?.as_str()?;
+            let at = item.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
+            Some((at, name))
+        })
+        .collect();
+    created.sort_unstable();
+    let mut names: Vec<String> =
+        tree.subtree(view).flat_map(|n| tree.nodes[n].namespaces.iter().map(|ns| ns.physical.clone())).collect();
+    for (_, name) in created {
+        if !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// A request Canopy makes as itself on `identity`'s behalf.
+fn as_canopy(identity: &Identity, method: Method, path: &str) -> Result<Request<Body>, Status> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::ACCEPT, "application/json")
+        .body(body::empty())
+        .map_err(|_| Status::internal(format!("invalid path {path:?}")))?;
+    request.extensions_mut().insert(identity.clone());
+    request.extensions_mut().insert(AsCanopy);
+    Ok(request)
 }
 
 /// Waits (bounded) until the tree's live index knows `physical`.
