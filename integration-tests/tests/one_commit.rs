@@ -183,7 +183,7 @@ async fn a_copy_raced_against_its_source_never_mounts_a_hidden_secret() {
             async move {
                 let flip = json!({"metadata": {"annotations": {"src": source}}});
                 let (code, answer) = bob.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "{answer}");
+                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
             }
         },
         move || {
@@ -233,7 +233,7 @@ async fn a_copy_raced_against_its_source_never_sets_a_write_masked_field() {
                 let zone = if round % 2 == 0 { json!("x") } else { Value::Null };
                 let flip = json!({"metadata": {"labels": {"zone": zone}}});
                 let (code, answer) = bob.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "{answer}");
+                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
             }
         },
         move || {
@@ -281,7 +281,7 @@ async fn a_copy_raced_against_its_source_never_binds_an_outsider() {
                 let who = if round % 2 == 0 { "mallory" } else { "bob" };
                 let flip = json!({"metadata": {"annotations": {"who": who}}});
                 let (code, answer) = alice.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "{answer}");
+                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
             }
         },
         move || {
