@@ -23,13 +23,23 @@ pub use token_review::{ReviewError, TokenReviewer};
 
 use crate::status::Status;
 
-/// The credential a request presents, besides its connection's certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The credential a request presents, besides its connection's certificate. Its `Debug` never
+/// shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     /// `Authorization: Bearer …`, or the WebSocket subprotocol form browsers use.
     Bearer(String),
     /// No credential in the request.
     None,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Credential::None => f.write_str("None"),
+        }
+    }
 }
 
 /// All configured ways to establish an identity.

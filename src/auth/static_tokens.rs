@@ -20,10 +20,16 @@ pub enum TokenFileError {
     Duplicate { file: String, line: usize },
 }
 
-/// Tokens and the identities they stand for.
-#[derive(Debug, Default)]
+/// Tokens and the identities they stand for. Its `Debug` shows identities, never tokens.
+#[derive(Default)]
 pub struct StaticTokens {
     by_token: HashMap<String, Identity>,
+}
+
+impl std::fmt::Debug for StaticTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_token.values().map(|identity| &identity.user)).finish()
+    }
 }
 
 impl StaticTokens {
@@ -115,6 +121,19 @@ mod tests {
         assert!(tokens.lookup("t2").unwrap().groups.is_empty());
         assert!(tokens.lookup("t3").is_none());
         assert_eq!(tokens.token_of("bob"), Some("t2"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let tokens = StaticTokens::parse(
+            "t.csv",
+            "secret-token-1,alice
+",
+        )
+        .unwrap();
+        let shown = format!("{tokens:?} {:?}", crate::auth::Credential::Bearer("secret-token-2".into()));
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
+use http::header;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
 use crate::audit::{AuditLayer, AuditSink};
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::body::Body;
@@ -35,6 +38,12 @@ pub fn proxy_stack(
         // Outermost: a body refused unread is still read to its end (bounded), so an HTTP/2
         // client gets the Status and a clean end of stream, not a reset.
         .layer(DrainRequestBodyLayer)
+        // Credentials are marked sensitive before anything could log or print a request.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]))
         // Every `Status` error from the layers below becomes a Kubernetes Status response here,
         // so no layer renders its own and kubectl prints each one as it would the apiserver's.
         .layer(RenderStatusLayer)
