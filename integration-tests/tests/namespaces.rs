@@ -86,3 +86,42 @@ fn the_quota_counts_every_namespace_of_the_view() {
     assert_eq!(created, 8, "{message}");
     assert!(message.contains("(Forbidden)") && message.contains("quota is 10"), "{message}");
 }
+
+#[test]
+fn the_platforms_namespace_labels_are_set_on_every_namespace_and_enforced() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let canopy = canopy();
+    let mut cleanup = NamespaceCleanup(Vec::new());
+    let bob = as_user(&canopy, "bob");
+    let name = unique("secured");
+    cleanup.0.push(format!("acme-web-{name}"));
+    ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    let enforce = "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}";
+    // Upstream and in the tenant's own view, on the new namespace and on a declared one.
+    let admin = admin_kubeconfig();
+    assert_eq!(
+        ok(kubectl(kubectl_bin(), admin, &["get", "namespace", &format!("acme-web-{name}"), "-o", enforce])),
+        "baseline"
+    );
+    assert_eq!(ok(kubectl(kubectl_bin(), &bob, &["get", "namespace", &name, "-o", enforce])), "baseline");
+    eventually(Duration::from_secs(20), "the reconciler to label a declared namespace", || {
+        ok(kubectl(kubectl_bin(), admin, &["get", "namespace", "acme-web-dev", "-o", enforce])) == "baseline"
+    });
+    // The apiserver's PodSecurity admission acts on it.
+    let privileged = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root"}, "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]}}"#;
+    // (once the reconciler has bound bob there)
+    eventually(Duration::from_secs(20), "PodSecurity to refuse a privileged pod", || {
+        let output = kubectl_stdin(kubectl_bin(), &bob, &["-n", &name, "create", "-f", "-"], Some(privileged));
+        assert!(!output.status.success(), "a privileged pod was admitted");
+        String::from_utf8_lossy(&output.stderr).contains("violates PodSecurity \"baseline")
+    });
+    // A tenant can neither pick another level nor take the label off.
+    let namespace = format!(
+        r#"{{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "{name}-2", "labels": {{"pod-security.kubernetes.io/enforce": "privileged"}}}}}}"#
+    );
+    let sneaky = fails(kubectl_stdin(kubectl_bin(), &bob, &["create", "-f", "-"], Some(&namespace)));
+    assert!(sneaky.contains("(Forbidden)") && sneaky.contains("pod-security.kubernetes.io/enforce"), "{sneaky}");
+    let removed =
+        fails(kubectl(kubectl_bin(), &bob, &["label", "namespace", &name, "pod-security.kubernetes.io/enforce-"]));
+    assert!(removed.contains("(Forbidden)"), "{removed}");
+}

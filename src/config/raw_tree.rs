@@ -58,6 +58,11 @@ pub struct RawNode {
     /// Who may use this node's subtree, and as what.
     #[serde(default)]
     pub members: Vec<RawMember>,
+    /// Labels Canopy sets on every namespace of this subtree, declared or tenant-created (such
+    /// as `pod-security.kubernetes.io/enforce`). Inherited; a child may add keys but not change
+    /// an ancestor's value. Tenants can neither set nor remove them.
+    #[serde(default)]
+    pub namespace_labels: BTreeMap<String, String>,
     /// The ceiling of this subtree; absent: the parent's.
     pub allow: Option<RawAllow>,
     /// Field masks of this subtree, added to the ancestors' masks.

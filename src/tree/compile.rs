@@ -148,6 +148,9 @@ impl Tree {
             masks.extend(rule.on_pod_templates().into_iter().map(Arc::new));
             masks.push(Arc::new(rule));
         }
+        let inherited = parent.map(|p| self.nodes[p].namespace_labels.clone()).unwrap_or_default();
+        let namespace_labels = super::platform_labels::compile(&inherited, &raw.namespace_labels, &self.domain)
+            .map_err(|(p, m)| err(&format!(".{p}"), m))?;
         self.by_path.insert(path.clone(), id);
         self.nodes.push(Node {
             name: raw.name.clone(),
@@ -161,6 +164,7 @@ impl Tree {
             ceiling,
             masks,
             links,
+            namespace_labels,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

@@ -33,9 +33,9 @@ impl Labels<'_> {
         self.depth_key()
     }
 
-    /// Every label a namespace owned by this node carries.
+    /// Every label a namespace owned by this node carries: the platform's, then Canopy's.
     pub fn for_owned_namespace(&self) -> BTreeMap<String, String> {
-        let mut labels = BTreeMap::new();
+        let mut labels = self.tree.nodes[self.node].namespace_labels.clone();
         let own_depth = self.tree.nodes[self.node].depth;
         let mut current = Some(self.node);
         while let Some(n) = current {

@@ -13,6 +13,7 @@ pub mod key_patterns;
 mod labels;
 pub mod links;
 pub mod live;
+mod platform_labels;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};
@@ -84,6 +85,8 @@ pub struct Node {
     pub masks: Vec<Arc<MaskRule>>,
     /// Objects copied into every namespace of the subtree.
     pub links: Vec<links::Link>,
+    /// Labels the platform sets on the node's namespaces: the ancestors', then its own.
+    pub namespace_labels: BTreeMap<String, String>,
 }
 
 /// A namespace declared in the config.
