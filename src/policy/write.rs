@@ -179,3 +179,115 @@ impl WriteDriver {
 fn resource_version(object: &Value) -> &str {
     object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Refuses a would-be object labelled `bad`.
+    struct NoBadLabel;
+
+    impl WriteGate for NoBadLabel {
+        fn needs_stored(&self, _verb: Verb) -> bool {
+            true
+        }
+
+        fn judge<'a>(&'a self, _upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
+            let bad = proposed.result.pointer("/metadata/labels/bad").is_some();
+            Box::pin(async move { if bad { Err(Status::forbidden("bad")) } else { Ok(()) } })
+        }
+    }
+
+    /// Each upstream call (`GET`, `DRY PATCH`, `PATCH`) with its body; commits answer `409`
+    /// while `conflicts` remain.
+    #[derive(Default)]
+    struct Record {
+        calls: Vec<(String, Value)>,
+        conflicts: usize,
+    }
+
+    /// An apiserver holding one ConfigMap at resourceVersion 7 that takes the patch's labels.
+    fn upstream(record: Arc<Mutex<Record>>) -> Upstream {
+        BoxCloneService::new(tower::service_fn(move |request: Request<Body>| {
+            let record = Arc::clone(&record);
+            async move {
+                let dry = request.uri().query().is_some_and(|q| q.contains("dryRun"));
+                let method = format!("{}{}", if dry { "DRY " } else { "" }, request.method());
+                let sent: Value =
+                    serde_json::from_slice(&transform::read_bytes(request.into_body()).await?).unwrap_or(Value::Null);
+                let mut object = json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "7"}});
+                if let Some(labels) = sent.pointer("/metadata/labels") {
+                    object["metadata"]["labels"] = labels.clone();
+                }
+                let mut record = record.lock().unwrap();
+                record.calls.push((method.clone(), sent));
+                if method == "PATCH" && record.conflicts > 0 {
+                    record.conflicts -= 1;
+                    return Ok(Status::from_code(StatusCode::CONFLICT, "modified").into_response());
+                }
+                Ok(Response::new(body::full(serde_json::to_vec(&object).unwrap())))
+            }
+        }))
+    }
+
+    async fn patch(record: &Arc<Mutex<Record>>, labels: Value) -> Result<Response<Body>, Status> {
+        let tree = Arc::new(crate::policy::tests::example());
+        let view = tree.node("acme/web").unwrap();
+        let translation = Translation {
+            tree: Arc::clone(&tree),
+            view,
+            namespace: Some(("acme-web-dev".into(), "dev".into())),
+            watch: false,
+            namespaces: false,
+            secrets: None,
+            mask: None,
+        };
+        let request = Request::patch("/api/v1/namespaces/acme-web-dev/configmaps/c")
+            .header(header::CONTENT_TYPE, "application/merge-patch+json")
+            .body(body::full(serde_json::to_vec(&json!({"metadata": {"labels": labels}})).unwrap()))
+            .unwrap();
+        let driver = WriteDriver { gates: vec![Box::new(NoBadLabel)], identity: Identity::new("bob", ["g"]) };
+        driver.serve(upstream(Arc::clone(record)), request, translation).await
+    }
+
+    fn methods(record: &Arc<Mutex<Record>>) -> Vec<String> {
+        record.lock().unwrap().calls.iter().map(|(method, _)| method.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_judged_write_costs_one_lookup_one_dry_run_and_its_commit() {
+        let record = Arc::new(Mutex::new(Record::default()));
+        let answer = patch(&record, json!({"ok": "1"})).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(methods(&record), ["GET", "DRY PATCH", "PATCH"]);
+    }
+
+    #[tokio::test]
+    async fn the_commit_carries_the_resource_version_it_was_judged_at() {
+        let record = Arc::new(Mutex::new(Record::default()));
+        patch(&record, json!({"ok": "1"})).await.unwrap();
+        let (_, commit) = record.lock().unwrap().calls.last().cloned().unwrap();
+        assert_eq!(commit, json!({"metadata": {"labels": {"ok": "1"}, "resourceVersion": "7"}}));
+    }
+
+    #[tokio::test]
+    async fn a_refused_dry_run_result_is_never_sent() {
+        let record = Arc::new(Mutex::new(Record::default()));
+        assert_eq!(patch(&record, json!({"bad": "1"})).await.unwrap_err().code, StatusCode::FORBIDDEN);
+        assert_eq!(methods(&record), ["GET", "DRY PATCH"]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_meeting_a_concurrent_change_is_judged_again() {
+        let record = Arc::new(Mutex::new(Record { conflicts: 1, ..Record::default() }));
+        assert_eq!(patch(&record, json!({"ok": "1"})).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(methods(&record), ["GET", "DRY PATCH", "PATCH", "GET", "DRY PATCH", "PATCH"]);
+        let record = Arc::new(Mutex::new(Record { conflicts: ATTEMPTS, ..Record::default() }));
+        assert_eq!(patch(&record, json!({"ok": "1"})).await.unwrap_err().code, StatusCode::CONFLICT);
+        assert_eq!(methods(&record).len(), 3 * ATTEMPTS);
+    }
+}
