@@ -18,6 +18,11 @@
 //! ([`transform::negotiate`], [`transform::render`]). What Canopy cannot read is refused (400,
 //! 406, 415, 502), never passed on; only raw streams (logs, proxied targets, upgraded
 //! connections) carry the caller's own bytes.
+//!
+//! **One commit** (design invariant 11): a write any check judges goes through one write driver
+//! (`policy::write`), which dry-runs it once as the caller, lets every gate judge that one
+//! would-be object, and commits it with a precondition on the resourceVersion it was judged at
+//! (`policy::precondition`), so a concurrent change makes it a `409`, never an unjudged result.
 #![forbid(unsafe_code)]
 
 pub mod access;
