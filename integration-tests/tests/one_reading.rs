@@ -606,3 +606,39 @@ fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
     assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
     assert!(!dry.contains("acme-web-"), "{dry}");
 }
+
+/// One length-delimited protobuf field (every byte here stays ASCII, so the body is a `str`).
+fn proto(number: u8, contents: &str) -> String {
+    assert!(contents.len() < 128);
+    format!("{}{}{contents}", char::from(number << 3 | 2), char::from(contents.len() as u8))
+}
+
+/// A NetworkPolicy in Kubernetes protobuf admitting traffic from namespaces labelled `label`.
+fn protobuf_network_policy(name: &str, label: (&str, &str)) -> String {
+    let entry = proto(1, label.0) + &proto(2, label.1);
+    let peer = proto(2, &proto(1, &entry));
+    let spec = proto(1, "") + &proto(2, &proto(2, &peer));
+    let object = proto(1, &proto(1, name)) + &proto(2, &spec);
+    let type_meta = proto(1, "networking.k8s.io/v1") + &proto(2, "NetworkPolicy");
+    format!("k8s\0{}{}", proto(1, &type_meta), proto(2, &object))
+}
+
+#[test]
+fn a_protobuf_body_cannot_name_a_namespace_canopy_did_not_read() {
+    let canopy = canopy();
+    let path = "/apis/networking.k8s.io/v1/namespaces/dev/networkpolicies";
+    let protobuf = "application/vnd.kubernetes.protobuf";
+    // In view terms `prod` is acme-web-prod; unread, it would select a namespace named `prod`.
+    let name = unique("pb-policy");
+    let body = protobuf_network_policy(&name, ("kubernetes.io/metadata.name", "prod"));
+    let refused = post(&canopy, "bob", path, protobuf, &body);
+    assert_eq!(refused.code, 403, "{}", refused.body);
+    assert!(refused.body.contains("names namespace \\\"prod\\\"") && refused.body.contains("JSON"), "{}", refused.body);
+    assert!(!exists_upstream("acme-web-dev", "networkpolicy", &name));
+    // Naming no namespace, the same body is created as sent.
+    let body = protobuf_network_policy(&name, ("team", "web"));
+    let created = post(&canopy, "bob", path, protobuf, &body);
+    assert_eq!(created.code, 201, "{}", created.body);
+    assert!(exists_upstream("acme-web-dev", "networkpolicy", &name));
+    ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "networkpolicy", &name]));
+}

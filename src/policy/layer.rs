@@ -31,6 +31,7 @@ use serde_json::Value;
 use super::links::LinkGuard;
 use super::mask_gate::MaskGate;
 use super::namespaces::{Creation, Creations};
+use super::protobuf_gate::ProtobufGate;
 use super::reference_gate::ReferenceGate;
 use super::review::{self, Review};
 use super::revoke::{Revocation, Standing};
@@ -362,6 +363,16 @@ where
     }
     if let Some(gate) = ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
         gates.push(Box::new(gate));
+    }
+    // A protobuf body is read only where its own namespace is: what else it names is judged on
+    // the dry-run result.
+    let protobuf = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"));
+    if protobuf && namespace.is_some() && matches!(info.verb.as_str(), "create" | "update") {
+        gates.push(Box::new(ProtobufGate { tree: Arc::clone(tree), view }));
     }
     if !gates.is_empty() {
         return Ok(Confined::Judged(request, translation, WriteDriver { gates, identity }));

@@ -11,6 +11,7 @@ mod links;
 mod mask_gate;
 mod namespaces;
 mod precondition;
+mod protobuf_gate;
 mod reference_gate;
 mod references;
 pub mod review;

@@ -3,7 +3,8 @@
 //! and from then on the body *is* Canopy's JSON serialization of that value: every check judges
 //! it and upstream receives exactly it, never the client's bytes. A body in an encoding Canopy
 //! does not read is refused with `415`; protobuf, whose objects Canopy does not decode whole, is
-//! the one encoding that passes with only its namespace rewritten.
+//! the one encoding that passes with only its namespace rewritten, and its writes are judged on
+//! what the apiserver makes of them (see `policy::protobuf_gate`).
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, header};
