@@ -273,6 +273,29 @@ fn can_i_tells_what_canopy_allows() {
 }
 
 #[test]
+fn can_i_answers_for_namespaces_and_across_them_as_get_does() {
+    let canopy = canopy();
+    let can_i = |user: &str, args: &[&str]| {
+        let output = kubectl(kubectl_bin(), &as_user(&canopy, user), &[&["auth", "can-i"], args].concat());
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let reason = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!text.contains("acme-") && !reason.contains("acme-"), "{args:?}: {text} {reason}");
+        text
+    };
+    // kubectl fills in its context's namespace ("default") even for namespaces; Canopy judges
+    // the request as `kubectl get namespaces` makes it, and lists them itself.
+    assert_eq!(can_i("bob", &["list", "namespaces"]), "yes");
+    assert_eq!(can_i("bob", &["watch", "namespaces"]), "yes");
+    // Across the view: what the fan-out does, namespace by namespace, as the caller.
+    assert_eq!(can_i("bob", &["list", "pods", "-A"]), "yes");
+    assert_eq!(can_i("bob", &["watch", "deployments.apps", "-A"]), "yes");
+    assert!(can_i("bob", &["create", "pods", "-A"]).starts_with("no"));
+    // carol's upstream role (view) reads no secrets in warehouse.
+    assert_eq!(can_i("carol", &["list", "pods", "-A"]), "yes");
+    assert!(can_i("carol", &["list", "secrets", "-A"]).starts_with("no"));
+}
+
+#[test]
 fn rolebinding_subjects_name_virtual_namespaces() {
     let canopy = canopy();
     // Alice is admin at acme (edit cannot bind roles); in view acme, web's dev is web-dev.

@@ -33,7 +33,7 @@ use super::mask_gate::MaskGate;
 use super::namespaces::{Creation, Creations};
 use super::protobuf_gate::ProtobufGate;
 use super::reference_gate::ReferenceGate;
-use super::review::{self, Review};
+use super::review::{self, Review, Verdict};
 use super::revoke::{Revocation, Standing};
 use super::secret_gate::SecretGate;
 use super::secrets::SecretFilter;
@@ -324,21 +324,16 @@ where
         return Ok(Confined::CreateNamespace(Creation { request, physical, view }, translation));
     }
     if let Some(review) = Review::of(&info) {
-        return review_request(tree, view, &identity, request, review, translation).await;
+        return review_request(tree, view, &identity, request, review, translation, inner).await;
     }
     if across {
         let (parts, _) = request.into_parts();
-        let mut namespaces = tree.subtree_namespaces(view);
+        let mut namespaces = across_namespaces(tree, view, &info);
         // `--field-selector metadata.namespace=X` narrows the fan-out to X.
         let fields = query.iter().find(|(k, _)| k == "fieldSelector").map(|(_, v)| v.as_str()).unwrap_or("");
         if let Some(only) = namespace_equal(fields) {
             namespaces.retain(|n| *n == only);
         }
-        // Namespaces whose owner's ceiling does not allow the request are left out.
-        namespaces.retain(|n| {
-            tree.owner(n)
-                .is_none_or(|owner| tree.nodes[owner].ceiling.allows(&info.api_group, &info.resource, &info.verb))
-        });
         return Ok(Confined::Across(FanOut { namespaces, info, identity, headers: parts.headers, query, translation }));
     }
     let request = transform::request(request, &|virtual_name: &str| names.to_physical(virtual_name)).await?;
@@ -380,23 +375,103 @@ where
     Ok(Confined::Forward(request, Some(translation)))
 }
 
+/// The namespaces a request across the view reaches: the subtree's, but those whose owner's
+/// ceiling does not allow the request.
+fn across_namespaces(tree: &Tree, view: NodeId, info: &RequestInfo) -> Vec<String> {
+    let mut namespaces = tree.subtree_namespaces(view);
+    namespaces.retain(|n| {
+        tree.owner(n).is_none_or(|owner| tree.nodes[owner].ceiling.allows(&info.api_group, &info.resource, &info.verb))
+    });
+    namespaces
+}
+
 /// Decides a self access review against the tree first, or narrows a self rules review to the
 /// ceiling (see [`super::review`]).
-async fn review_request(
+async fn review_request<S>(
     tree: &Arc<Tree>,
     view: NodeId,
     identity: &Identity,
     request: Request<Body>,
     review: Review,
     translation: Translation,
-) -> Result<Confined, Status> {
+    inner: S,
+) -> Result<Confined, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+{
     let (mut parts, body) = request.into_parts();
     let document = transform::read_review(body, &mut parts.headers).await?;
-    if review == Review::Access
-        && let Some(reason) = review::canopy_denial(tree, view, identity, &document)
-    {
-        return Ok(Confined::Answer(review::denied(document, &reason)));
+    if review == Review::Access {
+        let answer = match review::verdict(tree, view, identity, &document) {
+            Verdict::Denied(reason) => review::denied(document, &reason),
+            Verdict::Allowed(reason) => review::allowed(document, reason),
+            Verdict::Across(info) => {
+                let namespaces = across_namespaces(tree, view, &info);
+                review_across(tree, view, identity, &parts, document, &namespaces, inner).await?
+            }
+            Verdict::Upstream => return review_upstream(tree, view, parts, document, review, translation),
+        };
+        return Ok(Confined::Answer(answer));
     }
+    review_upstream(tree, view, parts, document, review, translation)
+}
+
+/// A self access review of a request across the view (`-A`): allowed when upstream allows it in
+/// every namespace the fan-out reaches, asked as the caller, one namespace at a time.
+async fn review_across<S>(
+    tree: &Tree,
+    view: NodeId,
+    identity: &Identity,
+    parts: &http::request::Parts,
+    document: Value,
+    namespaces: &[String],
+    inner: S,
+) -> Result<Response<Body>, Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
+{
+    use tower::ServiceExt;
+    let names = ViewNames::new(tree, view);
+    for physical in namespaces {
+        let mut asked = document.clone();
+        asked["spec"]["resourceAttributes"]["namespace"] = physical.as_str().into();
+        let bytes = serde_json::to_vec(&asked).map_err(|e| Status::internal(e.to_string()))?;
+        let mut request = Request::builder()
+            .method(http::Method::POST)
+            .uri(parts.uri.path())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(crate::body::full(bytes))
+            .map_err(|_| Status::bad_request("invalid review path"))?;
+        request.extensions_mut().insert(identity.clone());
+        let answer = inner.clone().oneshot(request).await?;
+        if !answer.status().is_success() {
+            let virtual_name = names.to_virtual(physical).unwrap_or_default();
+            return Err(Status::from_code(
+                answer.status(),
+                format!("the access review in namespace {virtual_name:?} answered {}", answer.status()),
+            ));
+        }
+        let answer = transform::read_bytes(answer.into_body()).await?;
+        let answer: Value = serde_json::from_slice(&answer)
+            .map_err(|e| Status::bad_gateway(format!("the upstream review is not JSON: {e}")))?;
+        if answer.pointer("/status/allowed") != Some(&Value::Bool(true)) {
+            let virtual_name = names.to_virtual(physical).unwrap_or_default();
+            return Ok(review::denied(document, &format!("not allowed in namespace {virtual_name:?} of the view")));
+        }
+    }
+    Ok(review::allowed(document, "allowed in every namespace of the view"))
+}
+
+/// A review upstream RBAC decides, its names translated both ways.
+fn review_upstream(
+    tree: &Arc<Tree>,
+    view: NodeId,
+    parts: http::request::Parts,
+    document: Value,
+    review: Review,
+    translation: Translation,
+) -> Result<Confined, Status> {
     let names = ViewNames::new(tree, view);
     let virtual_name = document.pointer("/spec/resourceAttributes/namespace").or(document.pointer("/spec/namespace"));
     let namespace = virtual_name.and_then(Value::as_str).and_then(|v| Some((names.to_physical(v)?, v.to_owned())));

@@ -35,13 +35,25 @@ impl Review {
     }
 }
 
-/// Why Canopy itself would refuse the request a SelfSubjectAccessReview describes (writes of
-/// linked copies included, known by name); `None` when Canopy would allow it (upstream RBAC
-/// decides the rest) or it is about a non-resource URL.
-pub fn canopy_denial(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> Option<String> {
-    let attributes = review.pointer("/spec/resourceAttributes")?;
+/// What Canopy makes of the request a SelfSubjectAccessReview describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Canopy would refuse it (writes of linked copies included, known by name), for this reason.
+    Denied(String),
+    /// Canopy would answer it as itself (namespaces of the view): allowed, for this reason.
+    Allowed(&'static str),
+    /// A list or watch across the view's namespaces: allowed when upstream allows it in each.
+    Across(RequestInfo),
+    /// Upstream RBAC decides, about the namespace the review names (non-resource URLs too).
+    Upstream,
+}
+
+/// The verdict on the request `review` describes. A cluster-scoped resource is judged as the
+/// request for it would be, without the namespace kubectl fills in from its context.
+pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> Verdict {
+    let Some(attributes) = review.pointer("/spec/resourceAttributes") else { return Verdict::Upstream };
     let field = |key: &str| attributes.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    let info = RequestInfo {
+    let mut info = RequestInfo {
         is_resource_request: true,
         verb: field("verb"),
         api_group: field("group"),
@@ -52,15 +64,33 @@ pub fn canopy_denial(tree: &Tree, view: NodeId, identity: &Identity, review: &Va
         name: field("name"),
         ..RequestInfo::default()
     };
+    if super::is_cluster_scoped(&info.api_group, &info.resource) {
+        info.namespace.clear();
+    }
     match decide(tree, view, identity, &info) {
-        Err(status) => Some(status.message),
-        Ok(_) => super::links::review_denial(tree, view, &info),
+        Err(status) => Verdict::Denied(status.message),
+        Ok(plan) => match super::links::review_denial(tree, view, &info) {
+            Some(reason) => Verdict::Denied(reason),
+            None if plan.as_canopy => Verdict::Allowed(plan.rule),
+            None if plan.across => Verdict::Across(info),
+            None => Verdict::Upstream,
+        },
     }
 }
 
+/// The review answered by Canopy: allowed, for `reason`.
+pub fn allowed(review: Value, reason: &str) -> Response<Body> {
+    answered(review, json!({ "allowed": true, "reason": format!("Canopy: {reason}") }))
+}
+
 /// The review answered by Canopy: denied, for `reason`.
-pub fn denied(mut review: Value, reason: &str) -> Response<Body> {
-    review["status"] = json!({ "allowed": false, "denied": true, "reason": format!("Canopy: {reason}") });
+pub fn denied(review: Value, reason: &str) -> Response<Body> {
+    answered(review, json!({ "allowed": false, "denied": true, "reason": format!("Canopy: {reason}") }))
+}
+
+/// `review` with `status`, as the apiserver answers a created review.
+fn answered(mut review: Value, status: Value) -> Response<Body> {
+    review["status"] = status;
     if let Some(metadata) = review.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("creationTimestamp");
     }
