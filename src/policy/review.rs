@@ -43,7 +43,7 @@ pub enum Verdict {
     /// Canopy would answer it as itself (namespaces of the view): allowed, for this reason.
     Allowed(&'static str),
     /// A list or watch across the view's namespaces: allowed when upstream allows it in each.
-    Across(RequestInfo),
+    Across(Box<RequestInfo>),
     /// Upstream RBAC decides, about the namespace the review names (non-resource URLs too).
     Upstream,
 }
@@ -72,7 +72,7 @@ pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -
         Ok(plan) => match super::links::review_denial(tree, view, &info) {
             Some(reason) => Verdict::Denied(reason),
             None if plan.as_canopy => Verdict::Allowed(plan.rule),
-            None if plan.across => Verdict::Across(info),
+            None if plan.across => Verdict::Across(Box::new(info)),
             None => Verdict::Upstream,
         },
     }
@@ -201,21 +201,32 @@ mod tests {
     }
 
     #[test]
-    fn canopy_answers_what_it_would_refuse() {
+    fn canopy_answers_what_it_would_refuse_or_answer_itself() {
         let tree = example();
         let carol = Identity::new("carol", ["system:authenticated"]);
         let data = tree.node("acme/data").unwrap();
         let ask = |ns: &str, verb: &str, resource: &str, sub: &str| json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource, "subresource": sub}}});
-        assert_eq!(canopy_denial(&tree, data, &carol, &ask("warehouse", "get", "pods", "")), None);
-        assert!(
-            canopy_denial(&tree, data, &carol, &ask("warehouse", "create", "pods", "exec")).unwrap().contains("exec")
-        );
-        assert!(canopy_denial(&tree, data, &carol, &ask("warehouse", "delete", "pods", "")).is_some());
-        let elsewhere = canopy_denial(&tree, data, &carol, &ask("globex-main", "get", "pods", "")).unwrap();
+        let denied = |review: &Value| match verdict(&tree, data, &carol, review) {
+            Verdict::Denied(reason) => reason,
+            other => panic!("{review}: {other:?}"),
+        };
+        assert_eq!(verdict(&tree, data, &carol, &ask("warehouse", "get", "pods", "")), Verdict::Upstream);
+        assert!(denied(&ask("warehouse", "create", "pods", "exec")).contains("exec"));
+        denied(&ask("warehouse", "delete", "pods", ""));
+        let elsewhere = denied(&ask("globex-main", "get", "pods", ""));
         assert!(elsewhere.contains("not found") && !elsewhere.contains("acme-"), "{elsewhere}");
-        assert_eq!(
-            canopy_denial(&tree, data, &carol, &json!({"spec": {"nonResourceAttributes": {"path": "/x"}}})),
-            None
-        );
+        let non_resource = json!({"spec": {"nonResourceAttributes": {"path": "/x"}}});
+        assert_eq!(verdict(&tree, data, &carol, &non_resource), Verdict::Upstream);
+    }
+
+    #[test]
+    fn namespaces_are_judged_without_kubectls_context_namespace() {
+        let tree = example();
+        let carol = Identity::new("carol", ["system:authenticated"]);
+        let data = tree.node("acme/data").unwrap();
+        let ask = |ns: &str, verb: &str, resource: &str| json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource}}});
+        assert!(matches!(verdict(&tree, data, &carol, &ask("default", "list", "namespaces")), Verdict::Allowed(_)));
+        assert!(matches!(verdict(&tree, data, &carol, &ask("", "list", "pods")), Verdict::Across(_)));
+        assert!(matches!(verdict(&tree, data, &carol, &ask("", "create", "pods")), Verdict::Denied(_)));
     }
 }
