@@ -15,11 +15,31 @@ pub struct Status {
     pub reason: &'static str,
     /// Human-readable message; never holds a name the caller may not see.
     pub message: String,
+    /// What the error is about, as the apiserver's `details` say it (in the caller's names).
+    pub details: Option<Details>,
+}
+
+/// The object a Status is about: `details` of an apiserver Status (`kind` holds the resource,
+/// as the apiserver writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Details {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
 }
 
 impl Status {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into() }
+        Self { code, reason, message: message.into(), details: None }
+    }
+
+    /// The status about object `name` of `resource` in API group `group`.
+    pub fn about(mut self, name: &str, group: &str, resource: &str) -> Self {
+        self.details = Some(Details { name: name.to_owned(), group: group.to_owned(), kind: resource.to_owned() });
+        self
     }
 
     /// 400: the request itself is malformed.
@@ -110,6 +130,8 @@ impl Status {
             status: &'static str,
             message: &'a str,
             reason: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            details: Option<&'a Details>,
             code: u16,
         }
         let wire = Wire {
@@ -119,6 +141,7 @@ impl Status {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
+            details: self.details.as_ref(),
             code: self.code.as_u16(),
         };
         // Serializing a struct of strings and integers cannot fail.
@@ -155,6 +178,13 @@ mod tests {
         assert_eq!(json["reason"], "Forbidden");
         assert_eq!(json["code"], 403);
         assert_eq!(json["message"], "no \"way\"");
+        assert!(json.get("details").is_none());
+        let about = Status::forbidden("no").about("standard", "storage.k8s.io", "storageclasses").to_json();
+        let json: serde_json::Value = serde_json::from_slice(&about).unwrap();
+        assert_eq!(
+            json["details"],
+            serde_json::json!({"name": "standard", "group": "storage.k8s.io", "kind": "storageclasses"})
+        );
     }
 
     #[test]

@@ -296,6 +296,38 @@ fn can_i_answers_for_namespaces_and_across_them_as_get_does() {
 }
 
 #[test]
+fn writes_to_readable_cluster_objects_are_forbidden_not_missing() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("class");
+    let class = format!(
+        r#"{{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {{"name": "{name}"}}, "provisioner": "x.example.com"}}"#
+    );
+    ok(kubectl_stdin(kubectl_bin(), admin_kubeconfig(), &["create", "-f", "-"], Some(&class)));
+    // bob's ceiling reads StorageClasses; deleting one is refused as the apiserver refuses it.
+    let refused = fails(kubectl(kubectl_bin(), &bob, &["delete", "storageclass", &name]));
+    assert!(refused.contains("(Forbidden)") && refused.contains("may only read"), "{refused}");
+    assert!(kubectl(kubectl_bin(), admin_kubeconfig(), &["get", "storageclass", &name]).status.success());
+    let client = canopy.http();
+    let answer: serde_json::Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        client
+            .delete(format!("{}/apis/storage.k8s.io/v1/storageclasses/{name}", canopy.url))
+            .bearer_auth(Harness::shared().token("bob"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        answer["details"],
+        serde_json::json!({"name": name, "group": "storage.k8s.io", "kind": "storageclasses"})
+    );
+    ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["delete", "storageclass", &name]));
+}
+
+#[test]
 fn rolebinding_subjects_name_virtual_namespaces() {
     let canopy = canopy();
     // Alice is admin at acme (edit cannot bind roles); in view acme, web's dev is web-dev.

@@ -61,7 +61,7 @@ const SELF_REVIEWS: [(&str, &str); 3] = [
 /// Cluster-scoped resources of the built-in API (Kubernetes 1.37), by group. A resource not
 /// named here is taken to be namespaced, so an unknown one asked for without a namespace is
 /// refused rather than forwarded.
-const CLUSTER_SCOPED: [(&str, &[&str]); 13] = [
+const CLUSTER_SCOPED: [(&str, &[&str]); 15] = [
     ("", &["nodes", "persistentvolumes", "namespaces", "componentstatuses"]),
     ("rbac.authorization.k8s.io", &["clusterroles", "clusterrolebindings"]),
     ("storage.k8s.io", &["storageclasses", "csidrivers", "csinodes", "volumeattachments", "volumeattributesclasses"]),
@@ -85,6 +85,8 @@ const CLUSTER_SCOPED: [(&str, &[&str]); 13] = [
     ("flowcontrol.apiserver.k8s.io", &["flowschemas", "prioritylevelconfigurations"]),
     ("authentication.k8s.io", &["tokenreviews", "selfsubjectreviews"]),
     ("authorization.k8s.io", &["subjectaccessreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+    ("resource.k8s.io", &["deviceclasses", "devicetaintrules", "resourceslices"]),
+    ("storagemigration.k8s.io", &["storageversionmigrations"]),
 ];
 
 pub fn is_cluster_scoped(group: &str, resource: &str) -> bool {
@@ -133,11 +135,16 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
             identity.user,
             tree.nodes[view].path
         ))
+        .about(&info.name, &info.api_group, &info.resource)
     };
     if !info.namespace.is_empty() {
-        let physical = names
-            .to_physical(&info.namespace)
-            .ok_or_else(|| Status::not_found(format!("namespaces \"{}\" not found", info.namespace)))?;
+        let physical = names.to_physical(&info.namespace).ok_or_else(|| {
+            Status::not_found(format!("namespaces \"{}\" not found", info.namespace)).about(
+                &info.namespace,
+                "",
+                "namespaces",
+            )
+        })?;
         // A namespace answers to the ceiling of the node owning it, which lies within the view's
         // (a view of `acme` reaches `acme/data`'s namespaces only as far as `acme/data` may go).
         let ceiling = tree.owner(&physical).map_or(ceiling, |owner| &tree.nodes[owner].ceiling);
@@ -204,6 +211,14 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
             return Err(forbidden(format!("use {sub} on {}", info.resource)));
         }
         return Ok(Plan { rule: "cluster-scoped read allowed by the ceiling", ..Plan::default() });
+    }
+    // A cluster object the view may read is there, and not the tenant's to change: as the
+    // apiserver answers a caller without the permission, not as if it were missing.
+    if cluster_scoped && ceiling.allows_cluster_read(&info.api_group, &info.resource) {
+        return Err(forbidden(format!(
+            "{} cluster-scoped {:?} (the view may only read them)",
+            info.verb, info.resource
+        )));
     }
     if !cluster_scoped && ceiling.allows(&info.api_group, &info.resource, &info.verb) {
         // A namespaced resource asked for across namespaces: lists and watches span the view's.
