@@ -318,9 +318,10 @@ def common(objs, render, tree):
     for g, res in [("", "users"), ("", "groups"), ("", "serviceaccounts"), ("authentication.k8s.io", "*")]:
         check(has(g, res, "impersonate"), f"{render}: ClusterRole lacks impersonate {res}")
     check(has("authentication.k8s.io", "tokenreviews", "create"), f"{render}: ClusterRole lacks tokenreviews create")
-    for v in ["get", "list", "watch", "create", "update", "patch"]:
+    # Tenant-created namespaces are created and deleted by Canopy on the tenant's behalf.
+    for v in ["get", "list", "watch", "create", "update", "patch", "delete"]:
         check(has("", "namespaces", v), f"{render}: ClusterRole lacks namespaces {v}")
-    check(not has("", "namespaces", "delete"), f"{render}: Canopy never deletes namespaces")
+    check(has("", "namespaces/status", "get"), f"{render}: ClusterRole lacks namespaces/status get")
     for v in ["get", "list", "watch", "create", "update", "patch", "delete"]:
         for g, res in [("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "roles"),
                        ("rbac.authorization.k8s.io", "clusterroles"), ("", "configmaps"), ("", "secrets")]:

@@ -125,3 +125,24 @@ fn the_platforms_namespace_labels_are_set_on_every_namespace_and_enforced() {
         fails(kubectl(kubectl_bin(), &bob, &["label", "namespace", &name, "pod-security.kubernetes.io/enforce-"]));
     assert!(removed.contains("(Forbidden)"), "{removed}");
 }
+
+#[test]
+fn namespaces_take_generated_names_show_their_status_and_their_verbs() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let namespace = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "gen-"}}"#;
+    let created = ok(kubectl_stdin(kubectl_bin(), &bob, &["create", "-f", "-", "-o", "name"], Some(namespace)));
+    let name = created.trim().strip_prefix("namespace/").unwrap_or_else(|| panic!("{created}")).to_owned();
+    let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+    let physical = format!("acme-web-{name}");
+    assert!(kubectl(kubectl_bin(), admin_kubeconfig(), &["get", "namespace", &physical]).status.success());
+    let status = ok(kubectl(kubectl_bin(), &bob, &["get", "--raw", &format!("/api/v1/namespaces/{name}/status")]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["metadata"]["name"], name.as_str());
+    assert_eq!(status["status"]["phase"], "Active");
+    let resources = ok(kubectl(kubectl_bin(), &bob, &["api-resources", "--cached=false", "-o", "wide"]));
+    let line = resources.lines().find(|l| l.starts_with("namespaces ")).unwrap_or_else(|| panic!("{resources}"));
+    assert!(line.contains("create,delete,get,list,watch"), "{line}");
+}

@@ -92,7 +92,13 @@ pub fn allowed_verbs(
             return true;
         }
         if group.is_empty() && parent == "namespaces" {
-            return sub.is_none() && READ.contains(&verb);
+            // What Canopy answers for namespaces: reads (and `status` reads), and creating and
+            // deleting them where the ceiling lets tenants manage namespaces.
+            let manages = ceiling.namespace_create && matches!(verb, "create" | "delete");
+            return match sub {
+                None => READ.contains(&verb) || manages,
+                Some(sub) => sub == "status" && verb == "get",
+            };
         }
         if namespaced {
             // Subresources answer to their parent's rules, as Canopy decides them.

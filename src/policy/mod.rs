@@ -158,6 +158,9 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                 "get" | "list" | "watch" if info.subresource.is_empty() => {
                     Ok(Plan { as_canopy: true, rule: "namespace of the view's subtree", ..plan })
                 }
+                "get" if info.subresource == "status" => {
+                    Ok(Plan { as_canopy: true, rule: "namespace status of the view's subtree", ..plan })
+                }
                 "delete" if info.subresource.is_empty() && manages_namespaces(tree, view, identity) => {
                     let physical = plan.namespace.as_ref().map(|(p, _)| p.as_str()).unwrap_or_default();
                     if tree.declared(physical).is_some() {

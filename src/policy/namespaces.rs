@@ -49,7 +49,12 @@ pub async fn create_request(
     } else {
         transform::parse_document(&bytes)?
     };
-    let name = asked.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut name = asked.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    if name.is_empty()
+        && let Some(base) = asked.pointer("/metadata/generateName").and_then(Value::as_str)
+    {
+        name = format!("{base}{}", generated_suffix());
+    }
     let physical = check_name(tree, view, &name)?;
     let ceiling = &tree.nodes[view].ceiling;
     let refuse = |what: &str, key: &str, list: &str| {
@@ -90,6 +95,21 @@ pub async fn create_request(
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Ok((Request::from_parts(parts, body::full(bytes)), physical))
+}
+
+/// Five characters the apiserver's name generator would pick from (no vowels, no look-alikes).
+fn generated_suffix() -> String {
+    use std::hash::BuildHasher;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    // RandomState is seeded from the OS for each instance.
+    let mut bits = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize];
+            bits /= ALPHABET.len() as u64;
+            char::from(c)
+        })
+        .collect()
 }
 
 /// The physical name of a new namespace `name` in `view`, if the name may be taken.
@@ -257,5 +277,12 @@ mod tests {
         assert!(reserved.message.contains("acme/web"), "{}", reserved.message);
         assert_eq!(check_name(&tree, web, "Bad_Name").unwrap_err().code, 422);
         assert_eq!(check_name(&tree, web, &"x".repeat(60)).unwrap_err().code, 422);
+    }
+
+    #[test]
+    fn generated_names_are_dns_labels() {
+        let suffix = generated_suffix();
+        assert_eq!(suffix.len(), 5);
+        assert!(is_dns_label(&format!("feature-{suffix}")), "{suffix}");
     }
 }
