@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// How long a token read from the file is used before the file is read again.
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -97,7 +97,7 @@ mod tests {
 
     const SHORT: Duration = Duration::from_millis(50);
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rotated_token_is_used_after_refresh() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
@@ -108,18 +108,18 @@ mod tests {
 
         let token = PodToken::load_refreshing(&file, SHORT).await.unwrap();
         std::fs::write(&file, "third").unwrap();
-        tokio::time::sleep(SHORT).await;
+        tokio::time::advance(SHORT).await;
         assert_eq!(&*token.current().await, "third");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unreadable_file_keeps_the_last_token() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "first").unwrap();
         let token = PodToken::load_refreshing(&file, SHORT).await.unwrap();
         std::fs::remove_file(&file).unwrap();
-        tokio::time::sleep(SHORT).await;
+        tokio::time::advance(SHORT).await;
         assert_eq!(&*token.current().await, "first");
     }
 
