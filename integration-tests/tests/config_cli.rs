@@ -50,6 +50,20 @@ fn check_config_names_file_and_config_path_of_an_error() {
         (edit(&example(), "shutdownGraceSeconds:", "shutdownGraceSecs:"), "server.shutdownGraceSecs"),
         // A tree error: carol's node grants a subresource acme does not allow.
         (edit(&example(), "subresources: [log]", "subresources: [log, proxy]"), "tree.nodes[0].children[1].allow"),
+        // A namespaced resource among the cluster-scoped ones would read it cluster-wide.
+        (
+            edit(&example(), "- {resources: [nodes]}", "- {apiGroups: [\"*\"], resources: [nodes, configmaps]}"),
+            "tree.nodes[1].allow.clusterResources[0].resources[1]",
+        ),
+        // A child may not change a namespace label its ancestor sets.
+        (
+            edit(
+                &example(),
+                "          namespaces: [dev, prod]",
+                "          namespaces: [dev, prod]\n          namespaceLabels: {pod-security.kubernetes.io/enforce: privileged}",
+            ),
+            "tree.nodes[0].children[0].namespaceLabels.pod-security.kubernetes.io/enforce",
+        ),
     ];
     for (i, (text, at)) in cases.iter().enumerate() {
         let file = write(&dir, &format!("broken-{i}.yaml"), text);

@@ -7,8 +7,8 @@ use http::Method;
 use serde_json::Value;
 
 use super::{allowed_verbs, group_visible};
-use crate::policy::is_cluster_scoped;
 use crate::request::RequestInfo;
+use crate::request::scope::is_cluster_scoped;
 use crate::tree::Ceiling;
 
 /// HTTP methods as the verbs Canopy decides by (a list and a get share GET).

@@ -24,6 +24,7 @@ mod write;
 pub use layer::{TenancyLayer, TenancyService};
 
 use crate::auth::Identity;
+use crate::request::scope::is_cluster_scoped;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
@@ -57,41 +58,6 @@ const SELF_REVIEWS: [(&str, &str); 3] = [
     ("authorization.k8s.io", "selfsubjectrulesreviews"),
     ("authentication.k8s.io", "selfsubjectreviews"),
 ];
-
-/// Cluster-scoped resources of the built-in API (Kubernetes 1.37), by group. A resource not
-/// named here is taken to be namespaced, so an unknown one asked for without a namespace is
-/// refused rather than forwarded.
-const CLUSTER_SCOPED: [(&str, &[&str]); 15] = [
-    ("", &["nodes", "persistentvolumes", "namespaces", "componentstatuses"]),
-    ("rbac.authorization.k8s.io", &["clusterroles", "clusterrolebindings"]),
-    ("storage.k8s.io", &["storageclasses", "csidrivers", "csinodes", "volumeattachments", "volumeattributesclasses"]),
-    ("apiextensions.k8s.io", &["customresourcedefinitions"]),
-    ("apiregistration.k8s.io", &["apiservices"]),
-    (
-        "admissionregistration.k8s.io",
-        &[
-            "mutatingwebhookconfigurations",
-            "validatingwebhookconfigurations",
-            "validatingadmissionpolicies",
-            "validatingadmissionpolicybindings",
-            "mutatingadmissionpolicies",
-            "mutatingadmissionpolicybindings",
-        ],
-    ),
-    ("scheduling.k8s.io", &["priorityclasses"]),
-    ("networking.k8s.io", &["ingressclasses", "ipaddresses", "servicecidrs"]),
-    ("node.k8s.io", &["runtimeclasses"]),
-    ("certificates.k8s.io", &["certificatesigningrequests", "clustertrustbundles"]),
-    ("flowcontrol.apiserver.k8s.io", &["flowschemas", "prioritylevelconfigurations"]),
-    ("authentication.k8s.io", &["tokenreviews", "selfsubjectreviews"]),
-    ("authorization.k8s.io", &["subjectaccessreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
-    ("resource.k8s.io", &["deviceclasses", "devicetaintrules", "resourceslices"]),
-    ("storagemigration.k8s.io", &["storageversionmigrations"]),
-];
-
-pub fn is_cluster_scoped(group: &str, resource: &str) -> bool {
-    CLUSTER_SCOPED.iter().any(|(g, resources)| *g == group && resources.contains(&resource))
-}
 
 /// The view of a request: the node its URL names, if the caller may use it, or else the caller's
 /// single home node.

@@ -64,7 +64,7 @@ pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -
         name: field("name"),
         ..RequestInfo::default()
     };
-    if super::is_cluster_scoped(&info.api_group, &info.resource) {
+    if crate::request::scope::is_cluster_scoped(&info.api_group, &info.resource) {
         info.namespace.clear();
     }
     match decide(tree, view, identity, &info) {

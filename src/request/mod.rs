@@ -7,6 +7,7 @@ pub mod guard;
 pub mod headers;
 pub mod info;
 pub mod query;
+pub mod scope;
 pub mod view;
 
 pub use classify::ClassifyLayer;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::key_patterns::KeyPatterns;
 use crate::config::raw_tree::{RawAllow, RawClusterRule, RawRule};
+use crate::request::scope::is_namespaced_builtin;
 
 /// The subresources a ceiling can grant.
 pub const SUBRESOURCES: [&str; 5] = ["exec", "attach", "portforward", "log", "proxy"];
@@ -94,6 +95,21 @@ impl Ceiling {
                     format!("subresources[{i}]"),
                     format!("unknown subresource {sub:?}; known: {}", SUBRESOURCES.join(", ")),
                 ));
+            }
+        }
+        // `-A` of a namespaced resource is always the view's fan-out: an entry here that names one
+        // would read it cluster-wide, so it is a config error, not a silent no-op.
+        for (i, entry) in raw.cluster_resources.iter().enumerate() {
+            for (j, resource) in entry.resources.iter().enumerate() {
+                if let Some(group) = entry.api_groups.iter().find(|g| is_namespaced_builtin(g, resource)) {
+                    return Err((
+                        format!("clusterResources[{i}].resources[{j}]"),
+                        format!(
+                            "{resource:?} (API group {group:?}) is namespaced; clusterResources lists cluster-scoped \
+                             resources (`*` means the cluster-scoped ones), and namespaced ones belong in resources"
+                        ),
+                    ));
+                }
             }
         }
         Ok(Ceiling {
@@ -320,6 +336,24 @@ mod tests {
             ..Default::default()
         };
         Ceiling::compile(&raw).unwrap()
+    }
+
+    #[test]
+    fn cluster_resources_may_not_name_a_namespaced_resource() {
+        let cluster = |groups: &[&str], resources: &[&str]| RawAllow {
+            cluster_resources: vec![RawClusterRule {
+                api_groups: groups.iter().map(|s| s.to_string()).collect(),
+                resources: resources.iter().map(|s| s.to_string()).collect(),
+            }],
+            ..Default::default()
+        };
+        let (at, message) = Ceiling::compile(&cluster(&["*"], &["nodes", "configmaps"])).unwrap_err();
+        assert_eq!(at, "clusterResources[0].resources[1]");
+        assert!(message.contains("\"configmaps\"") && message.contains("namespaced"), "{message}");
+        assert!(Ceiling::compile(&cluster(&["apps"], &["deployments"])).is_err());
+        assert!(Ceiling::compile(&cluster(&["*"], &["*"])).is_ok(), "the wildcard means the cluster-scoped ones");
+        assert!(Ceiling::compile(&cluster(&["storage.k8s.io"], &["storageclasses"])).is_ok());
+        assert!(Ceiling::compile(&cluster(&["example.com"], &["widgets"])).is_ok());
     }
 
     #[test]
