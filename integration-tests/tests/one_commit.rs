@@ -116,38 +116,40 @@ impl Watch {
     }
 }
 
-/// Runs `flip` (given the round) and `write` from two tasks each until [`RACE`] has passed.
-/// Flips are judged writes too: like the apiserver, which retries a patch five times, Canopy
-/// may answer one `409` when every try met a concurrent change.
-async fn race<F, W, FF, WF>(flip: F, write: W)
-where
-    F: Fn(usize) -> FF + Send + Sync + 'static,
-    W: Fn() -> WF + Send + Sync + 'static,
-    FF: std::future::Future<Output = ()> + Send,
-    WF: std::future::Future<Output = ()> + Send,
-{
+/// A copy raced against its source: two tasks flip the object at `path` with the merge patches
+/// `flips` (in turn) while two send the base-dependent JSON patch `copy`, until [`RACE`] has
+/// passed. Flips are judged writes too: like the apiserver, which retries a patch five times,
+/// Canopy may answer one `409` when every try met a concurrent change; a flip refused with `403`
+/// means a refused state was stored.
+async fn copy_race(tenant: &Tenant, path: &str, flips: [Value; 2], copy: Value, what: &str) {
     let deadline = Instant::now() + RACE;
-    let (flip, write) = (Arc::new(flip), Arc::new(write));
+    let tally = Arc::new(Tally::default());
+    let (flips, copy) = (Arc::new(flips), Arc::new(copy));
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let flip = Arc::clone(&flip);
+        let (flipper, flip_path, flips) = (tenant.clone(), path.to_owned(), Arc::clone(&flips));
         tasks.push(tokio::spawn(async move {
-            let mut round = 0;
-            while Instant::now() < deadline {
-                flip(round).await;
-                round += 1;
+            for round in 0.. {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let (code, answer) = flipper.patch(&flip_path, "application/merge-patch+json", &flips[round % 2]).await;
+                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
             }
         }));
-        let write = Arc::clone(&write);
+        let (tenant, path, copy, tally) = (tenant.clone(), path.to_owned(), Arc::clone(&copy), Arc::clone(&tally));
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                write().await;
+                let (code, answer) = tenant.patch(&path, "application/json-patch+json", &copy).await;
+                tally.count(code, &answer);
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
+    let (committed, refused, _) = tally.report(what);
+    assert!(committed > 0 && refused > 0, "the race never exercised both outcomes");
 }
 
 fn admin_delete(physical: &str, kind: &str, name: &str) {
@@ -173,33 +175,11 @@ async fn a_copy_raced_against_its_source_never_mounts_a_hidden_secret() {
     assert_eq!(code, 201, "{answer}");
     let watch = Watch::start("acme-web-dev", "deployment", &name, "{.spec.template.spec.volumes[0].secret.secretName}");
     let path = format!("/apis/apps/v1/namespaces/dev/deployments/{name}");
-    let tally = Arc::new(Tally::default());
-    let (flipper, writer, counted) = (bob.clone(), bob.clone(), Arc::clone(&tally));
-    let (flip_path, write_path) = (path.clone(), path.clone());
-    let sources = [allowed.clone(), hidden.clone()];
-    race(
-        move |round| {
-            let (bob, path, source) = (flipper.clone(), flip_path.clone(), sources[round % 2].clone());
-            async move {
-                let flip = json!({"metadata": {"annotations": {"src": source}}});
-                let (code, answer) = bob.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
-            }
-        },
-        move || {
-            let (bob, path, tally) = (writer.clone(), write_path.clone(), Arc::clone(&counted));
-            async move {
-                let copy = json!([{"op": "copy", "from": "/metadata/annotations/src",
-                                   "path": "/spec/template/spec/volumes/0/secret/secretName"}]);
-                let (code, answer) = bob.patch(&path, "application/json-patch+json", &copy).await;
-                tally.count(code, &answer);
-            }
-        },
-    )
-    .await;
+    let flip = |source: &str| json!({"metadata": {"annotations": {"src": source}}});
+    let copy = json!([{"op": "copy", "from": "/metadata/annotations/src",
+                       "path": "/spec/template/spec/volumes/0/secret/secretName"}]);
+    copy_race(&bob, &path, [flip(&allowed), flip(&hidden)], copy, "secret copies").await;
     let values = watch.values();
-    let (committed, refused, _) = tally.report("secret copies");
-    assert!(committed > 0 && refused > 0, "the race never exercised both outcomes");
     assert!(!values.is_empty(), "the admin's watch saw nothing");
     assert!(!values.contains(&hidden), "a refused state was stored: {values:?}");
     admin_delete("acme-web-dev", "deployment", &name);
@@ -223,34 +203,11 @@ async fn a_copy_raced_against_its_source_never_sets_a_write_masked_field() {
     ok(kubectl_stdin(kubectl_bin(), admin_kubeconfig(), &["create", "-f", "-"], Some(&deployment.to_string())));
     let watch = Watch::start("acme-web-dev", "deployment", &name, "{.spec.template.spec.nodeSelector.zone}");
     let path = format!("/apis/apps/v1/namespaces/dev/deployments/{name}");
-    let tally = Arc::new(Tally::default());
-    let (flipper, writer, counted) = (bob.clone(), bob.clone(), Arc::clone(&tally));
-    let (flip_path, write_path) = (path.clone(), path.clone());
-    race(
-        move |round| {
-            let (bob, path) = (flipper.clone(), flip_path.clone());
-            async move {
-                let zone = if round % 2 == 0 { json!("x") } else { Value::Null };
-                let flip = json!({"metadata": {"labels": {"zone": zone}}});
-                let (code, answer) = bob.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
-            }
-        },
-        move || {
-            let (bob, path, tally) = (writer.clone(), write_path.clone(), Arc::clone(&counted));
-            async move {
-                // Allowed while the labels equal the pin (nothing changes), refused otherwise.
-                let copy =
-                    json!([{"op": "copy", "from": "/metadata/labels", "path": "/spec/template/spec/nodeSelector"}]);
-                let (code, answer) = bob.patch(&path, "application/json-patch+json", &copy).await;
-                tally.count(code, &answer);
-            }
-        },
-    )
-    .await;
+    let flips = [json!({"metadata": {"labels": {"zone": "x"}}}), json!({"metadata": {"labels": {"zone": null}}})];
+    // Allowed while the labels equal the pin (nothing changes), refused otherwise.
+    let copy = json!([{"op": "copy", "from": "/metadata/labels", "path": "/spec/template/spec/nodeSelector"}]);
+    copy_race(&bob, &path, flips, copy, "nodeSelector copies").await;
     let values = watch.values();
-    let (committed, refused, _) = tally.report("nodeSelector copies");
-    assert!(committed > 0 && refused > 0, "the race never exercised both outcomes");
     assert!(values.iter().all(|v| v.is_empty()), "a refused nodeSelector was stored: {values:?}");
     admin_delete("acme-web-dev", "deployment", &name);
 }
@@ -271,32 +228,10 @@ async fn a_copy_raced_against_its_source_never_binds_an_outsider() {
     assert_eq!(code, 201, "{answer}");
     let watch = Watch::start("acme-web-dev", "rolebinding", &name, "{.subjects[0].name}");
     let path = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/dev/rolebindings/{name}");
-    let tally = Arc::new(Tally::default());
-    let (flipper, writer, counted) = (alice.clone(), alice.clone(), Arc::clone(&tally));
-    let (flip_path, write_path) = (path.clone(), path.clone());
-    race(
-        move |round| {
-            let (alice, path) = (flipper.clone(), flip_path.clone());
-            async move {
-                let who = if round % 2 == 0 { "mallory" } else { "bob" };
-                let flip = json!({"metadata": {"annotations": {"who": who}}});
-                let (code, answer) = alice.patch(&path, "application/merge-patch+json", &flip).await;
-                assert!(code == 200 || code == 409, "a flip was refused, so a refused state is stored: {answer}");
-            }
-        },
-        move || {
-            let (alice, path, tally) = (writer.clone(), write_path.clone(), Arc::clone(&counted));
-            async move {
-                let copy = json!([{"op": "copy", "from": "/metadata/annotations/who", "path": "/subjects/0/name"}]);
-                let (code, answer) = alice.patch(&path, "application/json-patch+json", &copy).await;
-                tally.count(code, &answer);
-            }
-        },
-    )
-    .await;
+    let flip = |who: &str| json!({"metadata": {"annotations": {"who": who}}});
+    let copy = json!([{"op": "copy", "from": "/metadata/annotations/who", "path": "/subjects/0/name"}]);
+    copy_race(&alice, &path, [flip("mallory"), flip("bob")], copy, "subject copies").await;
     let values = watch.values();
-    let (committed, refused, _) = tally.report("subject copies");
-    assert!(committed > 0 && refused > 0, "the race never exercised both outcomes");
     assert!(!values.iter().any(|v| v == "mallory"), "an outsider was bound: {values:?}");
     admin_delete("acme-web-dev", "rolebinding", &name);
 }

@@ -15,10 +15,11 @@ use serde_json::Value;
 
 const HIDDEN: &str = SSH_AUTH;
 
-/// One answer: status code, content type and body.
+/// One answer: status code, content type, header block and body.
 struct Answer {
     code: u16,
     content_type: String,
+    headers: String,
     body: String,
 }
 
@@ -59,7 +60,7 @@ fn curl(canopy: &Canopy, user: &str, request: &Request) -> Answer {
         .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim()))
         .unwrap_or("")
         .to_owned();
-    Answer { code, content_type, body }
+    Answer { code, content_type, headers: block, body }
 }
 
 /// A POST of `body` labelled `content_type` through Canopy as `user`.
@@ -255,6 +256,39 @@ fn json_bodies_with_duplicate_keys_are_refused() {
     let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/pods", "application/json", &body);
     assert_eq!(answer.code, 400, "{}", answer.body);
     assert!(answer.body.contains("duplicate"), "{}", answer.body);
+    assert!(!exists_upstream("acme-web-dev", "pod", &name));
+}
+
+#[test]
+fn a_scalar_given_twice_is_read_as_field_validation_says() {
+    let canopy = canopy();
+    let configmap = |name: &str| {
+        format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"a":"1","a":"2"}}}}"#)
+    };
+    let path = "/api/v1/namespaces/dev/configmaps";
+    // The apiserver's default (Warn): the last value, and its warning.
+    let name = unique("dup-warn");
+    let answer = post(&canopy, "bob", path, "application/json", &configmap(&name));
+    assert_eq!(answer.code, 201, "{}", answer.body);
+    assert!(answer.headers.contains(r#"299 - "duplicate field \"data.a\"""#), "{}", answer.headers);
+    let stored = ok(kubectl(
+        kubectl_bin(),
+        admin_kubeconfig(),
+        &["-n", "acme-web-dev", "get", "cm", &name, "-o", "jsonpath={.data.a}"],
+    ));
+    assert_eq!(stored, "2");
+    let name = unique("dup-strict");
+    let answer = post(&canopy, "bob", &format!("{path}?fieldValidation=Strict"), "application/json", &configmap(&name));
+    assert_eq!(answer.code, 400, "{}", answer.body);
+    assert!(answer.body.contains(r#"strict decoding error: duplicate field \"data.a\""#), "{}", answer.body);
+    assert!(!exists_upstream("acme-web-dev", "configmap", &name));
+    // A masked field given twice is judged on the value the apiserver keeps.
+    let name = unique("dup-node");
+    let pod = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{"nodeName":"","nodeName":"fake-node","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+    );
+    let answer = post(&canopy, "bob", "/api/v1/namespaces/dev/pods", "application/json", &pod);
+    assert_eq!(answer.code, 403, "{}", answer.body);
     assert!(!exists_upstream("acme-web-dev", "pod", &name));
 }
 

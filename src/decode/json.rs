@@ -2,25 +2,40 @@
 //! twice in one object refused (sigs.k8s.io/json keeps the last value silently and strict field
 //! validation rejects it; Canopy must not judge one value and forward the other).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::DecodeError;
 
 /// A JSON body, duplicate object keys refused at any depth.
 pub fn json(bytes: &[u8]) -> Result<Value, DecodeError> {
+    read(bytes, false).map(|(value, _)| value)
+}
+
+/// A JSON body read as the apiserver reads it when field validation is `Warn` or `Ignore`: a
+/// key given twice with a scalar both times keeps its last value, as every reader does, and is
+/// listed (as a field path, `data.a`); a key given twice with an object or array refused as by
+/// [`json`], since Go merges those into typed fields and replaces them elsewhere.
+pub fn json_last_scalar(bytes: &[u8]) -> Result<(Value, Vec<String>), DecodeError> {
+    read(bytes, true)
+}
+
+fn read(bytes: &[u8], last_scalar: bool) -> Result<(Value, Vec<String>), DecodeError> {
     let duplicate = Cell::new(None);
+    let (way, kept) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+    let seed = Strict { duplicate: &duplicate, last_scalar, way: &way, kept: &kept };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let read = Strict { duplicate: &duplicate }.deserialize(&mut deserializer);
-    read.and_then(|value| deserializer.end().map(|()| value)).map_err(|error| match duplicate.take() {
+    let read = seed.deserialize(&mut deserializer);
+    let value = read.and_then(|value| deserializer.end().map(|()| value)).map_err(|error| match duplicate.take() {
         Some(Duplicate { key, way }) => {
             DecodeError::JsonDuplicateKey { key, path: path(&way), line: error.line(), column: error.column() }
         }
         None => DecodeError::Json(error.to_string()),
-    })
+    })?;
+    Ok((value, kept.into_inner()))
 }
 
 /// A key found twice, and the way from it out to the top (innermost step first).
@@ -29,18 +44,35 @@ struct Duplicate {
     way: Vec<Step>,
 }
 
+#[derive(Clone)]
 enum Step {
     Key(String),
     Index(usize),
 }
 
 /// Builds a `Value`, refusing duplicate keys; the error of one is told through `duplicate`.
+/// With `last_scalar`, a key given twice with scalars keeps the last and is listed in `kept`
+/// (`way` is the way in to the value being read).
 #[derive(Clone, Copy)]
 struct Strict<'a> {
     duplicate: &'a Cell<Option<Duplicate>>,
+    last_scalar: bool,
+    way: &'a RefCell<Vec<Step>>,
+    kept: &'a RefCell<Vec<String>>,
+}
+
+fn is_scalar(value: &Value) -> bool {
+    !matches!(value, Value::Object(_) | Value::Array(_))
 }
 
 impl Strict<'_> {
+    /// The error for `key` given twice in the object being read.
+    fn refuse_duplicate<E: serde::de::Error>(self, key: String) -> E {
+        let error = E::custom(format!("duplicate field {key:?}"));
+        self.duplicate.set(Some(Duplicate { key, way: Vec::new() }));
+        error
+    }
+
     /// Records, while a duplicate's error goes up, the step it came out of.
     fn step(self, step: Step) {
         if let Some(mut duplicate) = self.duplicate.take() {
@@ -96,7 +128,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         loop {
-            match seq.next_element_seed(self) {
+            self.way.borrow_mut().push(Step::Index(items.len()));
+            let read = seq.next_element_seed(self);
+            self.way.borrow_mut().pop();
+            match read {
                 Ok(Some(item)) => items.push(item),
                 Ok(None) => return Ok(Value::Array(items)),
                 Err(error) => {
@@ -110,12 +145,24 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                let error = A::Error::custom(format!("duplicate field {key:?}"));
-                self.duplicate.set(Some(Duplicate { key, way: Vec::new() }));
-                return Err(error);
+            let again = object.contains_key(&key);
+            if again && !self.last_scalar {
+                return Err(self.refuse_duplicate(key));
             }
-            match map.next_value_seed(self) {
+            self.way.borrow_mut().push(Step::Key(key.clone()));
+            let read = map.next_value_seed(self);
+            let at = self.way.borrow_mut().pop();
+            match read {
+                Ok(value) if again => {
+                    if !is_scalar(&value) || !object.get(&key).is_some_and(is_scalar) {
+                        return Err(self.refuse_duplicate(key));
+                    }
+                    let mut way = self.way.borrow().clone();
+                    way.extend(at);
+                    way.reverse();
+                    self.kept.borrow_mut().push(path(&way));
+                    object.insert(key, value);
+                }
                 Ok(value) => drop(object.insert(key, value)),
                 Err(error) => {
                     self.step(Step::Key(key));
@@ -149,6 +196,18 @@ fn is_name(key: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json as value;
+
+    #[test]
+    fn a_scalar_given_twice_keeps_its_last_value_and_is_named() {
+        let (read, kept) = json_last_scalar(br#"{"data": {"a": "1", "a": "2"}, "l": [{"x": 1, "x": 2}]}"#).unwrap();
+        assert_eq!(read, value!({"data": {"a": "2"}, "l": [{"x": 2}]}));
+        assert_eq!(kept, ["data.a", "l[0].x"]);
+        // Objects and arrays given twice are merged by some readers and replaced by others.
+        for twice in [r#"{"spec": {"a": 1}, "spec": {"b": 2}}"#, r#"{"l": [1], "l": [2]}"#, r#"{"a": 1, "a": {}}"#] {
+            assert!(matches!(json_last_scalar(twice.as_bytes()), Err(DecodeError::JsonDuplicateKey { .. })), "{twice}");
+        }
+        assert!(json(br#"{"a": "1", "a": "2"}"#).is_err());
+    }
 
     const POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"dev",
         "labels":{"app":"web"},"annotations":{"a.b/c":"d"}},"spec":{"containers":[{"name":"c",

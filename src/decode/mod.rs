@@ -11,7 +11,7 @@ use std::fmt;
 mod json;
 mod yaml;
 
-pub use json::json;
+pub use json::{json, json_last_scalar};
 pub use yaml::yaml;
 
 /// Why a body cannot be read in one unambiguous way.

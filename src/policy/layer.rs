@@ -152,12 +152,26 @@ where
         true => Some(transform::negotiate::ask_for_json(request.headers_mut(), watch)?),
         false => None,
     };
+    let warnings = Warnings::default();
+    request.extensions_mut().insert(warnings.clone());
     let response = confined_answer(tree, creations, request, inner).await?;
-    Ok(match encoding {
+    let mut response = match encoding {
         Some(encoding) => transform::render::render(&method, response, encoding),
         None => response,
-    })
+    };
+    for warning in warnings.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        // RFC 7234's form, as the apiserver writes its warnings.
+        let text = format!("299 - {}", serde_json::Value::from(warning.as_str()));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    Ok(response)
 }
+
+/// Warnings Canopy's reading of the request gives, as the apiserver would have given them.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
 
 /// Whether the answer is about objects or discovery, so Canopy renders it. Logs, proxied
 /// targets and upgraded streams are the caller's own bytes; `/version` and health checks hold
@@ -258,7 +272,11 @@ where
     }
     // The body is read once, here: every check below and upstream see Canopy's reading of it.
     if renders(&info, request.headers()) {
-        request = transform::reading::canonical(request).await?;
+        let warning;
+        (request, warning) = transform::reading::canonical(request).await?;
+        if let (Some(warning), Some(slot)) = (warning, request.extensions().get::<Warnings>()) {
+            slot.0.lock().unwrap_or_else(|e| e.into_inner()).push(warning);
+        }
     }
     let names = ViewNames::new(tree, view);
     let mut query: Vec<(String, String)> = Query::parse(request.uri().query().unwrap_or(""))?.into_pairs();
