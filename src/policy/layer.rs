@@ -35,7 +35,7 @@ use super::protobuf_gate::ProtobufGate;
 use super::reference_gate::ReferenceGate;
 use super::review::{self, Review, Verdict};
 use super::revoke::{Revocation, Standing};
-use super::secret_gate::SecretGate;
+use super::secret_gate::{Lookup, SecretCheck, SecretGate};
 use super::secrets::SecretFilter;
 use super::write::{WriteDriver, WriteGate};
 use crate::mask::read::ReadMask;
@@ -215,7 +215,7 @@ where
         Confined::Judged(request, translation, driver) => {
             driver.serve(BoxCloneService::new(inner), request, translation).await
         }
-        Confined::Secret(request, translation, gate) => gate.serve(inner, request, translation).await,
+        Confined::Secret(request, translation, gate, lookup) => gate.serve(lookup, inner, request, translation).await,
         Confined::CreateNamespace(creation, translation) => creation.run(tree, creations, inner, translation).await,
     }
 }
@@ -235,7 +235,7 @@ enum Confined {
     /// Judge the write, then commit exactly what was judged (see [`WriteDriver`]).
     Judged(Request<Body>, Translation, WriteDriver),
     /// A read or delete of one Secret in a view that limits secret types.
-    Secret(Request<Body>, Translation, SecretGate),
+    Secret(Request<Body>, Translation, SecretGate, Lookup),
     /// Create a tenant's namespace within the view's quota.
     CreateNamespace(Creation, Translation),
 }
@@ -370,8 +370,8 @@ where
         gates.push(Box::new(gate));
     }
     match secrets {
-        Some(gate) if gate.judges_writes() => gates.push(Box::new(gate)),
-        Some(gate) => return Ok(Confined::Secret(request, translation, gate)),
+        Some(SecretCheck::Write(gate)) => gates.push(Box::new(gate)),
+        Some(SecretCheck::Lookup(gate, lookup)) => return Ok(Confined::Secret(request, translation, gate, lookup)),
         None => {}
     }
     if let Some(gate) = ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
@@ -379,12 +379,10 @@ where
     }
     // A protobuf body is read only where its own namespace is: what else it names is judged on
     // the dry-run result.
-    let protobuf = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"));
-    if protobuf && namespace.is_some() && matches!(info.verb.as_str(), "create" | "update") {
+    if transform::is_protobuf(request.headers())
+        && namespace.is_some()
+        && matches!(info.verb.as_str(), "create" | "update")
+    {
         gates.push(Box::new(ProtobufGate { tree: Arc::clone(tree), view }));
     }
     if !gates.is_empty() {

@@ -34,20 +34,22 @@ use crate::status::Status;
 use crate::transform::{self, Translation};
 use crate::tree::Ceiling;
 
-/// What is checked around one request.
+/// A read or delete of one Secret, answered by [`SecretGate::serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// GET of one Secret.
+pub enum Lookup {
     Get,
-    /// DELETE of one Secret.
     Delete,
-    /// A write judged on its dry-run result.
-    Write,
+}
+
+/// What a request about secrets or pods needs: a lookup Canopy answers itself, or a write the
+/// write driver judges with the gate.
+pub enum SecretCheck {
+    Lookup(SecretGate, Lookup),
+    Write(SecretGate),
 }
 
 /// A request about secrets or pods that is checked against the view's secret types.
 pub struct SecretGate {
-    check: Check,
     filter: SecretFilter,
     identity: Identity,
     /// `(physical, virtual)` namespace of the request.
@@ -60,44 +62,48 @@ pub struct SecretGate {
 }
 
 impl SecretGate {
-    /// The gate for `info` in a view with `ceiling` (at `view`), if the request needs one.
+    /// The check of `info` in a view with `ceiling` (at `view`), if the request needs one.
     pub fn of(
         ceiling: &Ceiling,
         view: &str,
         info: &RequestInfo,
         identity: &Identity,
         namespace: &Option<(String, String)>,
-    ) -> Result<Option<Self>, Status> {
+    ) -> Result<Option<SecretCheck>, Status> {
         let Some(namespace) = namespace.clone() else { return Ok(None) };
         let Some(filter) = SecretFilter::of(ceiling) else { return Ok(None) };
         let secrets = info.api_group.is_empty() && info.resource == "secrets" && info.subresource.is_empty();
         let pods = names_secrets(&info.api_group, &info.resource)
             && (info.subresource.is_empty() || (info.resource == "pods" && info.subresource == "ephemeralcontainers"));
-        let check = match info.verb.as_str() {
-            "get" if secrets => Check::Get,
-            "delete" if secrets => Check::Delete,
+        let lookup = match info.verb.as_str() {
+            "get" if secrets => Some(Lookup::Get),
+            "delete" if secrets => Some(Lookup::Delete),
             "deletecollection" if secrets => {
                 return Err(Status::forbidden(format!(
                     "secrets is forbidden: deleting a collection of secrets is not allowed in view {view}, which limits secret types; delete them by name"
                 )));
             }
-            "create" | "update" | "patch" if secrets || pods => Check::Write,
+            "create" | "update" | "patch" if secrets || pods => None,
             _ => return Ok(None),
         };
-        Ok(Some(SecretGate {
-            check,
+        let gate = SecretGate {
             filter,
             identity: identity.clone(),
             namespace,
             name: info.name.clone(),
             secret: secrets,
             view: view.to_owned(),
+        };
+        Ok(Some(match lookup {
+            Some(lookup) => SecretCheck::Lookup(gate, lookup),
+            None => SecretCheck::Write(gate),
         }))
     }
 
-    /// Answers `request` (already rewritten for upstream) through `inner`.
+    /// Answers the `lookup` `request` (already rewritten for upstream) through `inner`.
     pub async fn serve<S>(
         self,
+        lookup: Lookup,
         inner: S,
         request: Request<Body>,
         translation: Translation,
@@ -106,8 +112,8 @@ impl SecretGate {
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
         S::Future: Send,
     {
-        match self.check {
-            Check::Get => {
+        match lookup {
+            Lookup::Get => {
                 let response = inner.oneshot(request).await?;
                 if !response.status().is_success() {
                     return Ok(transform::response(response, translation));
@@ -121,18 +127,11 @@ impl SecretGate {
                 }
                 Ok(transform::response(Response::from_parts(parts, body::full(bytes)), translation))
             }
-            Check::Delete => {
+            Lookup::Delete => {
                 self.refuse_hidden(inner.clone()).await?;
                 Ok(transform::response(inner.oneshot(request).await?, translation))
             }
-            Check::Write => Err(Status::internal("secret writes are judged by the write driver")),
         }
-    }
-
-    /// Whether the gate judges a write (through [`WriteGate`]) rather than answering a read or
-    /// delete itself.
-    pub fn judges_writes(&self) -> bool {
-        self.check == Check::Write
     }
 
     /// 404 when the secret named in the path exists with a type the view does not allow.
@@ -267,6 +266,14 @@ mod tests {
 
     use super::*;
 
+    /// What [`SecretGate::of`] decided, in one word.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Check {
+        Get,
+        Delete,
+        Write,
+    }
+
     fn gate(
         ceiling: &Ceiling,
         group: &str,
@@ -284,7 +291,11 @@ mod tests {
         };
         let namespace = Some(("acme-web-dev".to_owned(), "dev".to_owned()));
         let identity = Identity::new("bob", Vec::<String>::new());
-        Ok(SecretGate::of(ceiling, "acme/web", &info, &identity, &namespace)?.map(|g| g.check))
+        Ok(SecretGate::of(ceiling, "acme/web", &info, &identity, &namespace)?.map(|check| match check {
+            SecretCheck::Lookup(_, Lookup::Get) => Check::Get,
+            SecretCheck::Lookup(_, Lookup::Delete) => Check::Delete,
+            SecretCheck::Write(_) => Check::Write,
+        }))
     }
 
     #[test]

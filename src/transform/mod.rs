@@ -110,17 +110,21 @@ impl Translation {
     }
 }
 
+/// Whether a request's body is Kubernetes protobuf.
+pub fn is_protobuf(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"))
+}
+
 /// Rewrites namespace names in a request body Canopy has read ([`reading::canonical`]: JSON,
 /// or protobuf) with `map`.
 pub async fn request(
     request: Request<Body>,
     map: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Request<Body>, Status> {
-    let protobuf = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"));
+    let protobuf = is_protobuf(request.headers());
     let (mut parts, body) = request.into_parts();
     let bytes = read_bytes(body).await?;
     if bytes.is_empty() {
