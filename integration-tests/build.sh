@@ -26,7 +26,7 @@ mkdir -p "$bin"
 export CGO_ENABLED=0
 echo "harness: building kube-apiserver, etcd, controllers and kubectl (a cold build compiles ~2,700 packages: about 10 minutes on 2 cores; seconds when cached)" >&2
 # `go build -v` names each package it compiles: show a count every 100, so a cold build is not silent.
-go build -v -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/harness ./cmd/kubectl 2>&1 |
+go build -v -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/harness ./cmd/kubectl ./cmd/clients 2>&1 |
 	awk '/^(#|[^ ]+\.go:)/ { print > "/dev/stderr"; next } { n++ } n % 100 == 0 && n != last { last = n; printf "harness: %d packages compiled\n", n > "/dev/stderr" }'
 status=("${PIPESTATUS[@]}")
 [ "${status[0]}" = 0 ] || exit "${status[0]}"

@@ -70,3 +70,18 @@ fn a_tenant_installs_and_upgrades_a_chart_in_its_own_namespace_only() {
     assert!(refused.contains("not found") && !refused.contains("globex"), "{refused}");
     ok(helm(dir.path(), &bob, &["uninstall", &release, "-n", "dev"]));
 }
+
+#[test]
+fn a_chart_with_a_kind_outside_the_ceiling_gets_the_real_refusal() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let dir = tempfile::tempdir().unwrap();
+    let chart = tiny_chart(dir.path());
+    std::fs::write(
+        chart.join("templates/pdb.yaml"),
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  minAvailable: 1\n",
+    )
+    .unwrap();
+    let refused = fails(helm(dir.path(), &bob, &["install", &unique("rel"), chart.to_str().unwrap(), "-n", "dev"]));
+    assert!(refused.contains(r#"no matches for kind "PodDisruptionBudget" in version "policy/v1""#), "{refused}");
+}

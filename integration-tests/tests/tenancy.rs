@@ -394,3 +394,29 @@ fn events_and_namespace_selectors_use_virtual_names() {
         assert!(elsewhere.trim().is_empty(), "{elsewhere}");
     }
 }
+
+#[test]
+fn openapi_v2_in_protobuf_and_v3_show_client_go_and_kubectl_the_view() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    // client-go's OpenAPISchema() asks for protobuf only; it gets the same filtered document as JSON.
+    let v2: serde_json::Value = serde_json::from_str(&ok(client_go(&bob, &["openapi-v2"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(kubectl(kubectl_bin(), &bob, &["get", "--raw", "/openapi/v2"]))).unwrap();
+    let sorted_keys = |value: &serde_json::Value| {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        serde_json::Value::from(keys)
+    };
+    assert_eq!(v2["paths"], sorted_keys(&json["paths"]));
+    assert_eq!(v2["definitions"], sorted_keys(&json["definitions"]));
+    let paths = v2["paths"].to_string();
+    assert!(paths.contains("/api/v1/namespaces/{namespace}/pods") && !paths.contains("poddisruptionbudgets"));
+    assert!(!v2["definitions"].to_string().contains("io.k8s.api.policy.v1.PodDisruptionBudget"));
+    let v3: serde_json::Value = serde_json::from_str(&ok(client_go(&bob, &["openapi-v3"]))).unwrap();
+    assert!(v3.get("api/v1").is_some() && v3.get("apis/policy/v1").is_none(), "{v3}");
+    // So kubectl's validation reads the schemas and the refusal is the real one.
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: pdb}\nspec: {minAvailable: 1}\n";
+    let refused = fails(kubectl_stdin(kubectl_bin(), &bob, &["-n", "dev", "apply", "-f", "-"], Some(pdb)));
+    assert!(refused.contains(r#"no matches for kind "PodDisruptionBudget" in version "policy/v1""#), "{refused}");
+}

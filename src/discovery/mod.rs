@@ -1,9 +1,11 @@
 //! Discovery and OpenAPI as a view sees them: `/api/v1` and `/apis/<g>/<v>` resource lists,
 //! aggregated discovery (`APIGroupDiscoveryList` on `/api` and `/apis`) and the OpenAPI v2 and v3
 //! documents list only what the view's ceiling allows, with the verbs it allows, so `kubectl
-//! api-resources`, `explain` and completion show the virtual cluster. Pure functions over JSON.
+//! api-resources`, `explain` and completion show the virtual cluster. Pure functions over JSON
+//! (and over the wire format of the OpenAPI v2 document in protobuf).
 
 mod openapi;
+pub mod openapi_v2_protobuf;
 
 use serde_json::Value;
 

@@ -77,7 +77,7 @@ fn refs(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn path_visible(ceiling: &Ceiling, path: &str) -> bool {
+pub(super) fn path_visible(ceiling: &Ceiling, path: &str) -> bool {
     let Ok(info) = RequestInfo::parse(&Method::GET, path, None) else { return false };
     if !info.is_resource_request {
         return true;

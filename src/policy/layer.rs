@@ -17,14 +17,15 @@ use super::{Plan, decide, resolve_view};
 use crate::audit::AuditSlot;
 use crate::auth::Identity;
 use crate::body::Body;
-use crate::discovery::Document;
+use crate::discovery::{Document, openapi_v2_protobuf};
 use crate::fanout::FanOut;
 use crate::request::query::{Query, encode_pairs};
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::rewrite::selector::{map_field_selector, namespace_equal};
 use crate::status::Status;
-use crate::transform::{self, Translation};
+use crate::transform::negotiate::{Answer, Encoding};
+use crate::transform::{self, DocumentMap, Translation};
 use crate::tree::{NodeId, Tree};
 use serde_json::Value;
 
@@ -40,9 +41,6 @@ use super::secrets::SecretFilter;
 use super::write::{WriteDriver, WriteGate};
 use crate::mask::read::ReadMask;
 use crate::mask::{Mask, MaskRule};
-
-/// Rewrites a JSON answer.
-type DocumentMap = Box<dyn FnOnce(&mut Value) + Send>;
 
 /// Adds tenancy in front of a service.
 #[derive(Clone)]
@@ -146,12 +144,19 @@ where
 {
     let info = request.extensions().get::<RequestInfo>().ok_or_else(|| Status::internal("unclassified request"))?;
     let rendered = renders(info, request.headers());
-    let watch = info.verb == "watch";
+    let kind = match (info.verb == "watch", Document::of(info)) {
+        (true, _) => Answer::Watch,
+        (false, Some(Document::OpenApi { group: None })) => Answer::OpenApiV2,
+        (false, _) => Answer::Document,
+    };
     let method = request.method().clone();
     let encoding = match rendered {
-        true => Some(transform::negotiate::ask_for_json(request.headers_mut(), watch)?),
+        true => Some(transform::negotiate::ask_upstream(request.headers_mut(), kind)?),
         false => None,
     };
+    if let Some(encoding) = encoding {
+        request.extensions_mut().insert(encoding);
+    }
     let warnings = Warnings::default();
     request.extensions_mut().insert(warnings.clone());
     let response = confined_answer(tree, creations, request, inner).await?;
@@ -267,7 +272,12 @@ where
         if !document.visible(&ceiling) {
             return Err(Status::not_found("the server could not find the requested resource"));
         }
-        let map: DocumentMap = Box::new(move |doc| document.filter(&ceiling, doc));
+        let map = match request.extensions().get::<Encoding>() {
+            Some(Encoding::OpenApiV2Protobuf) => {
+                DocumentMap::OpenApiV2Protobuf(Box::new(move |doc| openapi_v2_protobuf::filter(&ceiling, doc)))
+            }
+            _ => DocumentMap::Json(Box::new(move |doc| document.filter(&ceiling, doc))),
+        };
         return Ok(Confined::Mapped(request, map, None));
     }
     // The body is read once, here: every check below and upstream see Canopy's reading of it.
@@ -494,7 +504,7 @@ fn review_upstream(
     let request = transform::with_document(parts, document, &|v: &str| names.to_physical(v))?;
     let ceiling = tree.nodes[view].ceiling.clone();
     let failures = translation.clone();
-    let map: DocumentMap = Box::new(move |doc| {
+    let map = DocumentMap::Json(Box::new(move |doc| {
         translation.apply(doc);
         match review {
             Review::Access => {
@@ -504,7 +514,7 @@ fn review_upstream(
             }
             Review::Rules => review::narrow_rules(&ceiling, doc),
         }
-    });
+    }));
     Ok(Confined::Mapped(request, map, Some(failures)))
 }
 

@@ -194,7 +194,7 @@ fn rewrite_field(message: &[u8], field: u64, f: Replace<'_>) -> Result<Vec<u8>, 
 }
 
 /// Reads one field from `rest`: its tag, and its contents if length-delimited.
-fn next_field<'a>(rest: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), Malformed> {
+pub(crate) fn next_field<'a>(rest: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), Malformed> {
     let tag = varint(rest)?;
     match tag & 7 {
         0 => {
@@ -226,7 +226,7 @@ fn varint(input: &mut &[u8]) -> Result<u64, Malformed> {
     Err(Malformed)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;

@@ -23,10 +23,12 @@ use http_body_util::{BodyExt, Limited, StreamBody};
 use serde_json::Value;
 
 use crate::body::{self, Body, BoxError};
+use crate::discovery::openapi_v2_protobuf::MEDIA_TYPES as OPENAPI_V2_PROTOBUF;
 use crate::mask::read::ReadMask;
 use crate::policy::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
+use crate::rewrite::protobuf::Malformed;
 use crate::status::Status;
 use crate::tree::{NodeId, Tree};
 
@@ -188,10 +190,18 @@ pub fn with_document(
     Ok(Request::from_parts(parts, body::full(rewritten)))
 }
 
-/// A successful response with `f` applied to its JSON document, whatever upstream labelled it
+/// How Canopy rewrites a document it serves.
+pub enum DocumentMap {
+    /// Applied to the JSON document.
+    Json(Box<dyn FnOnce(&mut Value) + Send>),
+    /// Applied to the OpenAPI v2 document in protobuf, on the wire.
+    OpenApiV2Protobuf(Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, Malformed> + Send>),
+}
+
+/// A successful response with `map` applied to its document, whatever upstream labelled it
 /// (it serves the OpenAPI v3 index as `text/plain`); validators and caching headers are dropped,
 /// since they describe the upstream's document, not this one.
-pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send + 'static) -> Response<Body> {
+pub fn map_document(response: Response<Body>, map: DocumentMap) -> Response<Body> {
     if !response.status().is_success() {
         return response;
     }
@@ -199,16 +209,30 @@ pub fn map_document(response: Response<Body>, f: impl FnOnce(&mut Value) + Send 
     for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED, header::EXPIRES] {
         parts.headers.remove(name);
     }
+    let label = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     // The label keeps what kind of JSON it is (`as=APIGroupDiscoveryList`: clients read it).
-    if !render::is_json(&parts.headers) {
-        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let content_type = match &map {
+        DocumentMap::Json(_) if render::is_json(&parts.headers) => None,
+        DocumentMap::Json(_) => Some("application/json"),
+        DocumentMap::OpenApiV2Protobuf(_) => Some(OPENAPI_V2_PROTOBUF[1]),
+    };
+    if let Some(content_type) = content_type {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     let mapped = async move {
         let bytes = Limited::new(body, MAX_RESPONSE_BODY).collect().await?.to_bytes();
-        let mut value: Value = serde_json::from_slice(&bytes)?;
-        f(&mut value);
-        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(serde_json::to_vec(&value)?)))
+        let mapped = match map {
+            DocumentMap::Json(f) => {
+                let mut value: Value = serde_json::from_slice(&bytes)?;
+                f(&mut value);
+                serde_json::to_vec(&value)?
+            }
+            // Only what Canopy asked for is read as protobuf; anything else is never passed on.
+            DocumentMap::OpenApiV2Protobuf(f) if OPENAPI_V2_PROTOBUF.iter().any(|t| label.starts_with(t)) => f(&bytes)?,
+            DocumentMap::OpenApiV2Protobuf(_) => return Err(format!("upstream answered in {label}").into()),
+        };
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(mapped)))
     };
     Response::from_parts(parts, body::boxed(StreamBody::new(futures_util::stream::once(mapped))))
 }
@@ -263,10 +287,10 @@ mod tests {
     #[test]
     fn mapped_documents_keep_the_kind_of_json_they_are() {
         let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-        let mapped = map_document(answer(aggregated), |_| {});
+        let mapped = map_document(answer(aggregated), DocumentMap::Json(Box::new(|_| {})));
         assert_eq!(mapped.headers()[header::CONTENT_TYPE], aggregated);
         // The OpenAPI v3 index arrives labelled as text; it leaves as the JSON it is.
-        let mapped = map_document(answer("text/plain; charset=utf-8"), |_| {});
+        let mapped = map_document(answer("text/plain; charset=utf-8"), DocumentMap::Json(Box::new(|_| {})));
         assert_eq!(mapped.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

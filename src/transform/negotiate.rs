@@ -7,6 +7,7 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
+use crate::discovery::openapi_v2_protobuf::MEDIA_TYPES as OPENAPI_V2_PROTOBUF;
 use crate::status::Status;
 
 /// How Canopy renders an answer for the client.
@@ -17,6 +18,19 @@ pub enum Encoding {
     Json,
     /// `application/yaml`, from the filtered JSON.
     Yaml,
+    /// The OpenAPI v2 document in protobuf, filtered as upstream sent it.
+    OpenApiV2Protobuf,
+}
+
+/// What kind of answer a request gets, which decides what it can be rendered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Objects, lists and discovery documents.
+    Document,
+    /// A watch stream: JSON only (the apiserver streams JSON or protobuf, never YAML).
+    Watch,
+    /// `/openapi/v2`, which is also served in protobuf.
+    OpenApiV2,
 }
 
 /// The outcome of reading a client's `Accept`.
@@ -55,22 +69,22 @@ fn ranges(accept: &str) -> impl Iterator<Item = Range<'_>> {
 }
 
 /// What Canopy renders for a range it can produce; `None` for ranges it cannot.
-fn produced(essence: &str, watch: bool) -> Option<Encoding> {
+fn produced(essence: &str, answer: Answer) -> Option<Encoding> {
     match essence {
         "application/json" | "*/*" | "application/*" => Some(Encoding::Json),
-        // The apiserver streams watches in JSON or protobuf only.
-        "application/yaml" if !watch => Some(Encoding::Yaml),
+        "application/yaml" if answer != Answer::Watch => Some(Encoding::Yaml),
+        _ if answer == Answer::OpenApiV2 && OPENAPI_V2_PROTOBUF.contains(&essence) => Some(Encoding::OpenApiV2Protobuf),
         _ => None,
     }
 }
 
-/// Reads `accept` (absent: anything) for an answer Canopy renders; `watch` for watch streams.
-pub fn negotiate(accept: Option<&str>, watch: bool) -> Result<Negotiated, Status> {
+/// Reads `accept` (absent: anything) for `answer`.
+pub fn negotiate(accept: Option<&str>, answer: Answer) -> Result<Negotiated, Status> {
     let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
     let mut best: Option<(f32, Encoding)> = None;
     let mut upstream: Vec<String> = Vec::new();
     for range in ranges(accept) {
-        let Some(encoding) = produced(&range.essence, watch) else { continue };
+        let Some(encoding) = produced(&range.essence, answer) else { continue };
         if range.quality <= 0.0 {
             continue;
         }
@@ -86,14 +100,18 @@ pub fn negotiate(accept: Option<&str>, watch: bool) -> Result<Negotiated, Status
     let Some((_, encoding)) = best else {
         return Err(not_acceptable(accept));
     };
+    if encoding == Encoding::OpenApiV2Protobuf {
+        return Ok(Negotiated { encoding, upstream_accept: OPENAPI_V2_PROTOBUF[0].to_owned() });
+    }
     Ok(Negotiated { encoding, upstream_accept: upstream.join(",") })
 }
 
-/// Negotiates for the request whose headers are `headers`: upstream is asked for JSON, without
-/// compression or conditional answers (they would describe upstream's bytes, not Canopy's).
-pub fn ask_for_json(headers: &mut HeaderMap, watch: bool) -> Result<Encoding, Status> {
+/// Negotiates for the request whose headers are `headers`: upstream is asked for JSON (or the
+/// OpenAPI v2 protobuf Canopy filters), without compression or conditional answers (they would
+/// describe upstream's bytes, not Canopy's).
+pub fn ask_upstream(headers: &mut HeaderMap, answer: Answer) -> Result<Encoding, Status> {
     let accept = headers.get(header::ACCEPT).map(|v| v.to_str().map_err(|_| not_acceptable("(not ASCII)")));
-    let negotiated = negotiate(accept.transpose()?, watch)?;
+    let negotiated = negotiate(accept.transpose()?, answer)?;
     let value = HeaderValue::from_str(&negotiated.upstream_accept).map_err(|_| not_acceptable("(unreadable)"))?;
     headers.insert(header::ACCEPT, value);
     headers.remove(header::ACCEPT_ENCODING);
@@ -113,7 +131,8 @@ mod tests {
     use super::*;
 
     fn negotiated(accept: &str, watch: bool) -> Option<(Encoding, String)> {
-        negotiate(Some(accept), watch).ok().map(|n| (n.encoding, n.upstream_accept))
+        let answer = if watch { Answer::Watch } else { Answer::Document };
+        negotiate(Some(accept), answer).ok().map(|n| (n.encoding, n.upstream_accept))
     }
 
     #[test]
@@ -124,7 +143,7 @@ mod tests {
             negotiated("application/vnd.kubernetes.protobuf, */*", false),
             Some((Encoding::Json, "application/json".to_owned()))
         );
-        assert_eq!(negotiate(None, true).unwrap().upstream_accept, "application/json");
+        assert_eq!(negotiate(None, Answer::Watch).unwrap().upstream_accept, "application/json");
     }
 
     #[test]
@@ -148,7 +167,8 @@ mod tests {
             ("application/json;q=0", false),
             ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", false),
         ] {
-            let error = negotiate(Some(accept), watch).unwrap_err();
+            let answer = if watch { Answer::Watch } else { Answer::Document };
+            let error = negotiate(Some(accept), answer).unwrap_err();
             assert_eq!(error.code, http::StatusCode::NOT_ACCEPTABLE, "{accept}");
         }
     }
@@ -159,5 +179,17 @@ mod tests {
             negotiated("application/json;stream=watch", true),
             Some((Encoding::Json, "application/json".to_owned()))
         );
+    }
+
+    #[test]
+    fn openapi_v2_is_served_in_protobuf_where_it_is_preferred() {
+        let client_go = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        let negotiated = negotiate(Some(client_go), Answer::OpenApiV2).unwrap();
+        assert_eq!(negotiated.encoding, Encoding::OpenApiV2Protobuf);
+        assert_eq!(negotiated.upstream_accept, client_go);
+        let either = "application/json, application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.9";
+        assert_eq!(negotiate(Some(either), Answer::OpenApiV2).unwrap().encoding, Encoding::Json);
+        // Only that document is offered in protobuf.
+        assert!(negotiate(Some(client_go), Answer::Document).is_err());
     }
 }

@@ -35,11 +35,13 @@ pub fn render(method: &Method, response: Response<Body>, encoding: Encoding) -> 
     if bodiless(method, &response) {
         return response;
     }
-    if !is_json(response.headers()) {
+    // The OpenAPI v2 document in protobuf was filtered on the wire; its errors are JSON Statuses.
+    let filtered = encoding == Encoding::OpenApiV2Protobuf && response.status().is_success();
+    if !filtered && !is_json(response.headers()) {
         return unreadable(&response).into_response();
     }
     match encoding {
-        Encoding::Json => response,
+        Encoding::Json | Encoding::OpenApiV2Protobuf => response,
         Encoding::Yaml => to_yaml(response),
     }
 }

@@ -352,6 +352,12 @@ pub fn kubectl_env(bin: &Path, kubeconfig: &Path, env: &[(&str, &str)], args: &[
     child.wait_with_output().unwrap()
 }
 
+/// Runs the harness's `clients` (client-go's own code paths, see `cmd/clients`) with `kubeconfig`.
+pub fn client_go(kubeconfig: &Path, args: &[&str]) -> Output {
+    let kubectl = Path::new(Harness::shared().var("KUBECTL"));
+    Command::new(kubectl.with_file_name("clients")).args(args).env("KUBECONFIG", kubeconfig).output().unwrap()
+}
+
 /// Asserts success and returns stdout.
 pub fn ok(output: Output) -> String {
     assert!(

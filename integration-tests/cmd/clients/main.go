@@ -1,0 +1,96 @@
+// Command clients runs client-go's own code paths against the cluster $KUBECONFIG names and
+// prints what they saw as JSON, so tests judge Canopy by the client library tenants use.
+//
+//	clients openapi-v2   {"paths": [...], "definitions": [...]} from OpenAPISchema() (protobuf)
+//	clients openapi-v3   {"<group-version path>": [schema names]} from OpenAPIV3()
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fail(fmt.Errorf("usage: clients openapi-v2|openapi-v3"))
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err != nil {
+		fail(err)
+	}
+	client, err := discovery.NewDiscoveryClientForConfig(config)
+	if err != nil {
+		fail(err)
+	}
+	var out any
+	switch os.Args[1] {
+	case "openapi-v2":
+		out, err = openAPIV2(client)
+	case "openapi-v3":
+		out, err = openAPIV3(client)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fail(err)
+	}
+}
+
+func openAPIV2(client *discovery.DiscoveryClient) (any, error) {
+	doc, err := client.OpenAPISchema()
+	if err != nil {
+		return nil, err
+	}
+	paths, definitions := []string{}, []string{}
+	for _, item := range doc.GetPaths().GetPath() {
+		paths = append(paths, item.GetName())
+	}
+	for _, schema := range doc.GetDefinitions().GetAdditionalProperties() {
+		definitions = append(definitions, schema.GetName())
+	}
+	sort.Strings(paths)
+	sort.Strings(definitions)
+	return map[string][]string{"paths": paths, "definitions": definitions}, nil
+}
+
+func openAPIV3(client *discovery.DiscoveryClient) (any, error) {
+	groupVersions, err := client.OpenAPIV3().Paths()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for path, groupVersion := range groupVersions {
+		raw, err := groupVersion.Schema("application/json")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		var doc struct {
+			Components struct {
+				Schemas map[string]json.RawMessage `json:"schemas"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		names := []string{}
+		for name := range doc.Components.Schemas {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		out[path] = names
+	}
+	return out, nil
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "clients:", err)
+	os.Exit(1)
+}
