@@ -17,7 +17,7 @@ use super::{Plan, decide, resolve_view};
 use crate::audit::AuditSlot;
 use crate::auth::Identity;
 use crate::body::Body;
-use crate::discovery::{Document, openapi_v2_protobuf};
+use crate::discovery::Document;
 use crate::fanout::FanOut;
 use crate::request::query::{Query, encode_pairs};
 use crate::request::{RequestInfo, ViewPath};
@@ -273,9 +273,7 @@ where
             return Err(Status::not_found("the server could not find the requested resource"));
         }
         let map = match request.extensions().get::<Encoding>() {
-            Some(Encoding::OpenApiV2Protobuf) => {
-                DocumentMap::OpenApiV2Protobuf(Box::new(move |doc| openapi_v2_protobuf::filter(&ceiling, doc)))
-            }
+            Some(Encoding::OpenApiV2Protobuf) => DocumentMap::OpenApiV2Protobuf(ceiling),
             _ => DocumentMap::Json(Box::new(move |doc| document.filter(&ceiling, doc))),
         };
         return Ok(Confined::Mapped(request, map, None));

@@ -23,14 +23,13 @@ use http_body_util::{BodyExt, Limited, StreamBody};
 use serde_json::Value;
 
 use crate::body::{self, Body, BoxError};
-use crate::discovery::openapi_v2_protobuf::MEDIA_TYPES as OPENAPI_V2_PROTOBUF;
+use crate::discovery::openapi_v2_protobuf::{self, MEDIA_TYPES as OPENAPI_V2_PROTOBUF};
 use crate::mask::read::ReadMask;
 use crate::policy::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
-use crate::rewrite::protobuf::Malformed;
 use crate::status::Status;
-use crate::tree::{NodeId, Tree};
+use crate::tree::{Ceiling, NodeId, Tree};
 
 /// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
 const MAX_REQUEST_BODY: usize = 8 << 20;
@@ -194,8 +193,8 @@ pub fn with_document(
 pub enum DocumentMap {
     /// Applied to the JSON document.
     Json(Box<dyn FnOnce(&mut Value) + Send>),
-    /// Applied to the OpenAPI v2 document in protobuf, on the wire.
-    OpenApiV2Protobuf(Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, Malformed> + Send>),
+    /// The OpenAPI v2 document in protobuf, filtered on the wire for a view with this ceiling.
+    OpenApiV2Protobuf(Ceiling),
 }
 
 /// A successful response with `map` applied to its document, whatever upstream labelled it
@@ -229,7 +228,9 @@ pub fn map_document(response: Response<Body>, map: DocumentMap) -> Response<Body
                 serde_json::to_vec(&value)?
             }
             // Only what Canopy asked for is read as protobuf; anything else is never passed on.
-            DocumentMap::OpenApiV2Protobuf(f) if OPENAPI_V2_PROTOBUF.iter().any(|t| label.starts_with(t)) => f(&bytes)?,
+            DocumentMap::OpenApiV2Protobuf(ceiling) if OPENAPI_V2_PROTOBUF.iter().any(|t| label.starts_with(t)) => {
+                openapi_v2_protobuf::filter(&ceiling, &bytes)?
+            }
             DocumentMap::OpenApiV2Protobuf(_) => return Err(format!("upstream answered in {label}").into()),
         };
         Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(mapped)))
