@@ -144,5 +144,86 @@ fn namespaces_take_generated_names_show_their_status_and_their_verbs() {
     assert_eq!(status["status"]["phase"], "Active");
     let resources = ok(kubectl(kubectl_bin(), &bob, &["api-resources", "--cached=false", "-o", "wide"]));
     let line = resources.lines().find(|l| l.starts_with("namespaces ")).unwrap_or_else(|| panic!("{resources}"));
-    assert!(line.contains("create,delete,get,list,watch"), "{line}");
+    assert!(line.contains("create,delete,get,list,patch,update,watch"), "{line}");
+}
+
+#[test]
+fn namespace_labels_follow_one_rule_at_create_and_on_every_later_write() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("labelled");
+    let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
+    let physical = format!("acme-web-{name}");
+    let k = |args: &[&str]| kubectl(kubectl_bin(), &bob, args);
+    let team = |who: &Path, name: &str| {
+        ok(kubectl(kubectl_bin(), who, &["get", "namespace", name, "-o", "jsonpath={.metadata.labels.team}"]))
+    };
+    // The ceiling lists `team`: set at create, changed, removed, applied and replaced.
+    let created = format!(
+        r#"{{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "{name}", "labels": {{"team": "a"}}}}}}"#
+    );
+    ok(kubectl_stdin(kubectl_bin(), &bob, &["create", "-f", "-"], Some(&created)));
+    ok(k(&["label", "namespace", &name, "team=b", "--overwrite"]));
+    assert_eq!(team(admin_kubeconfig(), &physical), "b");
+    ok(k(&["label", "namespace", &name, "team-"]));
+    assert_eq!(team(admin_kubeconfig(), &physical), "");
+    let applied = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    team: c\n");
+    ok(kubectl_stdin(kubectl_bin(), &bob, &["apply", "--server-side", "-f", "-"], Some(&applied)));
+    assert_eq!(team(&bob, &name), "c");
+    let read = ok(k(&["get", "namespace", &name, "-o", "json"]));
+    ok(kubectl_stdin(
+        kubectl_bin(),
+        &bob,
+        &["replace", "-f", "-"],
+        Some(&read.replace(r#""team": "c""#, r#""team": "d""#)),
+    ));
+    assert_eq!(team(admin_kubeconfig(), &physical), "d");
+    // The replace kept the tree's labels the view never shows.
+    let labels = ok(kubectl(
+        kubectl_bin(),
+        admin_kubeconfig(),
+        &["get", "namespace", &physical, "-o", "jsonpath={.metadata.labels}"],
+    ));
+    assert!(labels.contains("\"tree.canopy.dev/node\":\"acme-web\""), "{labels}");
+
+    // Everything else is refused, whatever the patch type, naming what the tree allows.
+    for (args, names) in [
+        (vec!["label", "namespace", &name, "other=1"], "\"other\""),
+        (vec!["label", "namespace", &name, "pod-security.kubernetes.io/enforce=privileged", "--overwrite"], "enforce"),
+        (vec!["label", "namespace", &name, "tree.canopy.dev/node=globex", "--overwrite"], "tree.canopy.dev/node"),
+        (vec!["annotate", "namespace", &name, "scheduler.alpha.kubernetes.io/node-selector=x"], "node-selector"),
+        (
+            vec![
+                "patch",
+                "namespace",
+                &name,
+                "--type=json",
+                "-p",
+                r#"[{"op":"add","path":"/metadata/finalizers","value":["example.com/hold"]}]"#,
+            ],
+            "only the labels",
+        ),
+    ] {
+        let refused = fails(k(&args));
+        assert!(
+            refused.contains("(Forbidden)") && refused.contains(names) && !refused.contains("acme-web-"),
+            "{refused}"
+        );
+    }
+    let created = created.replace("team", "other");
+    let refused = fails(kubectl_stdin(
+        kubectl_bin(),
+        &bob,
+        &["create", "-f", "-"],
+        Some(&created.replace(&name, &format!("{name}-2"))),
+    ));
+    assert!(refused.contains("(Forbidden)") && refused.contains("allow.namespaces.labels"), "{refused}");
+    // Only those who may manage namespaces; other tenants do not even see it.
+    let carol =
+        fails(kubectl(kubectl_bin(), &as_user(&canopy, "carol"), &["label", "namespace", "warehouse", "team=x"]));
+    assert!(carol.contains("(Forbidden)"), "{carol}");
+    let dave = fails(kubectl(kubectl_bin(), &as_user(&canopy, "dave"), &["label", "namespace", &name, "team=x"]));
+    assert!(dave.contains("(NotFound)") && !dave.contains("acme-"), "{dave}");
+    assert_eq!(team(admin_kubeconfig(), &physical), "d");
 }

@@ -229,13 +229,15 @@ pub struct RawNamespaceAllow {
     /// Most namespaces the subtree may hold in all.
     #[serde(default)]
     pub quota: u32,
-    /// Label keys tenants may set on namespaces they create: exact keys or prefixes ending in
-    /// `*`. Default none: cluster components read namespace labels (Pod Security admission's
+    /// Label keys tenants who manage namespaces may set, change and remove on the view's
+    /// namespaces, at creation and later alike: exact keys or prefixes ending in `*`. Default
+    /// none: cluster components read namespace labels (Pod Security admission's
     /// `pod-security.kubernetes.io/*`, mesh injection), so only what the platform lists is
-    /// accepted, and a create naming any other key is refused.
+    /// accepted; a write touching any other key is refused, as is one touching Canopy's tree
+    /// labels or the platform's `namespaceLabels` whatever this lists.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Annotation keys tenants may set on namespaces they create, as for `labels` (default none:
+    /// Annotation keys tenants may set on namespaces, as for `labels` (default none:
     /// e.g. `scheduler.alpha.kubernetes.io/node-selector` pins every pod of a namespace).
     #[serde(default)]
     pub annotations: Vec<String>,

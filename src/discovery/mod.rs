@@ -94,9 +94,9 @@ pub fn allowed_verbs(
             return true;
         }
         if group.is_empty() && parent == "namespaces" {
-            // What Canopy answers for namespaces: reads (and `status` reads), and creating and
-            // deleting them where the ceiling lets tenants manage namespaces.
-            let manages = ceiling.namespace_create && matches!(verb, "create" | "delete");
+            // What Canopy answers for namespaces: reads (and `status` reads), and creating,
+            // labelling and deleting them where the ceiling lets tenants manage namespaces.
+            let manages = ceiling.namespace_create && matches!(verb, "create" | "delete" | "patch" | "update");
             return match sub {
                 None => READ.contains(&verb) || manages,
                 Some(sub) => sub == "status" && verb == "get",

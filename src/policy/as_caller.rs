@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
+use super::AsCanopy;
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::query::{Query, encode_pairs};
@@ -70,6 +71,10 @@ fn dry_run(identity: &Identity, parts: &http::request::Parts, bytes: Bytes) -> R
     request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     request.extensions_mut().insert(identity.clone());
+    // A write Canopy makes as itself (a tenant's namespace) is tried as itself too.
+    if let Some(as_canopy) = parts.extensions.get::<AsCanopy>() {
+        request.extensions_mut().insert(*as_canopy);
+    }
     Ok(request)
 }
 

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::links::LinkGuard;
 use super::mask_gate::MaskGate;
+use super::namespace_gate::NamespaceGate;
 use super::namespaces::{Creation, Creations};
 use super::protobuf_gate::ProtobufGate;
 use super::reference_gate::ReferenceGate;
@@ -383,6 +384,9 @@ where
         None => {}
     }
     if let Some(gate) = ReferenceGate::of(tree, governing, &info, &identity, &namespace) {
+        gates.push(Box::new(gate));
+    }
+    if let Some(gate) = NamespaceGate::of(tree, governing, &info) {
         gates.push(Box::new(gate));
     }
     // A protobuf body is read only where its own namespace is: what else it names is judged on

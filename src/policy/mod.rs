@@ -9,6 +9,7 @@ mod escalation;
 mod layer;
 mod links;
 mod mask_gate;
+mod namespace_gate;
 mod namespaces;
 mod precondition;
 mod protobuf_gate;
@@ -137,6 +138,10 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                     }
                     Ok(Plan { as_canopy: true, rule: "deletion of a tenant-created namespace", ..plan })
                 }
+                // Judged by the namespace gate: the labels and annotations the ceiling lists, only.
+                "patch" | "update" if info.subresource.is_empty() && manages_namespaces(tree, view, identity) => {
+                    Ok(Plan { as_canopy: true, rule: "namespace labels and annotations the ceiling lists", ..plan })
+                }
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
@@ -208,7 +213,7 @@ fn refused_subresource<'a>(ceiling: &Ceiling, info: &'a RequestInfo) -> Option<&
     (crate::tree::ceiling::SUBRESOURCES.contains(&sub) && !ceiling.subresources.contains(sub)).then_some(sub)
 }
 
-/// Whether `identity` may create and delete namespaces in `view`: the ceiling allows it and the
+/// Whether `identity` may create, label and delete namespaces in `view`: the ceiling allows it and the
 /// caller is an admin or editor there (readers and custom roles are not).
 fn manages_namespaces(tree: &Tree, view: NodeId, identity: &Identity) -> bool {
     tree.nodes[view].ceiling.namespace_create

@@ -21,9 +21,11 @@ use tower::{Service, ServiceExt};
 
 use super::AsCanopy;
 use super::as_caller::{encode_segment, read_json};
+use super::namespace_gate::NamespaceKeys;
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::query::{Query, encode_pairs};
+use crate::rewrite::json::METADATA_NAME;
 use crate::rewrite::protobuf;
 use crate::status::Status;
 use crate::transform::{self, Translation};
@@ -56,35 +58,22 @@ pub async fn create_request(
         name = format!("{base}{}", generated_suffix());
     }
     let physical = check_name(tree, view, &name)?;
-    let ceiling = &tree.nodes[view].ceiling;
-    let refuse = |what: &str, key: &str, list: &str| {
-        Status::forbidden(format!(
-            "namespaces \"{name}\" is forbidden: the {what} {key:?} is not one tenants may set in view {} \
-             (allow.namespaces.{list} of the tree)",
-            tree.nodes[view].path
-        ))
-    };
+    let keys = NamespaceKeys { tree, node: view };
     let mut labels = asked.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     if let Some(labels) = labels.as_object_mut() {
-        // The label naming the namespace is the apiserver's to set (a tenant writes the virtual name).
-        labels.remove(crate::rewrite::json::METADATA_NAME);
-        // Tree labels are Canopy's to set whatever the list allows: they decide the owner.
-        labels.retain(|key, _| !key.contains(&format!("tree.{}/", tree.domain)));
-        if let Some(key) = labels.keys().find(|key| !ceiling.namespace_labels.allows(key)) {
-            return Err(refuse("label", key, "labels"));
+        // The label naming the namespace is the apiserver's to set on every write (a tenant
+        // writes the virtual name); every other key answers to the one rule.
+        labels.remove(METADATA_NAME);
+        if let Some(key) = labels.keys().find(|key| !keys.label(key)) {
+            return Err(keys.refusal(&name, "label", key));
         }
         for (key, value) in tree.labels(view).for_owned_namespace() {
             labels.insert(key, value.into());
         }
     }
     let annotations = asked.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
-    if let Some(key) = annotations
-        .as_object()
-        .into_iter()
-        .flat_map(|a| a.keys())
-        .find(|key| !ceiling.namespace_annotations.allows(key))
-    {
-        return Err(refuse("annotation", key, "annotations"));
+    if let Some(key) = annotations.as_object().into_iter().flat_map(|a| a.keys()).find(|key| !keys.annotation(key)) {
+        return Err(keys.refusal(&name, "annotation", key));
     }
     let object = json!({
         "apiVersion": "v1",

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tower::util::BoxCloneService;
 
+use super::AsCanopy;
 use super::as_caller::{self, Tried, try_write};
 use super::precondition::{Verb, commit_body};
 use crate::auth::Identity;
@@ -115,7 +116,7 @@ impl WriteDriver {
         let needs_stored = verb != Verb::Create && self.gates.iter().any(|g| g.needs_stored(verb));
         for _ in 0..ATTEMPTS {
             let stored = match needs_stored {
-                true => self.stored(upstream.clone(), original.parts.uri.path()).await?,
+                true => self.stored(upstream.clone(), &original.parts).await?,
                 false => Stored::NotRead,
             };
             let mut write = Write {
@@ -164,9 +165,14 @@ impl WriteDriver {
         ))
     }
 
-    /// The stored object at `path`, read as the caller.
-    async fn stored(&self, upstream: Upstream, path: &str) -> Result<Stored, Status> {
-        let found = upstream.oneshot(as_caller::get(&self.identity, path)?).await?;
+    /// The stored object the write `parts` changes, read as the write is sent (as the caller,
+    /// or as Canopy where Canopy writes for the caller).
+    async fn stored(&self, upstream: Upstream, parts: &Parts) -> Result<Stored, Status> {
+        let mut lookup = as_caller::get(&self.identity, parts.uri.path())?;
+        if let Some(as_canopy) = parts.extensions.get::<AsCanopy>() {
+            lookup.extensions_mut().insert(*as_canopy);
+        }
+        let found = upstream.oneshot(lookup).await?;
         Ok(match found.status() {
             status if status.is_success() => Stored::Found(as_caller::read_json(found.into_body()).await?),
             StatusCode::NOT_FOUND => Stored::Absent,

@@ -224,6 +224,13 @@ impl Tree {
         format!("tree.{}/node", self.domain)
     }
 
+    /// Whether `key` is one of Canopy's tree labels (`tree.<domain>/node`, `<node>.tree.<domain>/depth`).
+    pub fn is_tree_label(&self, key: &str) -> bool {
+        key.split_once('/').is_some_and(|(prefix, _)| {
+            prefix.strip_suffix(&self.domain).is_some_and(|p| p == "tree." || p.ends_with(".tree."))
+        })
+    }
+
     /// Canopy's label keys and values for namespaces of `node`.
     pub fn labels(&self, node: NodeId) -> Labels<'_> {
         Labels { tree: self, node }
