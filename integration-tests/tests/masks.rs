@@ -354,3 +354,22 @@ fn events_do_not_name_the_node() {
     let direct = admin_json("acme-web-dev", &["event", &name]);
     assert_eq!(direct["source"]["host"], NODE, "the stored event keeps its host: {direct}");
 }
+
+#[test]
+fn kubectl_debug_of_a_masked_pod_gets_the_apiservers_reason() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("debugged");
+    ok(kubectl_stdin(kubectl_bin(), &bob, &["-n", "dev", "create", "-f", "-"], Some(&pod_manifest(&name, ""))));
+    let refused = fails(kubectl(
+        kubectl_bin(),
+        &bob,
+        &["-n", "dev", "debug", &name, "--image=busybox", "--profile=general", "--", "true"],
+    ));
+    // bob's edit role does not grant ephemeral containers: that is what helps him, not the masks.
+    assert!(
+        refused.contains(r#"cannot patch resource "pods/ephemeralcontainers""#) && !refused.contains("acme-web-"),
+        "{refused}"
+    );
+    ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "delete", "pod", &name, "--wait=false"]));
+}
