@@ -188,7 +188,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Tree { config, live: true } => {
             let config = Config::load(&config)?;
-            let namespaces = current_thread()?.block_on(canopy::tree::live::read(&config.upstream))?;
+            let namespaces = current_thread()?.block_on(canopy::upstream::list_namespaces(&config.upstream))?;
             print!("{}", config.tree.render_live(&namespaces));
             Ok(())
         }

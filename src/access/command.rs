@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::policy::resolve_view;
 use crate::request::ViewPath;
 use crate::rewrite::ViewNames;
-use crate::tree::live::{self, Snapshot};
+use crate::tree::live::Snapshot;
 use crate::tree::{NodeId, Tree};
 
 /// How a command prints its answer.
@@ -62,7 +62,7 @@ impl Context {
             .map(|path| config.tree.node(path).ok_or_else(|| AccessError::UnknownView(path.to_owned())))
             .transpose()?;
         let reviewer = Reviewer::connect(&config.upstream).await?;
-        let namespaces = live::read(&config.upstream).await?;
+        let namespaces = crate::upstream::list_namespaces(&config.upstream).await?;
         let mut tree = (*config.tree).clone();
         tree.live = Some(Arc::new(Snapshot::new(&tree, &namespaces)));
         let resources = reviewer.discover().await?;

@@ -83,7 +83,7 @@ pub enum AccessError {
     Upstream(#[from] crate::upstream::UpstreamError),
     /// The upstream namespaces could not be read.
     #[error(transparent)]
-    Live(#[from] crate::tree::live::LiveError),
+    Live(#[from] crate::upstream::LiveError),
     /// Discovery failed.
     #[error("upstream: discovery failed: {0}")]
     Discovery(#[source] kube::Error),

@@ -4,12 +4,14 @@
 //! so a subtree sees at most what its ancestors let it see. A rule's *read* paths are stripped
 //! from every answer ([`read`]); its *write* paths may not be set or changed by the tenant, and
 //! neither may read paths — a tenant cannot set what it cannot see ([`write`]). Paths are
-//! JSONPath, compiled once at config load ([`path`]).
+//! JSONPath, compiled once at config load ([`path`]). Secrets of types outside the ceiling are
+//! the rows such a view hides ([`secrets`]).
 
 pub mod path;
 #[cfg(test)]
 pub(crate) mod props;
 pub mod read;
+pub mod secrets;
 pub mod select;
 pub mod write;
 

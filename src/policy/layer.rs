@@ -19,7 +19,7 @@ use crate::auth::Identity;
 use crate::body::Body;
 use crate::discovery::Document;
 use crate::fanout::FanOut;
-use crate::request::query::{Query, encode_pairs};
+use crate::request::query::{Query, and_label_selector, encode_pairs};
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::rewrite::selector::{map_field_selector, namespace_equal};
@@ -38,9 +38,9 @@ use super::reference_gate::ReferenceGate;
 use super::review::{self, Review, Verdict};
 use super::revoke::{Revocation, Standing};
 use super::secret_gate::{Lookup, SecretCheck, SecretGate};
-use super::secrets::SecretFilter;
 use super::write::{WriteDriver, WriteGate};
 use crate::mask::read::ReadMask;
+use crate::mask::secrets::SecretFilter;
 use crate::mask::{Mask, MaskRule};
 
 /// Adds tenancy in front of a service.
@@ -127,7 +127,7 @@ fn open_stream_revocation(
     let info = info.clone();
     let standing = Standing::of(tree, &identity, &info, &view_path)?;
     let revocation = Revocation::watch(trees, identity, info, view_path, standing);
-    request.extensions_mut().insert(revocation.clone());
+    request.extensions_mut().insert(revocation.stream_end());
     Some(revocation)
 }
 
@@ -518,28 +518,4 @@ fn review_upstream(
         }
     }));
     Ok(Confined::Mapped(request, map, Some(failures)))
-}
-
-/// ANDs `selector` into the `labelSelector` of `query`.
-pub(super) fn and_label_selector(query: &mut Vec<(String, String)>, selector: &str) {
-    match query.iter_mut().find(|(k, _)| k == "labelSelector") {
-        Some((_, value)) if !value.trim().is_empty() => *value = format!("{value},{selector}"),
-        Some((_, value)) => *value = selector.to_owned(),
-        None => query.push(("labelSelector".into(), selector.to_owned())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_selector_is_anded() {
-        let mut query = vec![];
-        and_label_selector(&mut query, "a.tree/depth");
-        assert_eq!(encode_pairs(&query), "labelSelector=a%2Etree%2Fdepth");
-        let mut query = Query::parse("labelSelector=x%3Dy&watch=1").unwrap().into_pairs();
-        and_label_selector(&mut query, "k");
-        assert_eq!(encode_pairs(&query), "labelSelector=x%3Dy%2Ck&watch=true");
-    }
 }

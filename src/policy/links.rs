@@ -21,11 +21,10 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
-use super::layer::and_label_selector;
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
-use crate::request::query::{Query, encode_pairs};
+use crate::request::query::{Query, and_label_selector, encode_pairs};
 use crate::rewrite::ViewNames;
 use crate::rewrite::links::source_in_view;
 use crate::rewrite::protobuf;

@@ -19,7 +19,6 @@ pub mod review;
 pub mod revoke;
 mod secret_gate;
 mod secret_refs;
-pub mod secrets;
 mod write;
 
 pub use layer::{TenancyLayer, TenancyService};
@@ -30,6 +29,7 @@ use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
+pub use crate::upstream::AsCanopy;
 
 /// How an allowed request is rewritten for upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,10 +48,6 @@ pub struct Plan {
     /// The rule that allowed the request, for the audit line.
     pub rule: &'static str,
 }
-
-/// Marks a request that goes upstream under Canopy's own identity (see [`Plan::as_canopy`]).
-#[derive(Debug, Clone, Copy)]
-pub struct AsCanopy;
 
 /// Resources a tenant may always ask about itself.
 const SELF_REVIEWS: [(&str, &str); 3] = [

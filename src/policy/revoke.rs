@@ -22,6 +22,7 @@ use crate::mask::MaskRule;
 use crate::request::{RequestInfo, ViewPath};
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
+use crate::upstream::StreamEnd;
 
 /// What a request's decision rested on, in terms that survive a reload (paths, not node ids).
 #[derive(Debug)]
@@ -122,6 +123,11 @@ impl Revocation {
             }
         });
         Revocation { token, ending, _watching: Arc::new(finished.drop_guard()) }
+    }
+
+    /// What ends an upgraded stream's tunnel when this is revoked.
+    pub fn stream_end(&self) -> StreamEnd {
+        StreamEnd::new(self.token.clone(), self._watching.clone())
     }
 
     /// Resolves when the stream must end.

@@ -130,6 +130,15 @@ fn decode(raw: &str, pair: &str) -> Result<String, QueryError> {
         .map_err(|_| QueryError::NotUtf8(pair.to_owned()))
 }
 
+/// ANDs `selector` into the `labelSelector` of `query`.
+pub fn and_label_selector(query: &mut Vec<(String, String)>, selector: &str) {
+    match query.iter_mut().find(|(k, _)| k == "labelSelector") {
+        Some((_, value)) if !value.trim().is_empty() => *value = format!("{value},{selector}"),
+        Some((_, value)) => *value = selector.to_owned(),
+        None => query.push(("labelSelector".into(), selector.to_owned())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +192,15 @@ mod tests {
             let once = Query::parse(raw).unwrap();
             assert_eq!(Query::parse(&once.encode()).unwrap(), once, "{raw}");
         }
+    }
+
+    #[test]
+    fn label_selector_is_anded() {
+        let mut query = vec![];
+        and_label_selector(&mut query, "a.tree/depth");
+        assert_eq!(encode_pairs(&query), "labelSelector=a%2Etree%2Fdepth");
+        let mut query = Query::parse("labelSelector=x%3Dy&watch=1").unwrap().into_pairs();
+        and_label_selector(&mut query, "k");
+        assert_eq!(encode_pairs(&query), "labelSelector=x%3Dy%2Ck&watch=true");
     }
 }

@@ -116,8 +116,8 @@ mod tests {
     use super::*;
     use crate::fuzz::example_tree;
     use crate::mask::read::ReadMask;
+    use crate::mask::secrets::SecretFilter;
     use crate::mask::{Mask, MaskPath};
-    use crate::policy::secrets::SecretFilter;
 
     /// A watch of pods in view `acme/web`, masked as the example masks them.
     fn translation() -> Translation {

@@ -475,8 +475,8 @@ mod tests {
     use super::*;
     use crate::fuzz::example_tree;
     use crate::mask::read::ReadMask;
+    use crate::mask::secrets::SecretFilter;
     use crate::mask::{Mask, MaskPath};
-    use crate::policy::secrets::SecretFilter;
 
     const MAX: usize = 1 << 20;
 

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::body::{self, Body, BoxError};
 use crate::discovery::openapi_v2_protobuf::{self, MEDIA_TYPES as OPENAPI_V2_PROTOBUF};
 use crate::mask::read::ReadMask;
-use crate::policy::secrets::SecretFilter;
+use crate::mask::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
 use crate::status::Status;

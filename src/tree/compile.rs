@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Ceiling, Member, Node, NodeId, OwnedNamespace, Tree, TreeError};
+use super::{Ceiling, Member, Node, NodeId, OwnedNamespace, Tree, TreeError, is_dns_label, is_dns_subdomain};
 use crate::config::raw_tree::{RawNode, RawSubjectKind, RawTree};
 use crate::mask::MaskRule;
 
@@ -232,19 +232,6 @@ impl Tree {
         }
         Ok(())
     }
-}
-
-/// RFC 1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-pub(super) fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]

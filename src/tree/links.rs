@@ -7,8 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::compile::is_dns_subdomain;
-use super::{Ceiling, NodeId, Tree, TreeError, is_dns_label};
+use super::{Ceiling, NodeId, Tree, TreeError, is_dns_label, is_dns_subdomain};
 use crate::config::raw_tree::RawLink;
 
 pub use crate::config::raw_tree::RawLinkKind as LinkKind;

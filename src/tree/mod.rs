@@ -9,6 +9,7 @@
 
 pub mod ceiling;
 mod compile;
+mod dns;
 pub mod key_patterns;
 mod labels;
 pub mod links;
@@ -17,7 +18,7 @@ mod platform_labels;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};
-pub use compile::is_dns_label;
+pub use dns::{is_dns_label, is_dns_subdomain};
 pub use labels::Labels;
 
 use std::collections::{BTreeMap, HashMap};

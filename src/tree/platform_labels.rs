@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::compile::is_dns_subdomain;
+use super::dns::is_dns_subdomain;
 
 /// The labels in force at a node whose own entries are `own` below a parent with `inherited`;
 /// an error names the key (as a config path suffix) and what is wrong.

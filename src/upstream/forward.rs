@@ -10,12 +10,10 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use tower::{Service, ServiceExt};
 
-use super::{Tunnels, UpstreamService, impersonation_headers};
+use super::{AsCanopy, StreamEnd, Tunnels, UpstreamService, impersonation_headers};
 use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
-use crate::policy::AsCanopy;
-use crate::policy::revoke::Revocation;
 use crate::request::{RequestInfo, headers};
 use crate::status::Status;
 
@@ -54,7 +52,7 @@ impl Service<Request<Body>> for Forward {
             let Shared { upstream, tunnels, metrics } = &*shared;
             let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-            let revocation = request.extensions().get::<Revocation>().cloned();
+            let end = request.extensions().get::<StreamEnd>().cloned();
             let (parts, body) = request.into_parts();
             let identity = parts
                 .extensions
@@ -80,7 +78,7 @@ impl Service<Request<Body>> for Forward {
             headers::strip_response(response.headers_mut(), switching);
             match (switching, client_upgrade) {
                 (true, Some(client)) => {
-                    tunnels.spawn(client, hyper::upgrade::on(&mut response), revocation);
+                    tunnels.spawn(client, hyper::upgrade::on(&mut response), end);
                     Ok(response.map(|_| body::empty()))
                 }
                 (true, None) => {

@@ -6,6 +6,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::Identity;
 
+/// Marks a request that goes upstream under Canopy's own identity, not impersonating the caller:
+/// Canopy has decided it and narrowed it (a subtree's namespace list), which tenants' own RBAC
+/// could not express.
+#[derive(Debug, Clone, Copy)]
+pub struct AsCanopy;
+
 /// Characters escaped in `Impersonate-Extra-<key>` names: everything that is not a header token
 /// character, plus `%` itself, as client-go does.
 const EXTRA_KEY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC

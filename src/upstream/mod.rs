@@ -5,13 +5,15 @@
 
 mod forward;
 mod impersonate;
+mod list_namespaces;
 mod namespace_index;
 mod tunnel;
 
 pub use forward::Forward;
-pub use impersonate::{HeaderError, impersonation_headers};
+pub use impersonate::{AsCanopy, HeaderError, impersonation_headers};
+pub use list_namespaces::{LiveError, list_namespaces};
 pub use namespace_index::NamespaceIndex;
-pub use tunnel::Tunnels;
+pub use tunnel::{StreamEnd, Tunnels};
 
 use std::time::Duration;
 

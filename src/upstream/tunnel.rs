@@ -7,10 +7,29 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
-use crate::policy::revoke::Revocation;
+
+/// Ends a tunnel before either side closes it (a reload refusing the request now). Holding it
+/// keeps alive whatever cancels it.
+#[derive(Clone)]
+pub struct StreamEnd {
+    token: CancellationToken,
+    _keep: Arc<dyn Send + Sync>,
+}
+
+impl StreamEnd {
+    /// Ends the stream once `token` is cancelled; `keep` lives as long as the stream.
+    pub fn new(token: CancellationToken, keep: Arc<dyn Send + Sync>) -> Self {
+        Self { token, _keep: keep }
+    }
+
+    async fn ended(&self) {
+        self.token.cancelled().await
+    }
+}
 
 /// Spawns and tracks tunnels.
 #[derive(Clone)]
@@ -26,8 +45,8 @@ impl Tunnels {
     }
 
     /// Joins the client's and the upstream's upgraded connections in a background task, until
-    /// either side closes, shutdown, or `revocation` (a reload refusing the request now).
-    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, revocation: Option<Revocation>) {
+    /// either side closes, shutdown, or `end`.
+    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, end: Option<StreamEnd>) {
         let mut close = self.close.subscribe();
         let open = self.metrics.open_upgrades.clone();
         self.tracker.spawn(async move {
@@ -45,7 +64,7 @@ impl Tunnels {
                     }
                 }
                 _ = close.wait_for(|closed| *closed) => tracing::debug!("tunnel closed by shutdown"),
-                _ = async { match &revocation { Some(r) => r.revoked().await, None => std::future::pending().await } } => {
+                _ = async { match &end { Some(end) => end.ended().await, None => std::future::pending().await } } => {
                     tracing::debug!("tunnel closed by a reload");
                 }
             }

@@ -1,7 +1,7 @@
 //! Secrets by type, the read side (design invariant 5): in a view whose ceiling names secret
 //! types, a Secret of another type is absent from every answer — objects, lists, Table rows and
-//! watch events (dropped, not rewritten). A single GET of one answers 404 (see
-//! [`super::secret_gate`]).
+//! watch events (dropped, not rewritten): rows a view hides, as masks hide its columns. A single
+//! GET of one answers 404 (see `policy::secret_gate`).
 //!
 //! Tables: kubectl's default Table embeds only each row's metadata, which does not carry the
 //! type, and a watch's Tables omit the column definitions after the first event, so the Type
@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::mask::read::cut_back;
+use super::read::cut_back;
 use crate::request::RequestInfo;
 use crate::rewrite::ViewNames;
 use crate::tree::{Ceiling, NodeId, Tree};
