@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
 use crate::server::{ProxyService, listener, plain, proxy_stack, threads, tls};
+use crate::tree::Tree;
 use crate::upstream::{Tunnels, Upstream};
 
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
@@ -185,8 +186,20 @@ pub fn kubeconfig(config: &Config, user: &str, token: Option<String>, view: Opti
         },
     };
     let ca = tls::trust_anchor_pem(&config.server)?;
-    let rendered = crate::kubeconfig::render(&server, &ca, user, token.as_deref());
+    let namespace = default_namespace(&config.tree, user, view);
+    let rendered = crate::kubeconfig::render(&server, &ca, user, token.as_deref(), namespace.as_deref());
     Ok(serde_json::to_string_pretty(&rendered)?)
+}
+
+/// The namespace a kubeconfig's context names, so clients that assume `default` (which no view
+/// holds) work in the view's first declared namespace: that of `view`, or of the user's single
+/// home node.
+fn default_namespace(tree: &Tree, user: &str, view: Option<&str>) -> Option<String> {
+    let identity = crate::auth::Identity::new(user, Vec::<String>::new());
+    let path = crate::request::ViewPath(view.map(str::to_owned));
+    let node = crate::policy::resolve_view(tree, &identity, &path).ok()?;
+    let physical = tree.subtree_namespaces(node).into_iter().next()?;
+    crate::rewrite::ViewNames::new(tree, node).to_virtual(&physical)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
