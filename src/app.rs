@@ -19,7 +19,8 @@ use crate::upstream::{Tunnels, Upstream};
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstream = Upstream::connect(&config.upstream).await?;
-    let authenticator = authenticator(&config, &upstream)?;
+    let metrics = Metrics::new();
+    let authenticator = authenticator(&config, &upstream, &metrics)?;
     let tls = Arc::new(tls::server_config(&config.server)?);
     let front_proxies = FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned());
 
@@ -28,7 +29,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::Yes, tcp, move |tcp, service, tunnels, stop| {
+    let bound = Bound { tcp, admin: admin_tcp };
+    run(&config, upstream, metrics, authenticator, bound, Reconcile::Yes, move |tcp, service, tunnels, stop| {
         listener::serve(tcp, tls.clone(), front_proxies.clone(), service, stop, grace, tunnels)
     })
     .await
@@ -47,13 +49,15 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
     );
     let upstream = Upstream::connect(&config.upstream).await?;
     let pod_token = PodToken::load(&config.sidecar.token_file).await.context("sidecar.tokenFile")?;
-    let authenticator = authenticator(&config, &upstream)?.with_default_token(pod_token);
+    let metrics = Metrics::new();
+    let authenticator = authenticator(&config, &upstream, &metrics)?.with_default_token(pod_token);
 
     let tcp = bind("sidecar.listen", config.sidecar.listen).await?;
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::No, tcp, move |tcp, service, tunnels, stop| {
+    let bound = Bound { tcp, admin: admin_tcp };
+    run(&config, upstream, metrics, authenticator, bound, Reconcile::No, move |tcp, service, tunnels, stop| {
         plain::serve(tcp, service, stop, grace, tunnels)
     })
     .await
@@ -67,18 +71,26 @@ enum Reconcile {
 }
 
 /// The configured ways to authenticate, shared by `serve` and `sidecar`.
-fn authenticator(config: &Config, upstream: &Upstream) -> anyhow::Result<Authenticator> {
+fn authenticator(config: &Config, upstream: &Upstream, metrics: &Metrics) -> anyhow::Result<Authenticator> {
     let static_tokens = match &config.authentication.token_file {
         Some(path) => Some(StaticTokens::load(path).context("authentication.tokenFile")?),
         None => None,
     };
-    let token_review =
-        config.authentication.token_review.map(|review| TokenReviewer::new(upstream.kube.clone(), review));
+    let token_review = config
+        .authentication
+        .token_review
+        .map(|review| TokenReviewer::new(upstream.kube.clone(), review, metrics.token_review.clone()));
     Ok(Authenticator::new(static_tokens, token_review))
 }
 
 async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.with_context(|| format!("{setting}: cannot bind {address}"))
+}
+
+/// The sockets a command bound: the tenant-facing (or sidecar) listener and the admin port.
+struct Bound {
+    tcp: TcpListener,
+    admin: TcpListener,
 }
 
 /// Starts hot reload, the admin listener and (for `serve`) the reconciler on this thread, and
@@ -87,17 +99,17 @@ async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<Tc
 async fn run<L, F>(
     config: &Config,
     upstream: Upstream,
+    metrics: Metrics,
     authenticator: Authenticator,
-    admin_tcp: TcpListener,
+    bound: Bound,
     reconcile: Reconcile,
-    tcp: TcpListener,
     listen: L,
 ) -> anyhow::Result<()>
 where
     L: Fn(TcpListener, ProxyService, Tunnels, Stopping) -> F + Clone + Send + 'static,
     F: Future<Output = ()>,
 {
-    let metrics = Metrics::new();
+    let Bound { tcp, admin: admin_tcp } = bound;
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads publish into it.
     let (publish_tree, trees) = tokio::sync::watch::channel(with_live_namespaces(&config.tree, &upstream));

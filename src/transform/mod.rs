@@ -30,8 +30,9 @@ use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, 
 use crate::status::Status;
 use crate::tree::{NodeId, Tree};
 
-/// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
-const MAX_REQUEST_BODY: usize = 8 << 20;
+/// Largest request body Canopy ever reads (objects are far smaller; etcd's limit is 1.5 MiB);
+/// `server.limits.maxRequestBodyBytes` sets the limit in force, at most this.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
 /// Largest non-watch response Canopy translates.
 pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
