@@ -13,6 +13,8 @@ use crate::auth::{Authenticator, FrontProxyNames, PodToken, StaticTokens, TokenR
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
+use crate::server::body_limit::BodyLimitLayer;
+use crate::server::limits::ConnectionLimits;
 use crate::server::{ProxyService, listener, plain, proxy_stack, threads, tls};
 use crate::upstream::{Tunnels, Upstream};
 
@@ -21,8 +23,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstream = Upstream::connect(&config.upstream).await?;
     let metrics = Metrics::new();
     let authenticator = authenticator(&config, &upstream, &metrics)?;
-    let tls = Arc::new(tls::server_config(&config.server)?);
-    let front_proxies = FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned());
+    let tls = listener::Tls {
+        config: Arc::new(tls::server_config(&config.server)?),
+        front_proxies: FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned()),
+    };
 
     // Everything that can be wrong with the configuration has been checked; only now bind.
     let tcp = bind("server.listen", config.server.listen).await?;
@@ -30,8 +34,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
     let grace = config.server.shutdown_grace;
     let bound = Bound { tcp, admin: admin_tcp };
+    // Connection slots are counted over all serving threads.
+    let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
     run(&config, upstream, metrics, authenticator, bound, Reconcile::Yes, move |tcp, service, tunnels, stop| {
-        listener::serve(tcp, tls.clone(), front_proxies.clone(), service, stop, grace, tunnels)
+        listener::serve(tcp, tls.clone(), service, stop, grace, tunnels, limits.clone())
     })
     .await
 }
@@ -57,8 +63,9 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
     let grace = config.server.shutdown_grace;
     let bound = Bound { tcp, admin: admin_tcp };
+    let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
     run(&config, upstream, metrics, authenticator, bound, Reconcile::No, move |tcp, service, tunnels, stop| {
-        plain::serve(tcp, service, stop, grace, tunnels)
+        plain::serve(tcp, service, stop, grace, tunnels, limits.clone())
     })
     .await
 }
@@ -118,12 +125,16 @@ where
     let audit = AuditSink::stdout().context("cannot start the audit writer")?;
     let threads =
         config.server.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One body budget for the process, shared by every serving thread.
+    let bodies = BodyLimitLayer::new(&config.server.limits);
     // One pipeline per serving thread, each with upstream connections of its own.
     let services = (0..threads)
         .map(|_| {
             let upstream = upstream.with_own_connections()?;
             let audit = Some(audit.clone());
-            Ok(proxy_stack(authenticator.clone(), trees.clone(), &upstream, tunnels.clone(), metrics.clone(), audit))
+            let (authenticator, trees, tunnels, metrics) =
+                (authenticator.clone(), trees.clone(), tunnels.clone(), metrics.clone());
+            Ok(proxy_stack(authenticator, trees, &upstream, tunnels, metrics, audit, bodies.clone()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.

@@ -167,7 +167,11 @@ pub async fn read_bytes(body: Body) -> Result<Bytes, Status> {
     Ok(Limited::new(body, MAX_REQUEST_BODY)
         .collect()
         .await
-        .map_err(|e| Status::bad_request(format!("cannot read the request body: {e}")))?
+        .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+            // From this limit or the configured one (`server::body_limit`) beneath it.
+            Some(_) => Status::too_large("Request entity too large: the body is larger than this server accepts"),
+            None => Status::bad_request(format!("cannot read the request body: {e}")),
+        })?
         .to_bytes())
 }
 
