@@ -65,9 +65,9 @@ pub struct RawServer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Limits")]
 pub struct RawLimits {
-    /// How long a client may take to send a request's headers. An HTTP/1.1 connection waiting
-    /// for its next request counts as reading headers, so it is also how long such a
-    /// connection may sit idle.
+    /// How long a client may take to send a request's headers, and a new connection to start
+    /// its first request. An HTTP/1.1 connection waiting for its next request counts as reading
+    /// headers, so it is also how long such a connection may sit idle.
     #[serde(default = "default_header_read_timeout")]
     #[schemars(range(min = 1))]
     pub header_read_timeout_seconds: u64,

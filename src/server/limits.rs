@@ -1,8 +1,8 @@
 //! What one client connection may hold (`server.limits`): a slot among `maxConnections` shared by
 //! every serving thread, a deadline to send each request's headers, a header size, HTTP/2
-//! streams, and an idle timeout — a connection with no request in flight for that long is closed
-//! gracefully (HTTP/2 GOAWAY, HTTP/1.1 close), and HTTP/2 peers that stop answering pings are
-//! dropped. Slow or idle clients so give their slot back to the others.
+//! streams, and an idle timeout — a connection with no request in flight for that long (or with
+//! no first request within the header timeout) is closed gracefully (HTTP/2 GOAWAY, HTTP/1.1
+//! close), and HTTP/2 peers that stop answering pings are dropped. Slow or idle clients so give their slot back to the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,9 +55,10 @@ impl ConnectionLimits {
         Slot { _permit: permit, open: self.open.clone() }
     }
 
-    /// How long a connection may go without a request in flight.
-    pub(super) fn idle_timeout(&self) -> Duration {
-        self.config.idle_timeout
+    /// How long a new connection may take to start its first request, and how long a
+    /// connection may then go without a request in flight.
+    pub(super) fn idle_timeouts(&self) -> (Duration, Duration) {
+        (self.config.header_read_timeout, self.config.idle_timeout)
     }
 
     /// A connection builder for HTTP/1.1 and HTTP/2 within the limits.
@@ -105,15 +106,19 @@ impl Activity {
         InFlight(Arc::clone(&self.0))
     }
 
-    /// Resolves once no request has been in flight for `timeout`.
-    pub async fn idle_for(&self, timeout: Duration) {
+    /// Resolves once no request has been in flight for `timeout`, or none has started within
+    /// `first`. (Before its first request a connection is still being read to tell HTTP/1.1 from
+    /// HTTP/2, where hyper's header timeout does not run yet.)
+    pub async fn idle_for(&self, first: Duration, timeout: Duration) {
         let mut count = self.0.subscribe();
+        let mut wait = first;
         loop {
             // The sender lives in `self`, so waiting cannot fail.
             let _ = count.wait_for(|n| *n == 0).await;
-            if tokio::time::timeout(timeout, count.changed()).await.is_err() {
+            if tokio::time::timeout(wait, count.changed()).await.is_err() {
                 return;
             }
+            wait = timeout;
         }
     }
 }
@@ -124,15 +129,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_means_nothing_in_flight_for_the_whole_timeout() {
+        let (first, timeout) = (Duration::from_secs(3), Duration::from_secs(10));
+        // A connection that never starts a request goes after `first`.
+        let silent = Activity::new();
+        let started = tokio::time::Instant::now();
+        silent.idle_for(first, timeout).await;
+        assert_eq!(started.elapsed(), first);
         let activity = Activity::new();
-        let timeout = Duration::from_secs(10);
         let request = activity.start();
         // A request in flight for longer than the timeout keeps the connection.
-        assert!(tokio::time::timeout(Duration::from_secs(30), activity.idle_for(timeout)).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_secs(30), activity.idle_for(first, timeout)).await.is_err());
         drop(request);
         let started = tokio::time::Instant::now();
         let watcher = activity.clone();
-        let idle = tokio::spawn(async move { watcher.idle_for(timeout).await });
+        let idle = tokio::spawn(async move { watcher.idle_for(timeout, timeout).await });
         tokio::time::sleep(Duration::from_secs(6)).await;
         // A request 6 s into the quiet restarts the count.
         drop(activity.start());

@@ -85,7 +85,8 @@ pub(super) struct Connection {
     builder: auto::Builder<TokioExecutor>,
     /// Cancelled when the listener drains.
     drain: CancellationToken,
-    idle_timeout: Duration,
+    /// Time to the first request, then idle time allowed; see [`ConnectionLimits`].
+    idle_timeouts: (Duration, Duration),
     /// Held for as long as the connection is served.
     _slot: Slot,
 }
@@ -117,7 +118,7 @@ impl Connection {
         });
         let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), per_request).into_owned();
         tokio::pin!(connection);
-        let idle = activity.idle_for(self.idle_timeout);
+        let idle = activity.idle_for(self.idle_timeouts.0, self.idle_timeouts.1);
         tokio::pin!(idle);
         let mut closing = false;
         let result = loop {
@@ -178,7 +179,7 @@ pub(super) async fn accept_loop<F, Fut>(
                     peer,
                     builder: builder.clone(),
                     drain: drain.clone(),
-                    idle_timeout: limits.idle_timeout(),
+                    idle_timeouts: limits.idle_timeouts(),
                     _slot: slot,
                 };
                 connections.spawn(handle(stream, connection));
