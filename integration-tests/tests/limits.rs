@@ -154,3 +154,23 @@ async fn a_flood_of_unknown_tokens_is_answered_429() {
     let response = http.get(&url).bearer_auth(harness.token("admin")).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_heads_and_bodies_are_refused() {
+    let harness = Harness::shared();
+    let canopy = Canopy::start(harness);
+    let (http, url) = (canopy.http(), format!("{}/api/v1/namespaces/default/configmaps", canopy.url));
+    // Over the 64 KiB of maxHeaderBytes.
+    let response =
+        http.get(&url).bearer_auth(harness.token("admin")).header("X-Big", "a".repeat(100 << 10)).send().await;
+    assert!(response.is_err() || response.unwrap().status() == 431);
+    // Over the 3 MiB of maxRequestBodyBytes, as the apiserver answers it.
+    let body = format!(r#"{{"metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#, "a".repeat(4 << 20));
+    let response = http.post(&url).bearer_auth(harness.token("admin")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let status: serde_json::Value = response.json().await.unwrap();
+    assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("RequestEntityTooLarge")));
+    // The connection pool still works for a normal request.
+    let response = http.get(&url).bearer_auth(harness.token("admin")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
