@@ -156,6 +156,7 @@ raw = rust_fields("src/config/raw.rs")
 raw_tree = rust_fields("src/config/raw_tree.rs")
 CONFIG_SHAPE = {
     (): "RawConfig", ("server",): "RawServer", ("server", "tls"): "RawTls",
+    ("server", "limits"): "RawLimits",
     ("upstream",): "RawUpstream", ("authentication",): "RawAuthentication",
     ("authentication", "tokenReview"): "RawTokenReview",
 }
@@ -192,6 +193,7 @@ for name, props, struct in [
           f"values.schema.json tree {name}: {sorted(set(props))} != {struct} fields {sorted(raw_tree.get(struct, set()))}")
 for name, props, struct in [
     ("authentication.tokenReview", schema["properties"]["authentication"]["properties"]["tokenReview"]["properties"], "RawTokenReview"),
+    ("server.limits", schema["properties"]["server"]["properties"]["limits"]["properties"], "RawLimits"),
 ]:
     check(set(props) == raw.get(struct, set()), f"values.schema.json {name} != {struct} fields")
 

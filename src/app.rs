@@ -13,6 +13,8 @@ use crate::auth::{Authenticator, FrontProxyNames, PodToken, StaticTokens, TokenR
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
+use crate::server::body_limit::BodyLimitLayer;
+use crate::server::limits::ConnectionLimits;
 use crate::server::{ProxyService, listener, plain, proxy_stack, threads, tls};
 use crate::tree::Tree;
 use crate::upstream::{Tunnels, Upstream};
@@ -20,17 +22,23 @@ use crate::upstream::{Tunnels, Upstream};
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstream = Upstream::connect(&config.upstream).await?;
-    let authenticator = authenticator(&config, &upstream)?;
-    let tls = Arc::new(tls::server_config(&config.server)?);
-    let front_proxies = FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned());
+    let metrics = Metrics::new();
+    let authenticator = authenticator(&config, &upstream, &metrics)?;
+    let tls = listener::Tls {
+        config: Arc::new(tls::server_config(&config.server)?),
+        front_proxies: FrontProxyNames::new(config.authentication.front_proxy_names.iter().cloned()),
+    };
 
     // Everything that can be wrong with the configuration has been checked; only now bind.
     let tcp = bind("server.listen", config.server.listen).await?;
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::Yes, tcp, move |tcp, service, tunnels, stop| {
-        listener::serve(tcp, tls.clone(), front_proxies.clone(), service, stop, grace, tunnels)
+    let bound = Bound { tcp, admin: admin_tcp };
+    // Connection slots are counted over all serving threads.
+    let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
+    run(&config, upstream, metrics, authenticator, bound, Reconcile::Yes, move |tcp, service, tunnels, stop| {
+        listener::serve(tcp, tls.clone(), service, stop, grace, tunnels, limits.clone())
     })
     .await
 }
@@ -48,14 +56,17 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
     );
     let upstream = Upstream::connect(&config.upstream).await?;
     let pod_token = PodToken::load(&config.sidecar.token_file).await.context("sidecar.tokenFile")?;
-    let authenticator = authenticator(&config, &upstream)?.with_default_token(pod_token);
+    let metrics = Metrics::new();
+    let authenticator = authenticator(&config, &upstream, &metrics)?.with_default_token(pod_token);
 
     let tcp = bind("sidecar.listen", config.sidecar.listen).await?;
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
     let grace = config.server.shutdown_grace;
-    run(&config, upstream, authenticator, admin_tcp, Reconcile::No, tcp, move |tcp, service, tunnels, stop| {
-        plain::serve(tcp, service, stop, grace, tunnels)
+    let bound = Bound { tcp, admin: admin_tcp };
+    let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
+    run(&config, upstream, metrics, authenticator, bound, Reconcile::No, move |tcp, service, tunnels, stop| {
+        plain::serve(tcp, service, stop, grace, tunnels, limits.clone())
     })
     .await
 }
@@ -68,18 +79,26 @@ enum Reconcile {
 }
 
 /// The configured ways to authenticate, shared by `serve` and `sidecar`.
-fn authenticator(config: &Config, upstream: &Upstream) -> anyhow::Result<Authenticator> {
+fn authenticator(config: &Config, upstream: &Upstream, metrics: &Metrics) -> anyhow::Result<Authenticator> {
     let static_tokens = match &config.authentication.token_file {
         Some(path) => Some(StaticTokens::load(path).context("authentication.tokenFile")?),
         None => None,
     };
-    let token_review =
-        config.authentication.token_review.map(|review| TokenReviewer::new(upstream.kube.clone(), review));
+    let token_review = config
+        .authentication
+        .token_review
+        .map(|review| TokenReviewer::new(upstream.kube.clone(), review, metrics.token_review.clone()));
     Ok(Authenticator::new(static_tokens, token_review))
 }
 
 async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.with_context(|| format!("{setting}: cannot bind {address}"))
+}
+
+/// The sockets a command bound: the tenant-facing (or sidecar) listener and the admin port.
+struct Bound {
+    tcp: TcpListener,
+    admin: TcpListener,
 }
 
 /// Starts hot reload, the admin listener and (for `serve`) the reconciler on this thread, and
@@ -88,17 +107,17 @@ async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<Tc
 async fn run<L, F>(
     config: &Config,
     upstream: Upstream,
+    metrics: Metrics,
     authenticator: Authenticator,
-    admin_tcp: TcpListener,
+    bound: Bound,
     reconcile: Reconcile,
-    tcp: TcpListener,
     listen: L,
 ) -> anyhow::Result<()>
 where
     L: Fn(TcpListener, ProxyService, Tunnels, Stopping) -> F + Clone + Send + 'static,
     F: Future<Output = ()>,
 {
-    let metrics = Metrics::new();
+    let Bound { tcp, admin: admin_tcp } = bound;
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads publish into it.
     let (publish_tree, trees) = tokio::sync::watch::channel(with_live_namespaces(&config.tree, &upstream));
@@ -107,12 +126,16 @@ where
     let audit = AuditSink::stdout().context("cannot start the audit writer")?;
     let threads =
         config.server.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One body budget for the process, shared by every serving thread.
+    let bodies = BodyLimitLayer::new(&config.server.limits);
     // One pipeline per serving thread, each with upstream connections of its own.
     let services = (0..threads)
         .map(|_| {
             let upstream = upstream.with_own_connections()?;
             let audit = Some(audit.clone());
-            Ok(proxy_stack(authenticator.clone(), trees.clone(), &upstream, tunnels.clone(), metrics.clone(), audit))
+            let (authenticator, trees, tunnels, metrics) =
+                (authenticator.clone(), trees.clone(), tunnels.clone(), metrics.clone());
+            Ok(proxy_stack(authenticator, trees, &upstream, tunnels, metrics, audit, bodies.clone()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     // The reconciler materializes the tree upstream; replicas elect one writer through a Lease.

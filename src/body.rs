@@ -78,6 +78,35 @@ where
     Body::new(body)
 }
 
+/// A body that keeps `G` alive until it is dropped (a request counted in flight, a gauge held up).
+pub struct Holding<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G> Holding<G> {
+    pub fn new(inner: Body, guard: G) -> Self {
+        Self { inner, _guard: guard }
+    }
+}
+
+impl<G: Unpin> http_body::Body for Holding<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Most bytes [`Coalesced`] joins into one frame: four full TLS records.
 const COALESCE_LIMIT: usize = 64 << 10;
 

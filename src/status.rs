@@ -15,8 +15,9 @@ pub struct Status {
     pub reason: &'static str,
     /// Human-readable message; never holds a name the caller may not see.
     pub message: String,
-    /// What the error is about, as the apiserver's `details` say it (in the caller's names).
-    pub details: Option<Details>,
+    /// What the error is about, as the apiserver's `details` say it (in the caller's names);
+    /// boxed, so that a `Result` carrying a `Status` stays small.
+    pub details: Option<Box<Details>>,
 }
 
 /// The object a Status is about: `details` of an apiserver Status (`kind` holds the resource,
@@ -29,6 +30,9 @@ pub struct Details {
     pub group: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    /// When the client may try again; also sent as the `Retry-After` header.
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Status {
@@ -38,7 +42,12 @@ impl Status {
 
     /// The status about object `name` of `resource` in API group `group`.
     pub fn about(mut self, name: &str, group: &str, resource: &str) -> Self {
-        self.details = Some(Details { name: name.to_owned(), group: group.to_owned(), kind: resource.to_owned() });
+        self.details = Some(Box::new(Details {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: resource.to_owned(),
+            retry_after_seconds: None,
+        }));
         self
     }
 
@@ -80,6 +89,25 @@ impl Status {
     /// 415: a body Canopy must judge came in a form it cannot read.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", message)
+    }
+
+    /// 413: the request body is larger than Canopy accepts.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message)
+    }
+
+    /// 429: the client asks too much too fast; it may try again after `retry_after` (rounded up
+    /// to whole seconds, at least one, as `Retry-After` counts).
+    pub fn too_many_requests(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let mut status = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+        status.details = Some(Box::new(Details {
+            name: String::new(),
+            group: String::new(),
+            kind: String::new(),
+            retry_after_seconds: Some(seconds.max(1)),
+        }));
+        status
     }
 
     /// 500: Canopy itself failed.
@@ -141,7 +169,7 @@ impl Status {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
-            details: self.details.as_ref(),
+            details: self.details.as_deref(),
             code: self.code.as_u16(),
         };
         // Serializing a struct of strings and integers cannot fail.
@@ -153,6 +181,9 @@ impl Status {
         let mut response = Response::new(body::full(self.to_json()));
         *response.status_mut() = self.code;
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(seconds) = self.details.and_then(|d| d.retry_after_seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -185,6 +216,18 @@ mod tests {
             json["details"],
             serde_json::json!({"name": "standard", "group": "storage.k8s.io", "kind": "storageclasses"})
         );
+    }
+
+    #[test]
+    fn too_many_requests_says_when_to_retry() {
+        let status = Status::too_many_requests("slow down", std::time::Duration::from_millis(1_200));
+        let json: serde_json::Value = serde_json::from_slice(&status.to_json()).unwrap();
+        assert_eq!((json["reason"].as_str(), json["code"].as_u64()), (Some("TooManyRequests"), Some(429)));
+        assert_eq!(json["details"], serde_json::json!({"retryAfterSeconds": 2}));
+        let response = status.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response = Status::too_many_requests("now", std::time::Duration::ZERO).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

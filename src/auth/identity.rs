@@ -1,6 +1,7 @@
-//! Who a caller is, once authenticated.
+//! Who a caller is, once authenticated, and what the listener knows of the connection.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// An authenticated caller, as Canopy will impersonate them upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,6 +20,10 @@ pub struct Identity {
 /// that connection by the listener. `None` when the client sent no certificate.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity(pub Option<Identity>);
+
+/// The address of the client a request came from, set on every request by the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 impl Identity {
     /// An identity with just a user name and groups.

@@ -1,7 +1,9 @@
 //! The tower layer that authenticates each request and stores its [`Identity`] in the request's
 //! extensions, removing the credential so it can never travel upstream. On a connection the
 //! listener marked [`FrontProxy`], the front-proxy headers are consumed first and, when they name
-//! a user, are the identity; elsewhere they are left for the identity guard to refuse.
+//! a user, are the identity; elsewhere they are left for the identity guard to refuse. The
+//! client's address ([`ClientAddr`]) bounds how many unknown tokens it may have reviewed,
+//! except on trusted front-proxy connections, which speak for many users.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +14,7 @@ use base64::Engine;
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
-use super::{Authenticator, Credential, FrontProxy, PeerIdentity, front_proxy};
+use super::{Authenticator, ClientAddr, Credential, FrontProxy, PeerIdentity, front_proxy};
 use crate::body::Body;
 use crate::status::Status;
 
@@ -68,15 +70,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let peer = request.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
-            let stated = match request.extensions().get::<FrontProxy>() {
-                Some(FrontProxy) => front_proxy::take_identity(request.headers_mut())?,
-                None => None,
-            };
+            let trusted = request.extensions().get::<FrontProxy>().is_some();
+            let stated = if trusted { front_proxy::take_identity(request.headers_mut())? } else { None };
+            let client = if trusted { None } else { request.extensions().get::<ClientAddr>().map(|addr| addr.0.ip()) };
             // Taken even when the headers decide, so a client's credential never goes upstream.
             let credential = take_credential(request.headers_mut());
             let identity = match stated {
                 Some(identity) => identity,
-                None => authenticator.authenticate(&peer, &credential).await?,
+                None => authenticator.authenticate(&peer, &credential, client).await?,
             };
             crate::audit::AuditSlot::on(&request, |r| r.identity(&identity));
             request.extensions_mut().insert(identity);

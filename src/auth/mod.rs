@@ -9,13 +9,15 @@ mod client_cert;
 pub mod front_proxy;
 mod identity;
 mod layer;
+mod lru;
 mod pod_token;
+mod rate_limit;
 mod static_tokens;
 mod token_review;
 
 pub use client_cert::identity_from_der;
 pub use front_proxy::{FrontProxy, FrontProxyNames};
-pub use identity::{Identity, PeerIdentity};
+pub use identity::{ClientAddr, Identity, PeerIdentity};
 pub use layer::{AuthenticateLayer, AuthenticateService};
 pub use pod_token::{PodToken, PodTokenError};
 pub use static_tokens::{StaticTokens, TokenFileError};
@@ -65,8 +67,14 @@ impl Authenticator {
     }
 
     /// Identifies the caller: certificate first, then the bearer token (the request's own, else
-    /// the sidecar's default) by static tokens, then TokenReview.
-    pub async fn authenticate(&self, peer: &PeerIdentity, credential: &Credential) -> Result<Identity, Status> {
+    /// the sidecar's default) by static tokens, then TokenReview. A token TokenReview has yet to
+    /// see counts against `client`'s rate; `None` for callers that are not limited.
+    pub async fn authenticate(
+        &self,
+        peer: &PeerIdentity,
+        credential: &Credential,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Identity, Status> {
         if let Some(identity) = &peer.0 {
             return Ok(identity.clone());
         }
@@ -83,10 +91,16 @@ impl Authenticator {
             return Ok(identity.clone());
         }
         if let Some(reviewer) = &self.token_review {
-            match reviewer.review(token).await {
+            match reviewer.review(token, client).await {
                 Ok(Some(identity)) => return Ok(identity),
                 Ok(None) => {}
-                Err(error) => {
+                Err(ReviewError::RateLimited(retry_after)) => {
+                    return Err(Status::too_many_requests(
+                        "too many new bearer tokens from this address; try again later",
+                        retry_after,
+                    ));
+                }
+                Err(error @ ReviewError::Upstream(_)) => {
                     tracing::warn!(%error, "cannot verify a bearer token");
                     return Err(Status::service_unavailable(
                         "cannot verify the bearer token right now: the upstream apiserver is unavailable",

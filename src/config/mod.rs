@@ -55,6 +55,19 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Threads serving requests; `None`: one per CPU.
     pub worker_threads: Option<usize>,
+    pub limits: LimitsConfig,
+}
+
+/// What clients may hold (`server.limits`); see [`raw::RawLimits`] for each bound.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitsConfig {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub max_header_bytes: u32,
+    pub max_request_body_bytes: u32,
+    pub max_buffered_body_bytes: u64,
 }
 
 /// Where the serving certificate comes from.
@@ -93,6 +106,9 @@ pub struct TokenReviewConfig {
     pub ttl: Duration,
     pub negative_ttl: Duration,
     pub max_entries: usize,
+    pub max_refused_entries: usize,
+    pub unknown_tokens_per_second: f64,
+    pub unknown_token_burst: u32,
 }
 
 impl Config {
@@ -155,9 +171,20 @@ impl Config {
             }
         };
         let token_review = raw.authentication.token_review;
-        if token_review.enabled && token_review.max_entries == 0 {
-            return Err(invalid("authentication.tokenReview.maxEntries", "must be at least 1".into()));
+        if token_review.enabled {
+            for (at, value) in [
+                ("maxEntries", token_review.max_entries),
+                ("negativeMaxEntries", token_review.negative_max_entries),
+                ("unknownTokensPerSecond", token_review.unknown_tokens_per_second as usize),
+                ("unknownTokenBurst", token_review.unknown_token_burst as usize),
+            ] {
+                if value == 0 {
+                    return Err(invalid(&format!("authentication.tokenReview.{at}"), "must be at least 1".into()));
+                }
+            }
         }
+        let limits =
+            limits(&raw.server.limits).map_err(|(at, message)| invalid(&format!("server.limits.{at}"), message))?;
         let front_proxy_names = raw.authentication.front_proxy_names;
         if let Some(index) = front_proxy_names.iter().position(|name| name.trim().is_empty()) {
             return Err(invalid(&format!("authentication.frontProxyNames[{index}]"), "must not be empty".into()));
@@ -200,6 +227,7 @@ impl Config {
                 client_ca_file: raw.server.client_ca_file.as_deref().map(resolve),
                 shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds),
                 worker_threads,
+                limits,
             },
             upstream: UpstreamConfig {
                 kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
@@ -211,12 +239,60 @@ impl Config {
                     ttl: Duration::from_secs(token_review.cache_ttl_seconds),
                     negative_ttl: Duration::from_secs(token_review.negative_cache_ttl_seconds),
                     max_entries: token_review.max_entries,
+                    max_refused_entries: token_review.negative_max_entries,
+                    unknown_tokens_per_second: f64::from(token_review.unknown_tokens_per_second),
+                    unknown_token_burst: token_review.unknown_token_burst,
                 }),
                 front_proxy_names,
             },
             sidecar: SidecarConfig { listen: sidecar_listen, token_file: resolve(&raw.sidecar.token_file) },
         })
     }
+}
+
+/// `server.limits` checked; an error names the field and what is wrong.
+fn limits(raw: &raw::RawLimits) -> Result<LimitsConfig, (&'static str, String)> {
+    let at_least = |at: &'static str, value: u64, min: u64| {
+        if value < min { Err((at, format!("{value} is less than {min}"))) } else { Ok(()) }
+    };
+    at_least("headerReadTimeoutSeconds", raw.header_read_timeout_seconds, 1)?;
+    at_least("idleTimeoutSeconds", raw.idle_timeout_seconds, 1)?;
+    at_least("maxConnections", raw.max_connections.into(), 1)?;
+    at_least("http2MaxConcurrentStreams", raw.http2_max_concurrent_streams.into(), 1)?;
+    // hyper cannot read a request head into less than 8 KiB.
+    at_least("maxHeaderBytes", raw.max_header_bytes.into(), 8 << 10)?;
+    if raw.max_header_bytes > 16 << 20 {
+        return Err(("maxHeaderBytes", format!("{} is more than 16 MiB", raw.max_header_bytes)));
+    }
+    at_least("maxRequestBodyBytes", raw.max_request_body_bytes.into(), 1 << 10)?;
+    if raw.max_request_body_bytes as usize > crate::transform::MAX_REQUEST_BODY {
+        return Err((
+            "maxRequestBodyBytes",
+            format!(
+                "{} is more than Canopy reads ({})",
+                raw.max_request_body_bytes,
+                crate::transform::MAX_REQUEST_BODY
+            ),
+        ));
+    }
+    if raw.max_buffered_body_bytes < raw.max_request_body_bytes.into() {
+        return Err((
+            "maxBufferedBodyBytes",
+            format!(
+                "{} is less than maxRequestBodyBytes: a body of the largest size could never be read",
+                raw.max_buffered_body_bytes
+            ),
+        ));
+    }
+    Ok(LimitsConfig {
+        header_read_timeout: Duration::from_secs(raw.header_read_timeout_seconds),
+        idle_timeout: Duration::from_secs(raw.idle_timeout_seconds),
+        max_connections: raw.max_connections as usize,
+        http2_max_concurrent_streams: raw.http2_max_concurrent_streams,
+        max_header_bytes: raw.max_header_bytes,
+        max_request_body_bytes: raw.max_request_body_bytes,
+        max_buffered_body_bytes: raw.max_buffered_body_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -253,6 +329,21 @@ mod tests {
         let err = load("server:\n  workerThreads: 0\n").unwrap_err().to_string();
         assert!(err.contains("server.workerThreads: 0 is not between 1 and 1024"), "{err}");
         assert_eq!(load("server:\n  workerThreads: 1\n").unwrap().server.worker_threads, Some(1));
+    }
+
+    #[test]
+    fn limits_have_defaults_and_bounds() {
+        let limits = load("").unwrap().server.limits;
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!((limits.max_request_body_bytes, limits.max_buffered_body_bytes), (3 << 20, 64 << 20));
+        let err = load("server:\n  limits:\n    maxHeaderBytes: 100\n").unwrap_err().to_string();
+        assert!(err.contains("server.limits.maxHeaderBytes: 100 is less than 8192"), "{err}");
+        let err = load("server:\n  limits:\n    maxBufferedBodyBytes: 1024\n").unwrap_err().to_string();
+        assert!(err.contains("server.limits.maxBufferedBodyBytes: 1024 is less than maxRequestBodyBytes"), "{err}");
+        let err = load("server:\n  limits:\n    maxRequestBodyBytes: 9000000\n").unwrap_err().to_string();
+        assert!(err.contains("server.limits.maxRequestBodyBytes: 9000000 is more than Canopy reads"), "{err}");
+        let err = load("authentication:\n  tokenReview:\n    unknownTokenBurst: 0\n").unwrap_err().to_string();
+        assert!(err.contains("authentication.tokenReview.unknownTokenBurst: must be at least 1"), "{err}");
     }
 
     #[test]

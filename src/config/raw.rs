@@ -53,6 +53,67 @@ pub struct RawServer {
     /// the main thread besides them.
     #[schemars(range(min = 1, max = 1024))]
     pub worker_threads: Option<u32>,
+    /// Bounds on what one client may hold: connections, time to send headers, header and body
+    /// sizes, bodies buffered at once.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `server.limits:` — what clients may hold, so a slow or abusive one is closed and never starves
+/// the others. The defaults follow kube-apiserver where it has a limit.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Limits")]
+pub struct RawLimits {
+    /// How long a client may take to send a request's headers, and a new connection to start
+    /// its first request. An HTTP/1.1 connection waiting for its next request counts as reading
+    /// headers, so it is also how long such a connection may sit idle.
+    #[serde(default = "default_header_read_timeout")]
+    #[schemars(range(min = 1))]
+    pub header_read_timeout_seconds: u64,
+    /// How long an HTTP/2 connection with no request in flight is kept before it is closed
+    /// (GOAWAY); HTTP/2 clients are also pinged at this interval and closed if they do not answer.
+    #[serde(default = "default_idle_timeout")]
+    #[schemars(range(min = 1))]
+    pub idle_timeout_seconds: u64,
+    /// Client connections open at once, over all serving threads; beyond it new connections wait
+    /// to be accepted until one closes.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+    /// Requests in flight at once on one HTTP/2 connection (informers multiplex their watches).
+    #[serde(default = "default_http2_max_streams")]
+    #[schemars(range(min = 1))]
+    pub http2_max_concurrent_streams: u32,
+    /// Largest request head: HTTP/1.1 request line and headers, or an HTTP/2 header list
+    /// (8 KiB to 16 MiB).
+    #[serde(default = "default_max_header_bytes")]
+    #[schemars(range(min = 8192, max = 16777216))]
+    pub max_header_bytes: u32,
+    /// Largest request body; larger ones are refused with 413 (kube-apiserver's limit is 3 MiB;
+    /// at most 8 MiB, the most Canopy reads).
+    #[serde(default = "default_max_request_body")]
+    #[schemars(range(min = 1024, max = 8388608))]
+    pub max_request_body_bytes: u32,
+    /// Request body bytes held at once over all requests; a request whose body does not fit
+    /// waits a second for room, then is refused with 429 and `Retry-After`. At least
+    /// `maxRequestBodyBytes`.
+    #[serde(default = "default_max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_seconds: default_header_read_timeout(),
+            idle_timeout_seconds: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            http2_max_concurrent_streams: default_http2_max_streams(),
+            max_header_bytes: default_max_header_bytes(),
+            max_request_body_bytes: default_max_request_body(),
+            max_buffered_body_bytes: default_max_buffered_body_bytes(),
+        }
+    }
 }
 
 impl Default for RawServer {
@@ -65,6 +126,7 @@ impl Default for RawServer {
             client_ca_file: None,
             shutdown_grace_seconds: default_grace(),
             worker_threads: None,
+            limits: RawLimits::default(),
         }
     }
 }
@@ -148,9 +210,25 @@ pub struct RawTokenReview {
     /// How long a refused token is refused without asking again.
     #[serde(default = "default_negative_ttl")]
     pub negative_cache_ttl_seconds: u64,
-    /// Bound on cached tokens.
+    /// Bound on accepted tokens cached; the least recently used goes first.
     #[serde(default = "default_max_entries")]
+    #[schemars(range(min = 1))]
     pub max_entries: usize,
+    /// Bound on refused tokens cached, apart from the accepted ones so refusals never push
+    /// those out.
+    #[serde(default = "default_negative_max_entries")]
+    #[schemars(range(min = 1))]
+    pub negative_max_entries: usize,
+    /// Reviews of tokens Canopy does not know yet, per second, that one client address may cause
+    /// (IPv6: one /64); beyond it the client gets 429 with `Retry-After`. Trusted front proxies
+    /// are not limited.
+    #[serde(default = "default_unknown_token_rate")]
+    #[schemars(range(min = 1))]
+    pub unknown_tokens_per_second: u32,
+    /// Reviews of unknown tokens one client address may cause at once before the rate applies.
+    #[serde(default = "default_unknown_token_burst")]
+    #[schemars(range(min = 1))]
+    pub unknown_token_burst: u32,
 }
 
 impl Default for RawTokenReview {
@@ -160,6 +238,9 @@ impl Default for RawTokenReview {
             cache_ttl_seconds: default_ttl(),
             negative_cache_ttl_seconds: default_negative_ttl(),
             max_entries: default_max_entries(),
+            negative_max_entries: default_negative_max_entries(),
+            unknown_tokens_per_second: default_unknown_token_rate(),
+            unknown_token_burst: default_unknown_token_burst(),
         }
     }
 }
@@ -190,4 +271,34 @@ fn default_negative_ttl() -> u64 {
 }
 fn default_max_entries() -> usize {
     10_000
+}
+fn default_negative_max_entries() -> usize {
+    1_000
+}
+fn default_unknown_token_rate() -> u32 {
+    10
+}
+fn default_unknown_token_burst() -> u32 {
+    40
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    90
+}
+fn default_max_connections() -> u32 {
+    8_192
+}
+fn default_http2_max_streams() -> u32 {
+    1_000
+}
+fn default_max_header_bytes() -> u32 {
+    64 << 10
+}
+fn default_max_request_body() -> u32 {
+    3 << 20
+}
+fn default_max_buffered_body_bytes() -> u64 {
+    64 << 20
 }

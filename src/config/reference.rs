@@ -126,7 +126,14 @@ impl<'a> Walker<'a> {
                 Some(values) => format!("map of name to {}", self.kind(values)),
                 None => "object".to_owned(),
             },
-            Some("integer") if target.get("minimum").and_then(Value::as_f64) == Some(0.0) => "integer ≥ 0".to_owned(),
+            Some("integer") => {
+                let bound = |name| target.get(name).and_then(Value::as_u64);
+                match (bound("minimum"), bound("maximum")) {
+                    (Some(min), Some(max)) => format!("integer {min}–{max}"),
+                    (Some(min), None) => format!("integer ≥ {min}"),
+                    _ => "integer".to_owned(),
+                }
+            }
             Some(other) => other.to_owned(),
             None => "any".to_owned(),
         }
@@ -186,7 +193,8 @@ mod tests {
         for row in [
             "| `server.listen` | string | `\"127.0.0.1:6443\"` | `host:port` of the tenant-facing TLS listener. |",
             "| `server.tls.certFile` | string | — |",
-            "| `authentication.tokenReview.maxEntries` | integer ≥ 0 | `10000` |",
+            "| `authentication.tokenReview.maxEntries` | integer ≥ 1 | `10000` |",
+            "| `server.limits.maxHeaderBytes` | integer 8192–16777216 | `65536` |",
             "| `tree.nodes[].members[].kind` | one of User, Group, ServiceAccount, required | — |",
             "| `tree.nodes[].allow.resources[].apiGroups` | list of strings | `[\"\"]` |",
             "| `tree.nodes[].allow.resources[].verbs` | list of strings, required | — |",

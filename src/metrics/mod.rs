@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by verb and code, latency, upstream errors, open watches and
-//! upgraded connections. One [`Metrics`] handle is cloned into every layer that records.
+//! upgraded connections, open client connections, and how bearer tokens fared with TokenReview
+//! ([`TokenReviewMetrics`]). One [`Metrics`] handle is cloned into every layer that records.
 
 mod layer;
 
@@ -24,6 +25,11 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerbLabels {
     verb: Cow<'static, str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +80,61 @@ pub struct Metrics {
     pub open_watches: Gauge,
     /// Upgraded connections (exec, attach, port-forward) currently tunnelled.
     pub open_upgrades: Gauge,
+    /// Client connections currently open on the tenant-facing listener.
+    pub open_connections: Gauge,
+    /// How bearer tokens fared with TokenReview.
+    pub token_review: TokenReviewMetrics,
+}
+
+/// Counters of the TokenReview authenticator; clones count into the same series.
+#[derive(Clone)]
+pub struct TokenReviewMetrics {
+    /// Tokens answered from the accepted cache.
+    pub cache_hits_accepted: Counter,
+    /// Tokens answered from the refused cache.
+    pub cache_hits_refused: Counter,
+    /// Tokens found in neither cache (joining a review in flight or starting one).
+    pub cache_misses: Counter,
+    /// TokenReviews sent upstream.
+    pub reviews: Counter,
+    /// Requests whose token TokenReview refused, fresh or cached.
+    pub refusals: Counter,
+    /// Requests answered 429 because their client asked for too many reviews.
+    pub rate_limited: Counter,
+}
+
+impl TokenReviewMetrics {
+    fn registered(registry: &mut Registry) -> Self {
+        let hits = Family::<VerdictLabels, Counter>::default();
+        // Handles cloned out of the family count into its series.
+        let hit = |verdict| hits.get_or_create(&VerdictLabels { verdict }).clone();
+        let metrics = Self {
+            cache_hits_accepted: hit("accepted"),
+            cache_hits_refused: hit("refused"),
+            cache_misses: Counter::default(),
+            reviews: Counter::default(),
+            refusals: Counter::default(),
+            rate_limited: Counter::default(),
+        };
+        registry.register("token_review_cache_hits", "Bearer tokens answered from the cache, by verdict", hits);
+        registry.register(
+            "token_review_cache_misses",
+            "Bearer tokens found in neither cache",
+            metrics.cache_misses.clone(),
+        );
+        registry.register("token_reviews", "TokenReviews sent to the apiserver", metrics.reviews.clone());
+        registry.register(
+            "token_review_refusals",
+            "Requests whose bearer token TokenReview refused (fresh or cached)",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "token_review_rate_limited",
+            "Requests refused with 429 for asking for too many TokenReviews of unknown tokens",
+            metrics.rate_limited.clone(),
+        );
+        metrics
+    }
 }
 
 impl Default for Metrics {
@@ -92,6 +153,7 @@ impl Metrics {
         let upstream_errors = Family::<KindLabels, Counter>::default();
         let open_watches = Gauge::default();
         let open_upgrades = Gauge::default();
+        let open_connections = Gauge::default();
         registry.register("requests", "Requests answered, by verb and HTTP code", requests.clone());
         registry.register("request_duration_seconds", "Time to response headers, by verb", latency.clone());
         registry.register(
@@ -105,7 +167,22 @@ impl Metrics {
             "Upgraded connections (exec, attach, port-forward) currently open",
             open_upgrades.clone(),
         );
-        Self { registry: Arc::new(registry), requests, latency, upstream_errors, open_watches, open_upgrades }
+        registry.register(
+            "open_connections",
+            "Client connections currently open on the tenant-facing listener",
+            open_connections.clone(),
+        );
+        let token_review = TokenReviewMetrics::registered(&mut registry);
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+            upstream_errors,
+            open_watches,
+            open_upgrades,
+            open_connections,
+            token_review,
+        }
     }
 
     /// Records one answered request.
@@ -145,6 +222,10 @@ mod tests {
             "canopy_upstream_errors_total{kind=\"connect\"} 1",
             "canopy_open_watches 0",
             "canopy_open_upgrades 0",
+            "canopy_open_connections 0",
+            "canopy_token_review_cache_hits_total{verdict=\"refused\"} 0",
+            "canopy_token_reviews_total 0",
+            "canopy_token_review_rate_limited_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -1,45 +1,55 @@
 //! The tenant-facing listener: TLS handshakes, HTTP/1.1 and HTTP/2 by ALPN (with upgrades), the
-//! verified client certificate's identity attached to each request, and graceful shutdown —
-//! stop accepting, let requests drain, then close what is still open after the grace period.
-//! The accept loop and the per-connection serving are shared with the sidecar's plain listener
-//! ([`super::plain`]).
+//! verified client certificate's identity and the client's address attached to each request,
+//! connections held within [`ConnectionLimits`], and graceful shutdown — stop accepting, let
+//! requests drain, then close what is still open after the grace period. The accept loop and
+//! the per-connection serving are shared with the sidecar's plain listener ([`super::plain`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryFutureExt;
 use http::{Extensions, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::ProxyService;
-use crate::auth::{FrontProxy, FrontProxyNames, PeerIdentity, identity_from_der};
-use crate::body;
+use super::limits::{Activity, ConnectionLimits, Slot};
+use crate::auth::{ClientAddr, FrontProxy, FrontProxyNames, PeerIdentity, identity_from_der};
+use crate::body::{self, Body};
 use crate::upstream::Tunnels;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How connections are secured, and whose client certificates speak for front proxies.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// A client certificate whose CommonName is here marks its connection [`FrontProxy`].
+    pub front_proxies: FrontProxyNames,
+}
+
 /// Accepts TLS connections on `tcp` until `shutdown` resolves, then lets requests and tunnels
-/// drain for at most `grace` before closing what is left. A client certificate whose CommonName
-/// is in `front_proxies` marks its connection [`FrontProxy`].
+/// drain for at most `grace` before closing what is left.
 pub async fn serve(
     tcp: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    front_proxies: FrontProxyNames,
+    tls: Tls,
     service: ProxyService,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     tunnels: Tunnels,
+    limits: ConnectionLimits,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    accept_loop(tcp, shutdown, grace, tunnels, move |stream, connection| {
+    let (acceptor, front_proxies) = (TlsAcceptor::from(tls.config), tls.front_proxies);
+    accept_loop(tcp, shutdown, grace, tunnels, limits, move |stream, connection| {
         let (acceptor, service, front_proxies) = (acceptor.clone(), service.clone(), front_proxies.clone());
         async move {
             let peer = connection.peer;
@@ -73,12 +83,18 @@ pub async fn serve(
 pub(super) struct Connection {
     pub peer: SocketAddr,
     builder: auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    /// Cancelled when the listener drains.
+    drain: CancellationToken,
+    /// Time to the first request, then idle time allowed; see [`ConnectionLimits`].
+    idle_timeouts: (Duration, Duration),
+    /// Held for as long as the connection is served.
+    _slot: Slot,
 }
 
 impl Connection {
-    /// Serves HTTP on `io` until the client closes or the drain ends it; `tag` adds what the
-    /// listener knows about the connection to each request's extensions.
+    /// Serves HTTP on `io` until the client closes, the connection has been idle for the idle
+    /// timeout, or the drain ends it; `tag` adds what the listener knows about the connection to
+    /// each request's extensions.
     pub async fn serve<I>(
         self,
         io: I,
@@ -87,36 +103,66 @@ impl Connection {
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let (peer, activity) = (self.peer, Activity::new());
+        let counted = activity.clone();
         let per_request = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut request = request.map(body::boxed);
+            request.extensions_mut().insert(ClientAddr(peer));
             tag(request.extensions_mut());
-            service.clone().oneshot(request)
+            // In flight until the response body is dropped: a watch is activity however quiet.
+            let in_flight = counted.start();
+            service
+                .clone()
+                .oneshot(request)
+                .map_ok(|response| response.map(|b| Body::new(body::Holding::new(b, in_flight))))
         });
         let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), per_request).into_owned();
-        if let Err(error) = self.watcher.watch(connection).await {
-            tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+        tokio::pin!(connection);
+        let idle = activity.idle_for(self.idle_timeouts.0, self.idle_timeouts.1);
+        tokio::pin!(idle);
+        let mut closing = false;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                _ = self.drain.cancelled(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = &mut idle, if !closing => {
+                    tracing::debug!(%peer, "idle connection closed");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
         }
     }
 }
 
-/// Accepts on `tcp` and spawns `handle` per connection until `shutdown` resolves; then drains
-/// connections and tunnels for at most `grace` and closes the rest.
+/// Accepts on `tcp` within `limits` and spawns `handle` per connection until `shutdown`
+/// resolves; then drains connections and tunnels for at most `grace` and closes the rest.
 pub(super) async fn accept_loop<F, Fut>(
     tcp: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     tunnels: Tunnels,
+    limits: ConnectionLimits,
     mut handle: F,
 ) where
     F: FnMut(TcpStream, Connection) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Many watches share one HTTP/2 connection (kubectl, client-go informers).
-    builder.http2().max_concurrent_streams(1000);
+    let (connections, drain) = (TaskTracker::new(), CancellationToken::new());
+    let builder = limits.builder();
     tokio::pin!(shutdown);
     loop {
+        // At the connection limit, new connections wait in the listen backlog until one closes.
+        let slot = tokio::select! {
+            slot = limits.slot() => slot,
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = tcp.accept() => {
                 let (stream, peer) = match accepted {
@@ -129,16 +175,24 @@ pub(super) async fn accept_loop<F, Fut>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = Connection { peer, builder: builder.clone(), watcher: graceful.watcher() };
-                tokio::spawn(handle(stream, connection));
+                let connection = Connection {
+                    peer,
+                    builder: builder.clone(),
+                    drain: drain.clone(),
+                    idle_timeouts: limits.idle_timeouts(),
+                    _slot: slot,
+                };
+                connections.spawn(handle(stream, connection));
             }
             _ = &mut shutdown => break,
         }
     }
     drop(tcp);
-    tracing::info!(connections = graceful.count(), "stopped accepting; draining");
+    tracing::info!(connections = connections.len(), "stopped accepting; draining");
+    drain.cancel();
+    connections.close();
     let drained = async {
-        graceful.shutdown().await;
+        connections.wait().await;
         tunnels.drained().await;
     };
     tokio::select! {

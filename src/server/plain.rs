@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use super::ProxyService;
+use super::limits::ConnectionLimits;
 use super::listener::accept_loop;
 use crate::auth::FrontProxy;
 use crate::body::Body;
@@ -29,9 +30,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     tunnels: Tunnels,
+    limits: ConnectionLimits,
 ) {
     let service = loopback_hosts_only(service);
-    accept_loop(tcp, shutdown, grace, tunnels, move |stream, connection| {
+    accept_loop(tcp, shutdown, grace, tunnels, limits, move |stream, connection| {
         let service = service.clone();
         async move {
             if !connection.peer.ip().to_canonical().is_loopback() {

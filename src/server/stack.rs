@@ -17,6 +17,7 @@ use crate::body::Body;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::policy::TenancyLayer;
 use crate::request::{ClassifyLayer, IdentityGuardLayer};
+use crate::server::body_limit::BodyLimitLayer;
 use crate::server::drain_body::DrainRequestBodyLayer;
 use crate::status::RenderStatusLayer;
 use crate::tree::Tree;
@@ -33,6 +34,7 @@ pub fn proxy_stack(
     tunnels: Tunnels,
     metrics: Metrics,
     audit: Option<AuditSink>,
+    bodies: BodyLimitLayer,
 ) -> ProxyService {
     let stack = ServiceBuilder::new()
         // Outermost: a body refused unread is still read to its end (bounded), so an HTTP/2
@@ -59,6 +61,9 @@ pub fn proxy_stack(
         .layer(AuthenticateLayer::new(authenticator))
         // A known caller still may not pick its upstream identity.
         .layer(IdentityGuardLayer)
+        // Bodies are bounded once the caller is known: a stranger's body is never buffered (the
+        // outermost layer drains it, bounded), and a caller's waits for room in the budget.
+        .layer(bodies)
         // The tenancy tree: view, confinement, ceilings, virtual names both ways. Innermost
         // but for forwarding, so it rewrites exactly what goes upstream and what comes back.
         .layer(TenancyLayer::new(trees))

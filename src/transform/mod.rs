@@ -31,8 +31,9 @@ use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, 
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
 
-/// Largest request body Canopy rewrites (objects are far smaller; etcd's limit is 1.5 MiB).
-const MAX_REQUEST_BODY: usize = 8 << 20;
+/// Largest request body Canopy ever reads (objects are far smaller; etcd's limit is 1.5 MiB);
+/// `server.limits.maxRequestBodyBytes` sets the limit in force, at most this.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
 /// Largest non-watch response Canopy translates.
 pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
@@ -167,7 +168,11 @@ pub async fn read_bytes(body: Body) -> Result<Bytes, Status> {
     Ok(Limited::new(body, MAX_REQUEST_BODY)
         .collect()
         .await
-        .map_err(|e| Status::bad_request(format!("cannot read the request body: {e}")))?
+        .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+            // From this limit or the configured one (`server::body_limit`) beneath it.
+            Some(_) => Status::too_large("Request entity too large: the body is larger than this server accepts"),
+            None => Status::bad_request(format!("cannot read the request body: {e}")),
+        })?
         .to_bytes())
 }
 

@@ -124,6 +124,8 @@ server:
 {{- with .Values.server.workerThreads }}
   workerThreads: {{ int . }}
 {{- end }}
+  limits:
+    {{- toYaml .Values.server.limits | nindent 4 }}
 {{- if .Values.upstream.kubeconfigSecret }}
 upstream:
   kubeconfig: {{ printf "%s/%s" (include "canopy.upstreamDir" .) .Values.upstream.kubeconfigKey | quote }}

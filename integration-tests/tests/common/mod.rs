@@ -118,6 +118,10 @@ pub struct Options {
     pub front_proxy_names: Vec<String>,
     /// `server.workerThreads`.
     pub worker_threads: Option<u32>,
+    /// `server.limits`, as YAML lines indented under it (`    maxConnections: 2\n`).
+    pub limits: Option<String>,
+    /// More of `authentication.tokenReview`, as YAML lines indented under it.
+    pub token_review: Option<String>,
 }
 
 /// The `tree:` section of `proxy-config/example.yaml`.
@@ -183,8 +187,12 @@ impl Canopy {
         if let Some(threads) = options.worker_threads {
             config.push_str(&format!("  workerThreads: {threads}\n"));
         }
+        if let Some(limits) = &options.limits {
+            config.push_str(&format!("  limits:\n{limits}"));
+        }
         config.push_str(&format!("upstream:\n  kubeconfig: {}\n", harness.var("CANOPY_UPSTREAM_KUBECONFIG")));
         config.push_str("authentication:\n  tokenReview:\n    cacheTtlSeconds: 60\n");
+        config.push_str(options.token_review.as_deref().unwrap_or_default());
         if let Some(tokens) = &options.static_tokens {
             std::fs::write(dir.path().join("tokens.csv"), tokens).unwrap();
             config.push_str("  tokenFile: tokens.csv\n");
