@@ -420,3 +420,19 @@ fn openapi_v2_in_protobuf_and_v3_show_client_go_and_kubectl_the_view() {
     let refused = fails(kubectl_stdin(kubectl_bin(), &bob, &["-n", "dev", "apply", "-f", "-"], Some(pdb)));
     assert!(refused.contains(r#"no matches for kind "PodDisruptionBudget" in version "policy/v1""#), "{refused}");
 }
+
+#[test]
+fn the_kubeconfigs_namespace_stands_in_for_default() {
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("here");
+    // No `-n`: kubectl uses the context's namespace, the view's first declared one.
+    ok(kubectl(kubectl_bin(), &bob, &["create", "configmap", &name]));
+    assert_eq!(
+        ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "get", "configmap", &name, "-o", "name"])).trim(),
+        format!("configmap/{name}")
+    );
+    let absent = fails(kubectl(kubectl_bin(), &bob, &["-n", "default", "get", "configmaps"]));
+    assert!(absent.contains("(NotFound)"), "{absent}");
+    ok(kubectl(kubectl_bin(), &bob, &["delete", "configmap", &name]));
+}
