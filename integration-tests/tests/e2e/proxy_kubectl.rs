@@ -1,14 +1,12 @@
 //! The real kubectl (the harness-built one and the machine's own) through a transparent Canopy:
 //! CRUD, every patch type, server-side apply, watches, discovery, OpenAPI and `auth can-i`.
 
-mod common;
-
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn crud_and_every_patch_type() {

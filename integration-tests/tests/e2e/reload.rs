@@ -1,19 +1,18 @@
 //! Hot reload against the real apiserver: removing a member is in force for the very next request
 //! (design invariant 9), whatever the reconciler has yet to clean up, and ends the member's open
 //! watches and exec sessions; an invalid file is refused with its config path and the old tree
-//! stays. Its own binary, because the reconciler it runs
-//! rewrites RoleBindings other tests rely on.
-
-mod common;
+//! stays. It changes the example tree (`tree::changing`): the reconciler it runs rewrites
+//! RoleBindings other tests rely on.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn reload_revokes_at_once_and_a_bad_file_keeps_the_old_tree() {
+    let _tree = tree::changing();
     let harness = Harness::shared();
     let canopy = Canopy::start_with(harness, Options { example_tree: true, ..Default::default() });
     let bin = &harness.kubectls()[0];
