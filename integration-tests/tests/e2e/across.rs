@@ -301,18 +301,16 @@ async fn kube_rs_lists_and_watches_all_namespaces() {
     assert!(listed.items.iter().all(|cm| matches!(cm.metadata.namespace.as_deref(), Some("dev" | "prod"))));
 
     // The watcher lists, then watches from the list's version (streaming lists where offered).
+    // `later` is created once the initial list is complete, so only the watch can bring it.
     let later = unique("kube-rs-later");
     let mut events = watcher(all, watcher::Config::default()).boxed();
-    let created = tokio::spawn({
-        let later = later.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            admin_configmap("acme-web-dev", &later);
-        }
-    });
     let found = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(event) = events.next().await {
             let applied = match event.unwrap() {
+                watcher::Event::InitDone => {
+                    admin_configmap("acme-web-dev", &later);
+                    continue;
+                }
                 watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => cm,
                 _ => continue,
             };
@@ -324,6 +322,5 @@ async fn kube_rs_lists_and_watches_all_namespaces() {
         false
     })
     .await;
-    created.await.unwrap();
     assert_eq!(found, Ok(true));
 }

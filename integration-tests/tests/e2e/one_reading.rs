@@ -632,26 +632,43 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
     }
 }
 
-#[test]
-fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
+    use futures_util::StreamExt;
     let _tree = tree::changing();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("later");
     let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
-    let selector = format!("/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3D{name}");
-    std::thread::scope(|scope| {
-        let all = scope.spawn(|| {
-            curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get("/api/v1/namespaces?watch=1", &[]) })
-        });
-        let one = scope.spawn(|| curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get(&selector, &[]) }));
-        std::thread::sleep(Duration::from_secs(2));
-        ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
-        for (what, watch) in [("all", all.join().unwrap()), ("by name", one.join().unwrap())] {
-            assert!(watch.body.contains(&format!("\"name\":\"{name}\"")), "{what}: {}", watch.body);
-            assert!(!watch.body.contains("acme-web-"), "{what}: {}", watch.body);
-        }
-    });
+    // Both watches have begun once their headers are in: the apiserver answers a watch only once
+    // it is registered, and Canopy relays that answer.
+    let (http, token) = (canopy.http(), Harness::shared().token("bob"));
+    let mut watches = Vec::new();
+    for path in [
+        "/api/v1/namespaces?watch=1".to_owned(),
+        format!("/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3D{name}"),
+    ] {
+        let response = http.get(format!("{}{path}", canopy.url)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        watches.push((path, response.bytes_stream()));
+    }
+    ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    let wanted = format!("\"name\":\"{name}\"");
+    for (path, mut stream) in watches {
+        let mut seen = String::new();
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains(&wanted) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "{path}: {seen}");
+        assert!(!seen.contains("acme-web-"), "{path}: {seen}");
+    }
     // A dry run answers with the virtual name at once.
     let started = std::time::Instant::now();
     let dry =
