@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the end-to-end suite against a real kube-apiserver.
 # Starts the harness (integration-tests/.run) if it is not running, and stops it again if it
-# started it. Extra arguments go to `cargo test` (e.g. a test name filter).
+# started it. Extra arguments go to `cargo test` (e.g. `--test e2e -- tenancy::` for one module).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -21,6 +21,6 @@ cd "$root"
 if [ -z "${HELM:-}" ] && ! ls target/helm/*/helm >/dev/null 2>&1; then
 	charts/test.sh
 fi
-# Test binaries run one after another; tests inside one run in parallel, each with its own
-# Canopy process and namespaces.
+# The unit tests, then the one end-to-end binary (`--test e2e`), whose tests run in parallel, each
+# with its own Canopy process; those that change the example tree take its lock for writing.
 CANOPY_HARNESS_DIR="$run_dir" cargo test --release --locked "$@"

@@ -4,15 +4,13 @@
 //! admin watches the object upstream for the whole race, and every answer is an object or a
 //! Status. Namespace creations race the view's quota the same way.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// How long each race runs.
@@ -158,6 +156,7 @@ fn admin_delete(physical: &str, kind: &str, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_raced_against_its_source_never_mounts_a_hidden_secret() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = Tenant::new(&canopy, "bob");
     let (hidden, allowed, name) = (unique("hidden"), unique("allowed"), unique("flip"));
@@ -189,6 +188,7 @@ async fn a_copy_raced_against_its_source_never_mounts_a_hidden_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_raced_against_its_source_never_sets_a_write_masked_field() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = Tenant::new(&canopy, "bob");
     let name = unique("masked");
@@ -214,6 +214,7 @@ async fn a_copy_raced_against_its_source_never_sets_a_write_masked_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_raced_against_its_source_never_binds_an_outsider() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let alice = Tenant::new(&canopy, "alice");
     let alice = Tenant { url: format!("{}/v/acme/web", alice.url), ..alice };
@@ -238,6 +239,7 @@ async fn a_copy_raced_against_its_source_never_binds_an_outsider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_namespace_creations_stay_within_the_quota() {
+    let _tree = tree::changing();
     let canopy = canopy();
     let bob = Tenant::new(&canopy, "bob");
     let selector = "acme-web.tree.canopy.dev/depth";
@@ -271,6 +273,7 @@ async fn concurrent_namespace_creations_stay_within_the_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_judged_write_keeps_the_callers_field_ownership() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = Tenant::new(&canopy, "bob");
     let name = unique("owned");

@@ -1,8 +1,6 @@
 //! Streaming endpoints through Canopy against the real apiserver and the harness's fake kubelet:
 //! logs, exec (SPDY and WebSocket, stdin, exit codes), attach and port-forward.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,7 +8,7 @@ use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A namespace with one running pod named `p`, created through Canopy.
 fn running_pod(harness: &Harness, bin: &Path, kubeconfig: &Path) -> String {

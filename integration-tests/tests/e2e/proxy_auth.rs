@@ -1,9 +1,7 @@
 //! Authentication and identity through Canopy: TokenReview, static tokens, client certificates,
 //! 401s, refused impersonation and `Connection` smuggling, and kube-rs as a client.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};

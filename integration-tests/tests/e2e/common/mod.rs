@@ -1,10 +1,10 @@
 //! Shared helpers for the end-to-end tests: the running real-apiserver harness, a Canopy
 //! process per test, kubeconfigs, and clients (the machine's kubectl, the harness-built kubectl,
 //! raw HTTPS).
-#![allow(dead_code)] // each test binary uses its own subset
 
 pub mod reconciler;
 pub mod tenants;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 /// The harness started by `integration-tests/up.sh`, read from its run directory's `env` file.
 pub struct Harness {
-    pub run_dir: PathBuf,
     env: HashMap<String, String>,
 }
 
@@ -37,7 +36,7 @@ impl Harness {
             panic!("no harness at {}: {e}; start one with integration-tests/up.sh {}", dir.display(), dir.display())
         });
         assert!(dir.join("ready").exists(), "harness at {} is not ready", dir.display());
-        Harness { run_dir: dir.to_owned(), env: parse_env(&text) }
+        Harness { env: parse_env(&text) }
     }
 
     pub fn var(&self, key: &str) -> &str {
@@ -47,10 +46,6 @@ impl Harness {
     /// The bearer token of a harness user (`admin`, `alice`, …, `nobody`).
     pub fn token(&self, user: &str) -> &str {
         self.var(&format!("TOKEN_{}", user.to_uppercase()))
-    }
-
-    pub fn server(&self) -> &str {
-        self.var("KUBE_SERVER")
     }
 
     /// Both kubectls: the one built from the harness's Kubernetes release and the machine's own.
@@ -207,6 +202,7 @@ impl Canopy {
             port
         });
         if options.example_tree {
+            tree::assert_held();
             config.push_str(&example_tree());
         }
         let config_path = dir.path().join("canopy.yaml");
@@ -258,10 +254,6 @@ impl Canopy {
     /// The process's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// A plain-HTTP GET on the admin port: (code, body).
@@ -425,7 +417,8 @@ pub fn client_identity(harness: &Harness, user: &str, group: Option<&str>) -> re
 }
 
 /// Deletes the `physical` namespaces it holds as the admin when dropped, and waits until they
-/// are gone, so the example tree's namespace lists in other suites hold.
+/// are gone, so the example tree's namespace lists hold for the next test (declare it after the
+/// [`tree::changing`] guard, so it drops first).
 pub struct NamespaceCleanup(pub Vec<String>);
 
 impl Drop for NamespaceCleanup {

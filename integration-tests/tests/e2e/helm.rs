@@ -3,13 +3,11 @@
 //! releases in Secrets of type `helm.sh/release.v1`, which the example tree allows. The helm
 //! binary is the one `charts/test.sh` builds (CI runs it first), or `$HELM`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 
 fn helm_binary() -> PathBuf {
     if let Ok(helm) = std::env::var("HELM") {
@@ -48,6 +46,7 @@ fn tiny_chart(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_tenant_installs_and_upgrades_a_chart_in_its_own_namespace_only() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let dir = tempfile::tempdir().unwrap();
@@ -73,6 +72,7 @@ fn a_tenant_installs_and_upgrades_a_chart_in_its_own_namespace_only() {
 
 #[test]
 fn a_chart_with_a_kind_outside_the_ceiling_gets_the_real_refusal() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let dir = tempfile::tempdir().unwrap();

@@ -3,16 +3,15 @@
 //! cross-tenant attempts, each refused with the right Status and without leaking another
 //! tenant's physical names.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 
 #[test]
 fn each_view_lists_its_subtree_under_relative_names() {
+    let _tree = tree::reading();
     let canopy = canopy();
     for bin in Harness::shared().kubectls() {
         let bob = ok(kubectl(&bin, &as_user(&canopy, "bob"), &["get", "namespaces", "-o", "name"]));
@@ -32,6 +31,7 @@ fn each_view_lists_its_subtree_under_relative_names() {
 
 #[test]
 fn objects_carry_virtual_namespaces_both_ways() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("cm");
@@ -61,6 +61,7 @@ fn objects_carry_virtual_namespaces_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_translate_every_event() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let token = Harness::shared().token("bob").to_owned();
     let http = canopy.http();
@@ -96,6 +97,7 @@ async fn watches_translate_every_event() {
 
 #[test]
 fn cross_tenant_attempts_are_refused_without_leaks() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bin = kubectl_bin();
     let bob = as_user(&canopy, "bob");
@@ -140,6 +142,7 @@ fn cross_tenant_attempts_are_refused_without_leaks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subresources_outside_the_ceiling_are_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let http = canopy.http();
     let url = format!("{}/api/v1/namespaces/warehouse/pods/p/exec?command=true&stdout=1", canopy.url);
@@ -154,6 +157,7 @@ async fn subresources_outside_the_ceiling_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn path_tricks_are_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let http = canopy.http();
     let token = Harness::shared().token("bob");
@@ -182,6 +186,7 @@ async fn path_tricks_are_refused() {
 
 #[test]
 fn every_request_leaves_one_audit_line_without_credentials() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("audited");
@@ -216,6 +221,7 @@ fn every_request_leaves_one_audit_line_without_credentials() {
 
 #[test]
 fn discovery_and_openapi_show_the_virtual_cluster() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let carol = as_user(&canopy, "carol");
     let bob = as_user(&canopy, "bob");
@@ -250,6 +256,7 @@ fn discovery_and_openapi_show_the_virtual_cluster() {
 
 #[test]
 fn can_i_tells_what_canopy_allows() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let can_i = |args: &[&str]| {
@@ -274,6 +281,7 @@ fn can_i_tells_what_canopy_allows() {
 
 #[test]
 fn can_i_answers_for_namespaces_and_across_them_as_get_does() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let can_i = |user: &str, args: &[&str]| {
         let output = kubectl(kubectl_bin(), &as_user(&canopy, user), &[&["auth", "can-i"], args].concat());
@@ -297,6 +305,7 @@ fn can_i_answers_for_namespaces_and_across_them_as_get_does() {
 
 #[test]
 fn writes_to_readable_cluster_objects_are_forbidden_not_missing() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("class");
@@ -329,6 +338,7 @@ fn writes_to_readable_cluster_objects_are_forbidden_not_missing() {
 
 #[test]
 fn rolebinding_subjects_name_virtual_namespaces() {
+    let _tree = tree::reading();
     let canopy = canopy();
     // Alice is admin at acme (edit cannot bind roles); in view acme, web's dev is web-dev.
     let alice = in_view(&canopy, "alice", "acme");
@@ -373,6 +383,7 @@ fn rolebinding_subjects_name_virtual_namespaces() {
 
 #[test]
 fn events_and_namespace_selectors_use_virtual_names() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("event");
@@ -397,6 +408,7 @@ fn events_and_namespace_selectors_use_virtual_names() {
 
 #[test]
 fn openapi_v2_in_protobuf_and_v3_show_client_go_and_kubectl_the_view() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     // client-go's OpenAPISchema() asks for protobuf only; it gets the same filtered document as JSON.
@@ -423,6 +435,7 @@ fn openapi_v2_in_protobuf_and_v3_show_client_go_and_kubectl_the_view() {
 
 #[test]
 fn the_kubeconfigs_namespace_stands_in_for_default() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("here");

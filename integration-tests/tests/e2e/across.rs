@@ -4,13 +4,11 @@
 //! Large lists spread over several namespaces arrive whole, each object once, at any chunk size,
 //! as objects and as Tables.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
@@ -29,6 +27,7 @@ fn admin_configmap(physical: &str, name: &str) {
 
 #[test]
 fn kubectl_lists_across_the_views_namespaces_only() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let (dev, prod, main) = (unique("a-dev"), unique("a-prod"), unique("a-main"));
     admin_configmap("acme-web-dev", &dev);
@@ -101,6 +100,7 @@ fn listed_rows(text: &str, prefix: &str) -> Vec<(String, String)> {
 
 #[test]
 fn large_lists_across_namespaces_arrive_whole_at_any_chunk_size() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let prefix = unique("bulk");
     // About 120 KB per namespace: several output chunks, many upstream frames per page.
@@ -145,6 +145,7 @@ fn large_lists_across_namespaces_arrive_whole_at_any_chunk_size() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_across_namespaces_answer_as_one_table() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let prefix = unique("tpod");
     let admin = Path::new(Harness::shared().var("ADMIN_KUBECONFIG"));
@@ -200,6 +201,7 @@ async fn pods_across_namespaces_answer_as_one_table() {
 
 #[test]
 fn a_role_that_cannot_read_a_resource_anywhere_is_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     // Carol is `view` at acme/data: the view role reads no secrets.
     let refused = fails(kubectl(kubectl_bin(), &as_user(&canopy, "carol"), &["get", "secrets", "-A"]));
@@ -208,6 +210,7 @@ fn a_role_that_cannot_read_a_resource_anywhere_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_share_one_snapshot_and_cover_every_object() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let names: Vec<String> = (0..3).map(|i| unique(&format!("page{i}"))).collect();
     for (i, name) in names.iter().enumerate() {
@@ -248,6 +251,7 @@ async fn pages_share_one_snapshot_and_cover_every_object() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_span_the_view_and_resume_without_loss() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let http = canopy.http();
     let token = Harness::shared().token("bob");
@@ -284,6 +288,7 @@ async fn watches_span_the_view_and_resume_without_loss() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_rs_lists_and_watches_all_namespaces() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let kubeconfig = kube::config::Kubeconfig::read_from(as_user(&canopy, "bob")).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
@@ -296,18 +301,16 @@ async fn kube_rs_lists_and_watches_all_namespaces() {
     assert!(listed.items.iter().all(|cm| matches!(cm.metadata.namespace.as_deref(), Some("dev" | "prod"))));
 
     // The watcher lists, then watches from the list's version (streaming lists where offered).
+    // `later` is created once the initial list is complete, so only the watch can bring it.
     let later = unique("kube-rs-later");
     let mut events = watcher(all, watcher::Config::default()).boxed();
-    let created = tokio::spawn({
-        let later = later.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            admin_configmap("acme-web-dev", &later);
-        }
-    });
     let found = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(event) = events.next().await {
             let applied = match event.unwrap() {
+                watcher::Event::InitDone => {
+                    admin_configmap("acme-web-dev", &later);
+                    continue;
+                }
                 watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => cm,
                 _ => continue,
             };
@@ -319,6 +322,5 @@ async fn kube_rs_lists_and_watches_all_namespaces() {
         false
     })
     .await;
-    created.await.unwrap();
     assert_eq!(found, Ok(true));
 }

@@ -8,18 +8,16 @@
 //! replace, patch, label, delete, create, deletecollection) is refused with 403 and changes
 //! nothing; links added and removed by hot reload.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::reconciler::*;
+use crate::common::tenants::*;
+use crate::common::*;
 use canopy::config::raw_tree::RawTree;
 use canopy::tree::Tree;
-use common::reconciler::*;
-use common::tenants::*;
-use common::*;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -265,6 +263,7 @@ fn refused_as_copy(stderr: &str, source: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_read_copies_and_cannot_change_them() {
+    let _tree = tree::changing();
     let canopy = canopy();
     let mut cleanup = NamespaceCleanup(Vec::new());
     let bin = kubectl_bin();

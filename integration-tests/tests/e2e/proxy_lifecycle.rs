@@ -1,13 +1,11 @@
 //! Canopy as a process: admin endpoints and metrics, graceful shutdown with a watch open, and an
 //! upstream apiserver killed and restarted under a running watch.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,14 +1,12 @@
 //! The real kubectl (the harness-built one and the machine's own) through a transparent Canopy:
 //! CRUD, every patch type, server-side apply, watches, discovery, OpenAPI and `auth can-i`.
 
-mod common;
-
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn crud_and_every_patch_type() {
@@ -69,6 +67,10 @@ fn get_watch_streams_events_as_they_happen() {
     let kubeconfig = canopy.kubeconfig("admin", harness.token("admin"));
     let ns = admin_namespace(harness, "watch");
     for bin in harness.kubectls() {
+        // Listed before the watch: once kubectl prints it, the list is done and what follows is
+        // the watch's.
+        let listed = unique("listed");
+        ok(kubectl(&bin, &kubeconfig, &["-n", &ns, "create", "configmap", &listed]));
         let mut watch = Command::new(&bin)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
@@ -84,12 +86,13 @@ fn get_watch_streams_events_as_they_happen() {
                 let _ = tx.send(line);
             }
         });
-        // The initial list holds kube-root-ca.crt; give the watch time to start before creating.
-        std::thread::sleep(Duration::from_millis(500));
+        let mut lines = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(15)).ok());
+        let first = format!("configmap/{listed}");
+        assert!(lines.any(|line| line == first), "the watch never listed {first}");
         let name = unique("w");
         ok(kubectl(&bin, &kubeconfig, &["-n", &ns, "create", "configmap", &name]));
         let wanted = format!("configmap/{name}");
-        let seen = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(15)).ok()).any(|line| line == wanted);
+        let seen = lines.any(|line| line == wanted);
         let _ = watch.kill();
         let _ = watch.wait();
         assert!(seen, "the watch never showed {wanted}");

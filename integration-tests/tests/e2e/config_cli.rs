@@ -4,13 +4,11 @@
 //! `canopy tree --live` against the real apiserver — declared namespaces present or missing, and
 //! a namespace labelled into acme's subtree listed under acme.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::tenants::{self, kubectl_bin};
-use common::*;
+use crate::common::tenants::{self, kubectl_bin};
+use crate::common::*;
 
 const EXAMPLE: &str = "proxy-config/example.yaml";
 
@@ -117,6 +115,7 @@ fn block<'a>(text: &'a str, node_line: &str) -> Vec<&'a str> {
 
 #[test]
 fn tree_live_shows_declared_namespaces_and_undeclared_ones_under_their_owner() {
+    let _tree = tree::changing();
     let harness = Harness::shared();
     // A Canopy serving the example tree, once its reconciler has created the declared namespaces.
     let _canopy = tenants::canopy();
@@ -139,7 +138,7 @@ fn tree_live_shows_declared_namespaces_and_undeclared_ones_under_their_owner() {
     let text = edit(&text, "namespaces: [main]", &format!("namespaces: [main, {missing}]"));
     let file = write(&dir, "example.yaml", &text);
     let output = canopy(&["tree", file.to_str().unwrap(), "--live"]);
-    // Waited for: the example tree's views list acme's namespaces exactly in other test binaries.
+    // Waited for, so that the next test's views list acme's namespaces exactly.
     ok(kubectl(kubectl_bin(), admin, &["delete", "namespace", &undeclared, "--timeout=60s"]));
     let out = ok(output);
 

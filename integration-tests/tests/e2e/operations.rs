@@ -3,16 +3,14 @@
 //! `canopy access-matrix` (a reader's read-only access; nothing for a member of no node), clear
 //! errors for bad arguments, and `--log-format json` logs.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tenants::{self, kubectl_bin};
-use common::*;
+use crate::common::tenants::{self, kubectl_bin};
+use crate::common::*;
 use serde_json::Value;
 
 /// `canopy ARGS --config CONFIG`, as the platform team runs it.
@@ -41,6 +39,7 @@ fn rows(answer: &Value) -> Vec<(String, bool, String)> {
 
 #[test]
 fn who_can_lists_the_members_who_reach_the_namespace() {
+    let _tree = tree::reading();
     let canopy_process = tenants::canopy();
     let config = &canopy_process.config;
 
@@ -83,6 +82,7 @@ fn who_can_lists_the_members_who_reach_the_namespace() {
 
 #[test]
 fn who_can_shows_the_ceiling_refusing_what_rbac_allows() {
+    let _tree = tree::reading();
     let harness = Harness::shared();
     let canopy_process = tenants::canopy();
     let config = &canopy_process.config;
@@ -114,6 +114,7 @@ fn who_can_shows_the_ceiling_refusing_what_rbac_allows() {
 
 #[test]
 fn access_matrix_of_a_reader_is_read_only_and_empty_for_a_member_of_no_node() {
+    let _tree = tree::reading();
     let canopy_process = tenants::canopy();
     let config = &canopy_process.config;
 
@@ -174,6 +175,7 @@ fn access_matrix_of_a_reader_is_read_only_and_empty_for_a_member_of_no_node() {
 
 #[test]
 fn bad_arguments_fail_naming_what_is_wrong() {
+    let _tree = tree::reading();
     let canopy_process = tenants::canopy();
     let config = &canopy_process.config;
     let cases: [(&[&str], &str); 7] = [

@@ -3,14 +3,12 @@
 //! front-proxy headers on `canopy serve` accepted from a trusted client certificate only; kubectl
 //! and the example frontend script as clients.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::tenants::{self, kubectl_bin, lines};
-use common::*;
+use crate::common::tenants::{self, kubectl_bin, lines};
+use crate::common::*;
 
 fn example_tree() -> Options {
     Options { example_tree: true, ..Default::default() }
@@ -58,6 +56,7 @@ async fn namespaces(sidecar: &Canopy, headers: &[(&str, &str)]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_without_headers_act_as_the_token_file() {
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     assert_eq!(namespaces(&sidecar, &[]).await, ["dev", "prod"]);
     let (code, body) =
@@ -79,6 +78,7 @@ async fn requests_without_headers_act_as_the_token_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn front_proxy_headers_name_the_end_user() {
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     assert_eq!(namespaces(&sidecar, &[("X-Remote-User", "dave")]).await, ["main"]);
     assert_eq!(namespaces(&sidecar, &[("X-Remote-User", "carol")]).await, ["warehouse"]);
@@ -209,6 +209,7 @@ async fn a_service_account_token_is_the_pods_identity() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_takes_front_proxy_headers_from_trusted_certificates_only() {
+    let _tree = tree::reading();
     let _materialized = tenants::canopy();
     let harness = Harness::shared();
     let options = Options { client_ca: true, front_proxy_names: vec!["console".into()], ..example_tree() };
@@ -260,6 +261,7 @@ fn empty_kubeconfig(sidecar: &Canopy) -> std::path::PathBuf {
 
 #[test]
 fn kubectl_works_through_the_sidecar() {
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     let kubeconfig = empty_kubeconfig(&sidecar);
     let server = ["--server", sidecar.url.as_str()];
@@ -287,6 +289,7 @@ fn kubectl_works_through_the_sidecar() {
 
 #[test]
 fn frontend_script_runs_against_the_sidecar() {
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sidecar/frontend.py");
     let frontend = |args: &[&str]| {
@@ -302,6 +305,7 @@ fn frontend_script_runs_against_the_sidecar() {
 
 #[test]
 fn rotated_token_file_is_picked_up() {
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(runtime.block_on(namespaces(&sidecar, &[])), ["dev", "prod"]);
@@ -314,6 +318,7 @@ fn rotated_token_file_is_picked_up() {
 #[test]
 fn requests_for_other_hosts_are_refused() {
     use std::io::{Read, Write};
+    let _tree = tree::reading();
     let (_serve, sidecar) = sidecar_as_bob();
     let address = sidecar.url.trim_start_matches("http://");
     for (host, code) in [("attacker.invalid", "403"), (address, "200")] {

@@ -4,19 +4,17 @@
 //! replicas. Each test has its own tree domain and lease namespace, so tests never touch each
 //! other's objects.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::reconciler::*;
+use crate::common::*;
 use canopy::config::raw_tree::RawTree;
 use canopy::reconcile::LEASE_NAME;
 use canopy::tree::Tree;
-use common::reconciler::*;
-use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding, RoleRef, Subject};

@@ -3,21 +3,15 @@
 //! never over a child's prefix, and deletable only when tenant-created. Every namespace made
 //! here is deleted before the test returns, so other suites' exact namespace lists hold.
 
-mod common;
-
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
-
-/// The tests count acme/web's namespaces, so they take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::common::tenants::*;
+use crate::common::*;
 
 #[test]
 fn tenants_create_use_and_delete_namespaces_in_their_view() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _tree = tree::changing();
     let canopy = canopy();
     let mut cleanup = NamespaceCleanup(Vec::new());
     let bob = as_user(&canopy, "bob");
@@ -66,7 +60,7 @@ fn tenants_create_use_and_delete_namespaces_in_their_view() {
 
 #[test]
 fn the_quota_counts_every_namespace_of_the_view() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _tree = tree::changing();
     let canopy = canopy();
     let mut cleanup = NamespaceCleanup(Vec::new());
     let bob = as_user(&canopy, "bob");
@@ -89,7 +83,7 @@ fn the_quota_counts_every_namespace_of_the_view() {
 
 #[test]
 fn the_platforms_namespace_labels_are_set_on_every_namespace_and_enforced() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _tree = tree::changing();
     let canopy = canopy();
     let mut cleanup = NamespaceCleanup(Vec::new());
     let bob = as_user(&canopy, "bob");
@@ -128,7 +122,7 @@ fn the_platforms_namespace_labels_are_set_on_every_namespace_and_enforced() {
 
 #[test]
 fn namespaces_take_generated_names_show_their_status_and_their_verbs() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _tree = tree::changing();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let namespace = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "gen-"}}"#;
@@ -149,7 +143,7 @@ fn namespaces_take_generated_names_show_their_status_and_their_verbs() {
 
 #[test]
 fn namespace_labels_follow_one_rule_at_create_and_on_every_later_write() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _tree = tree::changing();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("labelled");

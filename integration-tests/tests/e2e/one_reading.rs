@@ -3,14 +3,12 @@
 //! the apiserver executes and returns only what it has filtered. Each test is named after the
 //! hole it closes; clients are curl (HTTP/1.1 and HTTP/2, any header) and kubectl.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 use serde_json::Value;
 
 const HIDDEN: &str = SSH_AUTH;
@@ -106,6 +104,7 @@ fn scheduled_pod(bob: &Path) -> String {
 
 #[test]
 fn no_accept_header_reveals_hidden_secrets_masked_fields_or_physical_names() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let pod = scheduled_pod(&bob);
@@ -191,6 +190,7 @@ fn answer_matrix(canopy: &Canopy, user: &str, namespace: &str, pod: &str, shown:
 
 #[test]
 fn watches_in_any_encoding_show_no_hidden_secret() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let hidden = unique("ssh");
     admin_secret("acme-web-dev", &hidden, HIDDEN);
@@ -210,6 +210,7 @@ fn watches_in_any_encoding_show_no_hidden_secret() {
 
 #[test]
 fn yaml_merge_keys_cannot_set_a_write_masked_field() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("merge");
     let body = format!(
@@ -230,6 +231,7 @@ fn yaml_merge_keys_cannot_set_a_write_masked_field() {
 
 #[test]
 fn yaml_bodies_are_stored_as_canopy_read_them() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("yaml");
     let body = format!(
@@ -248,6 +250,7 @@ fn yaml_bodies_are_stored_as_canopy_read_them() {
 
 #[test]
 fn json_bodies_with_duplicate_keys_are_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("dup");
     let body = format!(
@@ -261,6 +264,7 @@ fn json_bodies_with_duplicate_keys_are_refused() {
 
 #[test]
 fn a_scalar_given_twice_is_read_as_field_validation_says() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let configmap = |name: &str| {
         format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"a":"1","a":"2"}}}}"#)
@@ -294,6 +298,7 @@ fn a_scalar_given_twice_is_read_as_field_validation_says() {
 
 #[test]
 fn bodies_without_a_content_type_are_read_as_json() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("untyped");
     let body = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"dev"}}}}"#);
@@ -311,6 +316,7 @@ fn bodies_without_a_content_type_are_read_as_json() {
 
 #[test]
 fn watch_spelled_any_way_is_a_watch() {
+    let _tree = tree::reading();
     let canopy = canopy();
     for query in ["watch=yes", "watch", "watch=1&watch=0", "watch=TRUE"] {
         let path = format!("/api/v1/namespaces/dev/configmaps?{query}");
@@ -338,6 +344,7 @@ fn watch_spelled_any_way_is_a_watch() {
 
 #[test]
 fn pod_write_masks_hold_on_every_pod_template() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let spec = r#"{"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "OnFailure", "tolerations": [{"operator": "Exists"}]}"#;
@@ -377,6 +384,7 @@ fn pod_write_masks_hold_on_every_pod_template() {
 
 #[test]
 fn service_accounts_cannot_hand_pods_hidden_secrets() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let hidden = unique("ssh");
@@ -395,6 +403,7 @@ fn service_accounts_cannot_hand_pods_hidden_secrets() {
 
 #[test]
 fn every_volume_source_secret_is_checked_and_unknown_sources_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let hidden = unique("ssh");
@@ -411,6 +420,7 @@ fn every_volume_source_secret_is_checked_and_unknown_sources_refused() {
 
 #[test]
 fn field_selectors_on_masked_fields_are_refused() {
+    let _tree = tree::reading();
     let canopy = canopy();
     for path in [
         "/api/v1/namespaces/dev/pods?fieldSelector=spec.nodeName%3Dfake-node",
@@ -428,6 +438,7 @@ fn field_selectors_on_masked_fields_are_refused() {
 
 #[test]
 fn namespaces_show_their_virtual_name_label_and_no_tree_labels() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let text = ok(kubectl(kubectl_bin(), &bob, &["get", "namespace", "dev", "-o", "json"]));
@@ -440,6 +451,7 @@ fn namespaces_show_their_virtual_name_label_and_no_tree_labels() {
 
 #[test]
 fn network_policy_namespace_selectors_are_read_in_view_terms() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("netpol");
@@ -468,6 +480,7 @@ fn network_policy_namespace_selectors_are_read_in_view_terms() {
 
 #[test]
 fn api_group_documents_outside_the_ceiling_are_not_found() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let hidden = curl(&canopy, "bob", &Request::get("/apis/policy", &[]));
     assert_eq!(hidden.code, 404, "{}", hidden.body);
@@ -478,6 +491,7 @@ fn api_group_documents_outside_the_ceiling_are_not_found() {
 
 #[test]
 fn status_messages_name_no_physical_namespace() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("ssa");
     // Server-side apply of an object whose field cannot be typed: the apiserver names the object
@@ -495,6 +509,7 @@ fn status_messages_name_no_physical_namespace() {
 
 #[test]
 fn refusals_before_the_body_is_read_reach_http2_clients_whole() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let big = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"x"}},"data":{{"a":"{}"}}}}"#,
@@ -521,6 +536,7 @@ fn refusals_before_the_body_is_read_reach_http2_clients_whole() {
 
 #[test]
 fn tenants_set_only_the_namespace_labels_the_tree_allows() {
+    let _tree = tree::changing();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let mut created = NamespaceCleanup(Vec::new());
@@ -557,6 +573,7 @@ fn tenants_set_only_the_namespace_labels_the_tree_allows() {
 
 #[test]
 fn a_body_naming_its_physical_namespace_is_a_mismatch() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("physical");
     let body = format!(
@@ -573,6 +590,7 @@ fn a_body_naming_its_physical_namespace_is_a_mismatch() {
 /// (`canopy::decode::yaml`), or the body was refused and nothing was stored.
 #[test]
 fn the_apiserver_stores_what_canopy_read_from_yaml() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let read_as_stored = [
         "a: |\n    kept\n    lines\n  b: |-\n    stripped\n  c: >\n    folded\n    text\n\n    para\n  d: |+\n    keep\n\n",
@@ -614,25 +632,43 @@ fn the_apiserver_stores_what_canopy_read_from_yaml() {
     }
 }
 
-#[test]
-fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_watches_name_namespaces_created_after_they_began_virtually() {
+    use futures_util::StreamExt;
+    let _tree = tree::changing();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("later");
     let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
-    let selector = format!("/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3D{name}");
-    std::thread::scope(|scope| {
-        let all = scope.spawn(|| {
-            curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get("/api/v1/namespaces?watch=1", &[]) })
-        });
-        let one = scope.spawn(|| curl(&canopy, "bob", &Request { max_seconds: 6, ..Request::get(&selector, &[]) }));
-        std::thread::sleep(Duration::from_secs(2));
-        ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
-        for (what, watch) in [("all", all.join().unwrap()), ("by name", one.join().unwrap())] {
-            assert!(watch.body.contains(&format!("\"name\":\"{name}\"")), "{what}: {}", watch.body);
-            assert!(!watch.body.contains("acme-web-"), "{what}: {}", watch.body);
-        }
-    });
+    // Both watches have begun once their headers are in: the apiserver answers a watch only once
+    // it is registered, and Canopy relays that answer.
+    let (http, token) = (canopy.http(), Harness::shared().token("bob"));
+    let mut watches = Vec::new();
+    for path in [
+        "/api/v1/namespaces?watch=1".to_owned(),
+        format!("/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3D{name}"),
+    ] {
+        let response = http.get(format!("{}{path}", canopy.url)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        watches.push((path, response.bytes_stream()));
+    }
+    ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    let wanted = format!("\"name\":\"{name}\"");
+    for (path, mut stream) in watches {
+        let mut seen = String::new();
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains(&wanted) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "{path}: {seen}");
+        assert!(!seen.contains("acme-web-"), "{path}: {seen}");
+    }
     // A dry run answers with the virtual name at once.
     let started = std::time::Instant::now();
     let dry =
@@ -659,6 +695,7 @@ fn protobuf_network_policy(name: &str, label: (&str, &str)) -> String {
 
 #[test]
 fn a_protobuf_body_cannot_name_a_namespace_canopy_did_not_read() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let path = "/apis/networking.k8s.io/v1/namespaces/dev/networkpolicies";
     let protobuf = "application/vnd.kubernetes.protobuf";

@@ -6,12 +6,10 @@
 //! ServiceAccounts that exist. Every refusal is a 403 saying what is wrong in the view's names,
 //! and changes nothing upstream. Each test removes what it created.
 
-mod common;
-
 use std::path::Path;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 
 fn admin() -> &'static Path {
     Path::new(Harness::shared().var("ADMIN_KUBECONFIG"))
@@ -67,6 +65,7 @@ fn refused(output: std::process::Output, why: &str) -> String {
 
 #[test]
 fn rolebindings_name_bindable_roles_and_subjects_of_the_view() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let alice = in_view(&canopy, "alice", "acme/web");
     let bin = kubectl_bin();
@@ -146,6 +145,7 @@ fn rolebindings_name_bindable_roles_and_subjects_of_the_view() {
 
 #[test]
 fn roles_may_not_grant_more_than_the_ceiling() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let alice = in_view(&canopy, "alice", "acme/web");
     let bin = kubectl_bin();
@@ -219,6 +219,7 @@ fn roles_may_not_grant_more_than_the_ceiling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_rs_bindings_are_judged_alike() {
+    let _tree = tree::reading();
     use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
     use kube::api::{Api, DeleteParams, PostParams};
 
@@ -278,6 +279,7 @@ fn deployment(name: &str, account: &str) -> String {
 
 #[test]
 fn pods_and_templates_run_as_existing_service_accounts() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let bin = kubectl_bin();
@@ -343,6 +345,7 @@ fn claim(name: &str, namespace: &str, class: &str) -> String {
 
 #[test]
 fn claims_use_allowlisted_storage_classes_that_exist() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let bin = kubectl_bin();
@@ -401,6 +404,7 @@ fn ingress(name: &str, annotations: &str, class: &str) -> String {
 
 #[test]
 fn ingresses_use_allowlisted_ingress_classes_that_exist() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let bin = kubectl_bin();

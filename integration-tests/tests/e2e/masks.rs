@@ -5,13 +5,11 @@
 //! templates); readers see secrets' names, not their contents; globex reads nodes without their
 //! addresses.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 use serde_json::Value;
 
 const NODE: &str = "fake-node";
@@ -50,6 +48,7 @@ fn assert_placement_hidden(what: &str, text: &str) {
 
 #[test]
 fn pod_placement_is_hidden_from_every_answer() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let pod = running_pod(&bob);
@@ -84,6 +83,7 @@ fn pod_placement_is_hidden_from_every_answer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_hide_pod_placement() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let token = Harness::shared().token("bob").to_owned();
@@ -113,6 +113,7 @@ async fn watches_hide_pod_placement() {
 
 #[test]
 fn updates_of_a_view_keep_what_it_hides() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let pod = running_pod(&bob);
@@ -151,6 +152,7 @@ fn refused(output: std::process::Output, field: &str) {
 
 #[test]
 fn write_masks_refuse_every_kind_of_write() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let bin = kubectl_bin();
@@ -251,6 +253,7 @@ impl Drop for SecretReader {
 
 #[test]
 fn readers_see_secret_names_not_contents() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let name = unique("contents");
     let _reader = SecretReader::grant();
@@ -292,6 +295,7 @@ fn readers_see_secret_names_not_contents() {
 
 #[test]
 fn nodes_are_readable_without_addresses() {
+    let _tree = tree::reading();
     let canopy = canopy();
     // Upstream RBAC lets dave read nodes; Canopy's tree allows it for globex and masks addresses.
     let rbac = r#"
@@ -326,6 +330,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: dave}]
 
 #[test]
 fn events_do_not_name_the_node() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let pod = running_pod(&bob);
@@ -357,6 +362,7 @@ fn events_do_not_name_the_node() {
 
 #[test]
 fn kubectl_debug_of_a_masked_pod_gets_the_apiservers_reason() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("debugged");

@@ -4,17 +4,16 @@
 //! `-A`, JSON) and watches; it cannot be created; and no pod or pod template may name it — nor a
 //! secret that does not exist. Across namespaces, each namespace shows the types its owner allows.
 
-mod common;
-
 use std::time::Duration;
 
-use common::tenants::*;
-use common::*;
+use crate::common::tenants::*;
+use crate::common::*;
 
 const HIDDEN: &str = SSH_AUTH;
 
 #[test]
 fn secrets_of_other_types_are_invisible() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let (hidden, shown) = (unique("ssh"), unique("plain"));
     admin_secret("acme-web-dev", &hidden, HIDDEN);
@@ -55,6 +54,7 @@ fn secrets_of_other_types_are_invisible() {
 
 #[test]
 fn across_namespaces_each_namespace_shows_its_owners_types() {
+    let _tree = tree::reading();
     let canopy = canopy();
     // acme allows Helm release secrets; acme/data, which owns data-warehouse, Opaque only.
     let (release, plain) = (unique("release"), unique("plain"));
@@ -72,6 +72,7 @@ fn across_namespaces_each_namespace_shows_its_owners_types() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_drop_events_about_secrets_of_other_types() {
+    let _tree = tree::reading();
     use futures_util::StreamExt;
     let canopy = canopy();
     let token = Harness::shared().token("bob").to_owned();
@@ -121,6 +122,7 @@ async fn watches_drop_events_about_secrets_of_other_types() {
 
 #[test]
 fn secrets_of_other_types_cannot_be_created() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("mine");
@@ -151,6 +153,7 @@ fn pod(name: &str, spec: &str) -> String {
 
 #[test]
 fn pods_may_reference_only_existing_secrets_of_allowed_types() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let (hidden, shown) = (unique("p-ssh"), unique("p-plain"));
@@ -213,6 +216,7 @@ fn pods_may_reference_only_existing_secrets_of_allowed_types() {
 
 #[test]
 fn pod_templates_may_not_reference_missing_secrets() {
+    let _tree = tree::reading();
     let canopy = canopy();
     let bob = as_user(&canopy, "bob");
     let name = unique("deploy");

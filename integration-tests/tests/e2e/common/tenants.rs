@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 
 /// A Canopy with the example tree, once the reconciler has materialized it (each test has its own
-/// process, so none outlives the test binary).
+/// process, so none outlives the test).
 pub fn canopy() -> Canopy {
     {
         let harness = Harness::shared();

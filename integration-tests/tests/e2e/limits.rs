@@ -3,12 +3,10 @@
 //! tokens costs a bounded number of TokenReviews, the rest answered 429 with `Retry-After`.
 //! Each test prints the figures `bench/RESULTS.md` records.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

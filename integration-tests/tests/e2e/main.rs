@@ -1,0 +1,27 @@
+//! Canopy's end-to-end suite against the real apiserver harness, one module per concern, linked
+//! into one test binary. Tests run in parallel in this one process: those that change the example
+//! tree's namespaces or members take [`common::tree::changing`], those that rely on them take
+//! [`common::tree::reading`]. Run one module with `cargo test --release --test e2e -- tenancy::`.
+
+mod common;
+
+mod across;
+mod config_cli;
+mod helm;
+mod limits;
+mod links;
+mod masks;
+mod namespaces;
+mod one_commit;
+mod one_reading;
+mod operations;
+mod proxy_auth;
+mod proxy_kubectl;
+mod proxy_lifecycle;
+mod proxy_streaming;
+mod reconcile;
+mod references;
+mod reload;
+mod secrets;
+mod sidecar;
+mod tenancy;
