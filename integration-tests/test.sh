@@ -21,6 +21,18 @@ cd "$root"
 if [ -z "${HELM:-}" ] && ! ls target/helm/*/helm >/dev/null 2>&1; then
 	charts/test.sh
 fi
+# The Python client e2e test drives the official client tenants use, from a venv of its own.
+venv="$here/.venv"
+if ! "$venv/bin/python" -c 'import kubernetes' 2>/dev/null; then
+	rm -rf "$venv"
+	if ! python3 -m venv "$venv" 2>/dev/null; then
+		# Debian ships venv (ensurepip) as a package of its own.
+		rm -rf "$venv"
+		apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+		python3 -m venv "$venv"
+	fi
+	"$venv/bin/pip" install -q kubernetes==37.0.2
+fi
 # The unit tests, then the one end-to-end binary (`--test e2e`), whose tests run in parallel, each
 # with its own Canopy process; those that change the example tree take its lock for writing.
 CANOPY_HARNESS_DIR="$run_dir" cargo test --release --locked "$@"

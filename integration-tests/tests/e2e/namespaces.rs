@@ -221,3 +221,36 @@ fn namespace_labels_follow_one_rule_at_create_and_on_every_later_write() {
     assert!(dave.contains("(NotFound)") && !dave.contains("acme-"), "{dave}");
     assert_eq!(team(admin_kubeconfig(), &physical), "d");
 }
+
+#[test]
+fn kubectl_waits_for_a_namespace_to_be_deleted() {
+    let _tree = tree::changing();
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let name = unique("waited");
+    let _cleanup = NamespaceCleanup(vec![format!("acme-web-{name}")]);
+    ok(kubectl(kubectl_bin(), &bob, &["create", "namespace", &name]));
+    // The delete comes while kubectl is already waiting.
+    let deleting = std::thread::spawn({
+        let bob = bob.clone();
+        let name = name.clone();
+        move || {
+            std::thread::sleep(Duration::from_secs(1));
+            ok(kubectl(kubectl_bin(), &bob, &["delete", "namespace", &name, "--wait=false"]));
+        }
+    });
+    let waiting = std::process::Command::new(kubectl_bin())
+        .args([
+            "--kubeconfig",
+            bob.to_str().unwrap(),
+            "wait",
+            "--for=delete",
+            &format!("namespace/{name}"),
+            "--timeout=90s",
+        ])
+        .env_remove("KUBECONFIG")
+        .output();
+    let waited = ok(waiting.unwrap());
+    deleting.join().unwrap();
+    assert!(waited.contains(&format!("namespace/{name} condition met")) && !waited.contains("acme-"), "{waited}");
+}

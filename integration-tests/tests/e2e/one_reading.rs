@@ -713,3 +713,20 @@ fn a_protobuf_body_cannot_name_a_namespace_canopy_did_not_read() {
     assert!(exists_upstream("acme-web-dev", "networkpolicy", &name));
     ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "networkpolicy", &name]));
 }
+
+#[test]
+fn the_python_client_creates_replaces_and_scales_in_a_view() {
+    let _tree = tree::reading();
+    let canopy = canopy();
+    // dave administers globex, whose one namespace is `main` (physically `globex-main`).
+    let dave = as_user(&canopy, "dave");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/.venv/bin/python");
+    assert!(venv.exists(), "no Python client at {}: run integration-tests/test.sh (it installs one)", venv.display());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/clients/python_client.py");
+    let output = Command::new(venv).arg(script).arg(&dave).args(["main", &unique("py")]).output().unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&ok(output)).unwrap();
+    assert_eq!(
+        seen,
+        serde_json::json!({"replaced": "2", "configmap_namespace": "main", "subject_namespace": "main", "scaled": 2})
+    );
+}
