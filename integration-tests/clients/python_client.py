@@ -31,9 +31,16 @@ def main(kubeconfig, namespace, name):
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
     })
-    scale = apps.read_namespaced_deployment_scale(name, namespace)
-    scale.spec.replicas = 2
-    seen["scaled"] = apps.replace_namespaced_deployment_scale(name, namespace, scale).spec.replicas
+    # The Deployment controller writes the object meanwhile: a 409 is retried, as clients do.
+    for attempt in range(10):
+        scale = apps.read_namespaced_deployment_scale(name, namespace)
+        scale.spec.replicas = 2
+        try:
+            seen["scaled"] = apps.replace_namespaced_deployment_scale(name, namespace, scale).spec.replicas
+            break
+        except client.exceptions.ApiException as error:
+            if error.status != 409 or attempt == 9:
+                raise
     apps.delete_namespaced_deployment(name, namespace)
     rbac.delete_namespaced_role_binding(name, namespace)
     core.delete_namespaced_config_map(name, namespace)
