@@ -2,7 +2,8 @@
 //! kube-apiserver, authenticates each caller, and forwards their requests as themselves.
 //!
 //! Modules follow the request pipeline: [`server`] accepts, [`auth`] identifies, [`request`]
-//! classifies and cleans, [`policy`] confines to the tenancy [`tree`], [`rewrite`] and
+//! classifies and cleans, [`tenancy`] applies the tenancy [`tree`] in phases with [`policy`]'s
+//! decisions and gates, [`rewrite`] and
 //! [`transform`] translate names, [`mask`] hides fields, [`fanout`] answers `-A`, [`upstream`]
 //! forwards; [`status`] renders every error, [`audit`], [`metrics`] and [`admin`] report,
 //! [`config`] is validated once at load; [`access`] answers who may do what where, for the
@@ -46,6 +47,7 @@ pub mod request;
 pub mod rewrite;
 pub mod server;
 pub mod status;
+pub mod tenancy;
 pub mod transform;
 pub mod tree;
 pub mod upstream;

@@ -2,26 +2,24 @@
 //! caller may use it, and what the request may touch there — namespaces of the view's subtree
 //! only (anything else is 404 with the virtual name, so existence is not revealed), resources and
 //! subresources within the view's ceiling, cluster-scoped resources only when allowlisted for
-//! reading. Pure functions over the tree snapshot; [`TenancyLayer`] applies them.
+//! reading. Pure functions over the tree snapshot; [`crate::tenancy`] applies them, with the
+//! gates and filters this module holds.
 
 mod as_caller;
 mod escalation;
-mod layer;
-mod links;
-mod mask_gate;
-mod namespace_gate;
-mod namespaces;
+pub mod links;
+pub mod mask_gate;
+pub mod namespace_gate;
+pub mod namespaces;
 mod precondition;
-mod protobuf_gate;
-mod reference_gate;
+pub mod protobuf_gate;
+pub mod reference_gate;
 mod references;
 pub mod review;
 pub mod revoke;
-mod secret_gate;
+pub mod secret_gate;
 mod secret_refs;
-mod write;
-
-pub use layer::{TenancyLayer, TenancyService};
+pub mod write;
 
 use crate::auth::Identity;
 use crate::request::scope::is_cluster_scoped;
@@ -201,6 +199,16 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
     Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))
+}
+
+/// The namespaces a request across the view reaches: the subtree's, but those whose owner's
+/// ceiling does not allow the request.
+pub fn across_namespaces(tree: &Tree, view: NodeId, info: &RequestInfo) -> Vec<String> {
+    let mut namespaces = tree.subtree_namespaces(view);
+    namespaces.retain(|n| {
+        tree.owner(n).is_none_or(|owner| tree.nodes[owner].ceiling.allows(&info.api_group, &info.resource, &info.verb))
+    });
+    namespaces
 }
 
 /// The subresource of `info` that the ceiling's `subresources` list governs and leaves out.

@@ -28,7 +28,7 @@ use crate::request::query::{Query, encode_pairs};
 use crate::rewrite::json::METADATA_NAME;
 use crate::rewrite::protobuf;
 use crate::status::Status;
-use crate::transform::{self, Translation};
+use crate::transform;
 use crate::tree::{NodeId, Tree, is_dns_label};
 
 /// How long a creation waits for Canopy's index to see the new namespace, so the tenant's next
@@ -145,14 +145,8 @@ pub struct Creation {
 }
 
 impl Creation {
-    /// Sends the creation through `inner` within the view's quota, and translates the answer.
-    pub async fn run<S>(
-        self,
-        tree: &Tree,
-        creations: &Creations,
-        inner: S,
-        translation: Translation,
-    ) -> Result<Response<Body>, Status>
+    /// Sends the creation through `inner` within the view's quota; the answer is upstream's.
+    pub async fn run<S>(self, tree: &Tree, creations: &Creations, inner: S) -> Result<Response<Body>, Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone,
     {
@@ -185,7 +179,7 @@ impl Creation {
             }
             settle(tree, &self.physical).await;
         }
-        Ok(transform::response(response, translation))
+        Ok(response)
     }
 }
 

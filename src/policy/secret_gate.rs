@@ -31,7 +31,6 @@ use crate::body::{self, Body};
 use crate::mask::secrets::{SecretFilter, secret_type};
 use crate::request::RequestInfo;
 use crate::status::Status;
-use crate::transform::{self, Translation};
 use crate::tree::Ceiling;
 
 /// A read or delete of one Secret, answered by [`SecretGate::serve`].
@@ -100,14 +99,9 @@ impl SecretGate {
         }))
     }
 
-    /// Answers the `lookup` `request` (already rewritten for upstream) through `inner`.
-    pub async fn serve<S>(
-        self,
-        lookup: Lookup,
-        inner: S,
-        request: Request<Body>,
-        translation: Translation,
-    ) -> Result<Response<Body>, Status>
+    /// Answers the `lookup` `request` (already rewritten for upstream) through `inner`; the
+    /// answer is upstream's, in physical names.
+    pub async fn serve<S>(self, lookup: Lookup, inner: S, request: Request<Body>) -> Result<Response<Body>, Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status> + Clone + Send + 'static,
         S::Future: Send,
@@ -116,7 +110,7 @@ impl SecretGate {
             Lookup::Get => {
                 let response = inner.oneshot(request).await?;
                 if !response.status().is_success() {
-                    return Ok(transform::response(response, translation));
+                    return Ok(response);
                 }
                 let (parts, body) = response.into_parts();
                 let bytes = read(body).await?;
@@ -125,11 +119,11 @@ impl SecretGate {
                 if !self.filter.admit_one(&mut document) {
                     return Err(self.not_found());
                 }
-                Ok(transform::response(Response::from_parts(parts, body::full(bytes)), translation))
+                Ok(Response::from_parts(parts, body::full(bytes)))
             }
             Lookup::Delete => {
                 self.refuse_hidden(inner.clone()).await?;
-                Ok(transform::response(inner.oneshot(request).await?, translation))
+                inner.oneshot(request).await
             }
         }
     }

@@ -25,7 +25,7 @@ use super::precondition::{Verb, commit_body};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::status::Status;
-use crate::transform::{self, Translation};
+use crate::transform;
 
 /// The upstream service lookups, dry runs and the commit go through.
 pub type Upstream = BoxCloneService<Request<Body>, Response<Body>, Status>;
@@ -95,13 +95,9 @@ pub struct WriteDriver {
 }
 
 impl WriteDriver {
-    /// Answers `request` (rewritten for upstream, its body Canopy's reading) through `upstream`.
-    pub async fn serve(
-        self,
-        upstream: Upstream,
-        request: Request<Body>,
-        translation: Translation,
-    ) -> Result<Response<Body>, Status> {
+    /// Answers `request` (rewritten for upstream, its body Canopy's reading) through `upstream`;
+    /// the answer is upstream's, in physical names.
+    pub async fn serve(self, upstream: Upstream, request: Request<Body>) -> Result<Response<Body>, Status> {
         let (parts, body) = request.into_parts();
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let verb = Verb::of(&parts.method, content_type)
@@ -137,7 +133,7 @@ impl WriteDriver {
                     for gate in &self.gates {
                         gate.explain(upstream.clone(), &write, answer.status()).await?;
                     }
-                    return Ok(transform::response(answer, translation));
+                    return Ok(answer);
                 }
             };
             let base = resource_version(&result);
@@ -157,7 +153,7 @@ impl WriteDriver {
             if response.status() == StatusCode::CONFLICT && !base.is_empty() {
                 continue;
             }
-            return Ok(transform::response(response, translation));
+            return Ok(response);
         }
         Err(Status::from_code(
             StatusCode::CONFLICT,
@@ -241,23 +237,12 @@ mod tests {
     }
 
     async fn patch(record: &Arc<Mutex<Record>>, labels: Value) -> Result<Response<Body>, Status> {
-        let tree = Arc::new(crate::policy::tests::example());
-        let view = tree.node("acme/web").unwrap();
-        let translation = Translation {
-            tree: Arc::clone(&tree),
-            view,
-            namespace: Some(("acme-web-dev".into(), "dev".into())),
-            watch: false,
-            namespaces: false,
-            secrets: None,
-            mask: None,
-        };
         let request = Request::patch("/api/v1/namespaces/acme-web-dev/configmaps/c")
             .header(header::CONTENT_TYPE, "application/merge-patch+json")
             .body(body::full(serde_json::to_vec(&json!({"metadata": {"labels": labels}})).unwrap()))
             .unwrap();
         let driver = WriteDriver { gates: vec![Box::new(NoBadLabel)], identity: Identity::new("bob", ["g"]) };
-        driver.serve(upstream(Arc::clone(record)), request, translation).await
+        driver.serve(upstream(Arc::clone(record)), request).await
     }
 
     fn methods(record: &Arc<Mutex<Record>>) -> Vec<String> {

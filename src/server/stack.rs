@@ -15,11 +15,14 @@ use crate::audit::{AuditLayer, AuditSink};
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::body::Body;
 use crate::metrics::{Metrics, MetricsLayer};
-use crate::policy::TenancyLayer;
 use crate::request::{ClassifyLayer, IdentityGuardLayer};
 use crate::server::body_limit::BodyLimitLayer;
 use crate::server::drain_body::DrainRequestBodyLayer;
 use crate::status::RenderStatusLayer;
+use crate::tenancy::{
+    CreateNamespaceLayer, DiscoveryLayer, FanOutLayer, GateLayer, NegotiateLayer, ReviewLayer, RevokeLayer,
+    RewriteLayer, ViewLayer,
+};
 use crate::tree::Tree;
 use crate::upstream::{Forward, Tunnels, Upstream};
 
@@ -64,9 +67,28 @@ pub fn proxy_stack(
         // Bodies are bounded once the caller is known: a stranger's body is never buffered (the
         // outermost layer drains it, bounded), and a caller's waits for room in the budget.
         .layer(bodies)
-        // The tenancy tree: view, confinement, ceilings, virtual names both ways. Innermost
-        // but for forwarding, so it rewrites exactly what goes upstream and what comes back.
-        .layer(TenancyLayer::new(trees))
+        // The tenancy tree, in phases (crate::tenancy), each handing its decision to the next.
+        // The view and what the caller may do there: the pure decision, audited; refusals end
+        // here. With an empty tree every caller passes on as themselves.
+        .layer(ViewLayer::new(trees.clone()))
+        // A watch or tunnel ends when a reload changes what its decision rested on.
+        .layer(RevokeLayer::new(trees))
+        // Answers leave in the encoding the client negotiated, rendered by Canopy from JSON.
+        .layer(NegotiateLayer::default())
+        // Discovery and OpenAPI documents show only what the ceiling allows.
+        .layer(DiscoveryLayer::default())
+        // Virtual names become physical ones in path, query and body (read here, once), and
+        // every answer below is translated back, masked and filtered by secret type.
+        .layer(RewriteLayer::default())
+        // Access reviews are answered in the view: the tree first, upstream RBAC where it allows.
+        .layer(ReviewLayer::default())
+        // A tenant's namespace is created within the view's quota, one at a time per view.
+        .layer(CreateNamespaceLayer::default())
+        // `-A` lists and watches span the view's namespaces, one upstream request per namespace.
+        .layer(FanOutLayer::default())
+        // Writes the gates judge are dry-run once and committed exactly as judged; linked
+        // copies are read-only; a single secret is answered only if its type is the view's.
+        .layer(GateLayer::default())
         // Innermost: send upstream as the caller, stream the answer back.
         .service(Forward::new(upstream.http.clone(), tunnels, metrics));
     BoxCloneSyncService::new(stack)

@@ -1,0 +1,77 @@
+//! Phase 9: the gates. A write any gate judges (write masks, secret types, references,
+//! namespace labels, protobuf bodies) goes through the write driver, which judges the object
+//! the apiserver would store and commits exactly that ([`crate::policy::write`]); linked copies
+//! are refused before anything is written; a single secret is read or deleted only if its type
+//! is the view's. Everything else goes upstream as rewritten.
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use tower::util::BoxCloneService;
+
+use super::{Decision, Inner, Phase, Rewritten, claim};
+use crate::body::Body;
+use crate::policy::links::LinkGuard;
+use crate::policy::mask_gate::MaskGate;
+use crate::policy::namespace_gate::NamespaceGate;
+use crate::policy::protobuf_gate::ProtobufGate;
+use crate::policy::reference_gate::ReferenceGate;
+use crate::policy::secret_gate::{SecretCheck, SecretGate};
+use crate::policy::write::{WriteDriver, WriteGate};
+use crate::status::Status;
+use crate::transform;
+
+/// Judges writes and secret lookups.
+#[derive(Clone, Default)]
+pub struct Gates;
+
+impl Phase for Gates {
+    async fn serve<S: Inner>(&self, mut request: Request<Body>, mut inner: S) -> Result<Response<Body>, Status> {
+        let (Some(decision), Some(rewritten)) = (
+            request.extensions().get::<Arc<Decision>>().cloned(),
+            request.extensions().get::<Arc<Rewritten>>().cloned(),
+        ) else {
+            return inner.call(request).await;
+        };
+        claim(request.extensions_mut());
+        let Decision { tree, view, plan, governing, identity, info } = &*decision;
+        let namespace = &plan.namespace;
+        let node = &tree.nodes[*governing];
+        let secrets = SecretGate::of(&node.ceiling, &node.path, info, identity, namespace)?;
+        // Linked copies are read-only: checked before anything is written, dry runs included.
+        if let Some(guard) = LinkGuard::of(tree, *view, info, identity, namespace) {
+            request = guard.check(inner.clone(), request).await?;
+        }
+        // Masks first: an update gets the values the view hid back before anything judges it.
+        let mut gates: Vec<Box<dyn WriteGate>> = Vec::new();
+        if let Some(mask) = &rewritten.mask
+            && let Some(gate) = MaskGate::of(mask, info, identity)?
+        {
+            gates.push(Box::new(gate));
+        }
+        match secrets {
+            Some(SecretCheck::Write(gate)) => gates.push(Box::new(gate)),
+            Some(SecretCheck::Lookup(gate, lookup)) => return gate.serve(lookup, inner, request).await,
+            None => {}
+        }
+        if let Some(gate) = ReferenceGate::of(tree, *governing, info, identity, namespace) {
+            gates.push(Box::new(gate));
+        }
+        if let Some(gate) = NamespaceGate::of(tree, *governing, info) {
+            gates.push(Box::new(gate));
+        }
+        // A protobuf body is read only where its own namespace is: what else it names is judged
+        // on the dry-run result.
+        if transform::is_protobuf(request.headers())
+            && namespace.is_some()
+            && matches!(info.verb.as_str(), "create" | "update")
+        {
+            gates.push(Box::new(ProtobufGate { tree: Arc::clone(tree), view: *view }));
+        }
+        if gates.is_empty() {
+            return inner.call(request).await;
+        }
+        let driver = WriteDriver { gates, identity: identity.clone() };
+        driver.serve(BoxCloneService::new(inner), request).await
+    }
+}
