@@ -320,6 +320,7 @@ def common(objs, render, tree):
     for g, res in [("", "users"), ("", "groups"), ("", "serviceaccounts"), ("authentication.k8s.io", "*")]:
         check(has(g, res, "impersonate"), f"{render}: ClusterRole lacks impersonate {res}")
     check(has("authentication.k8s.io", "tokenreviews", "create"), f"{render}: ClusterRole lacks tokenreviews create")
+    check(has("authorization.k8s.io", "subjectaccessreviews", "create"), f"{render}: ClusterRole lacks subjectaccessreviews create")
     # Tenant-created namespaces are created and deleted by Canopy on the tenant's behalf.
     for v in ["get", "list", "watch", "create", "update", "patch", "delete"]:
         check(has("", "namespaces", v), f"{render}: ClusterRole lacks namespaces {v}")

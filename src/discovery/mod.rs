@@ -9,6 +9,7 @@ pub mod openapi_v2_protobuf;
 
 use serde_json::Value;
 
+use crate::policy::review::REVIEWS;
 use crate::request::RequestInfo;
 use crate::tree::Ceiling;
 use crate::tree::ceiling::SUBRESOURCES;
@@ -67,13 +68,6 @@ impl Document {
     }
 }
 
-/// Resources a tenant may always use on itself.
-const SELF_REVIEWS: [(&str, &str); 3] = [
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
-];
-
 const READ: [&str; 3] = ["get", "list", "watch"];
 
 /// The verbs of `group/resource` (`pods`, `pods/exec`) a view with `ceiling` may use, out of
@@ -90,7 +84,7 @@ pub fn allowed_verbs(
         return Vec::new();
     }
     let keep = |verb: &str| -> bool {
-        if SELF_REVIEWS.contains(&(group, parent)) {
+        if REVIEWS.contains(&(group, parent)) {
             return true;
         }
         if group.is_empty() && parent == "namespaces" {
@@ -118,7 +112,7 @@ pub fn group_visible(ceiling: &Ceiling, group: &str) -> bool {
     let mentions =
         |rules: &[crate::tree::Rule]| rules.iter().any(|r| r.groups.contains("*") || r.groups.contains(group));
     group.is_empty()
-        || SELF_REVIEWS.iter().any(|(g, _)| *g == group)
+        || REVIEWS.iter().any(|(g, _)| *g == group)
         || mentions(&ceiling.resources)
         || mentions(&ceiling.cluster_read)
 }

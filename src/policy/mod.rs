@@ -47,13 +47,6 @@ pub struct Plan {
     pub rule: &'static str,
 }
 
-/// Resources a tenant may always ask about itself.
-const SELF_REVIEWS: [(&str, &str); 3] = [
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
-];
-
 /// The view of a request: the node its URL names, if the caller may use it, or else the caller's
 /// single home node.
 pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result<NodeId, Status> {
@@ -139,6 +132,9 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
                 verb => Err(forbidden(format!("{verb} namespace {:?}", info.namespace))),
             };
         }
+        if review::REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
+            return Ok(review_plan(info, plan));
+        }
         if let Some(sub) = refused_subresource(ceiling, info) {
             return Err(forbidden(format!("use {sub} on {}", info.resource)));
         }
@@ -165,8 +161,8 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
             verb => Err(forbidden(format!("{verb} namespaces"))),
         };
     }
-    if SELF_REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
-        return Ok(Plan { rule: "self review", ..Plan::default() });
+    if review::REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
+        return Ok(review_plan(info, Plan::default()));
     }
     // Only a cluster-scoped resource is ever read cluster-wide: an allowlist entry that also
     // matches a namespaced one (`resources: ["*"]`) must not turn `-A` into an unconfined read.
@@ -199,6 +195,16 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     // Cluster-scoped resources outside the allowlist do not exist in a virtual cluster.
     Err(Status::not_found(format!("the server could not find the requested resource ({})", resource_text(info))))
+}
+
+/// A review the caller creates: of itself as the caller, of tokens and other subjects as Canopy,
+/// which confines the question to the view and cuts it by the ceiling ([`review`]); tenants
+/// hold no cluster permission to ask upstream themselves.
+fn review_plan(info: &RequestInfo, plan: Plan) -> Plan {
+    match info.resource.starts_with("self") {
+        true => Plan { rule: "self review", ..plan },
+        false => Plan { as_canopy: true, rule: "review confined to the view", ..plan },
+    }
 }
 
 /// The namespaces a request across the view reaches: the subtree's, but those whose owner's

@@ -15,21 +15,40 @@ use crate::request::RequestInfo;
 use crate::tree::ceiling::SUBRESOURCES;
 use crate::tree::{Ceiling, NodeId, Rule, Tree};
 
-/// The review a request creates, if any.
+/// The reviews a tenant may create in a view: of itself, and — for in-cluster apps that
+/// authenticate and authorize their own callers — of tokens and of other subjects.
+pub const REVIEWS: [(&str, &str); 6] = [
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authorization.k8s.io", "localsubjectaccessreviews"),
+];
+
+/// The review a request creates, if Canopy answers it in the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Review {
+    /// A SelfSubjectAccessReview.
     Access,
+    /// A SelfSubjectRulesReview.
     Rules,
+    /// A SubjectAccessReview or LocalSubjectAccessReview: another subject's access, in the view.
+    Subject,
+    /// A TokenReview.
+    Token,
 }
 
 impl Review {
     pub fn of(info: &RequestInfo) -> Option<Self> {
-        if info.api_group != "authorization.k8s.io" || info.verb != "create" || !info.subresource.is_empty() {
+        if info.verb != "create" || !info.subresource.is_empty() {
             return None;
         }
-        match info.resource.as_str() {
-            "selfsubjectaccessreviews" => Some(Review::Access),
-            "selfsubjectrulesreviews" => Some(Review::Rules),
+        match (info.api_group.as_str(), info.resource.as_str()) {
+            ("authorization.k8s.io", "selfsubjectaccessreviews") => Some(Review::Access),
+            ("authorization.k8s.io", "selfsubjectrulesreviews") => Some(Review::Rules),
+            ("authorization.k8s.io", "subjectaccessreviews" | "localsubjectaccessreviews") => Some(Review::Subject),
+            ("authentication.k8s.io", "tokenreviews") => Some(Review::Token),
             _ => None,
         }
     }
@@ -89,7 +108,7 @@ pub fn denied(review: Value, reason: &str) -> Response<Body> {
 }
 
 /// `review` with `status`, as the apiserver answers a created review.
-fn answered(mut review: Value, status: Value) -> Response<Body> {
+pub fn answered(mut review: Value, status: Value) -> Response<Body> {
     review["status"] = status;
     if let Some(metadata) = review.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("creationTimestamp");
@@ -98,6 +117,35 @@ fn answered(mut review: Value, status: Value) -> Response<Body> {
     *response.status_mut() = StatusCode::CREATED;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// A service account's user name or group (`system:serviceaccount:<namespace>:<name>`,
+/// `system:serviceaccounts:<namespace>`) with its namespace mapped by `map`; any other name as
+/// it is. `None` when `map` knows no such namespace, or the name is not well formed.
+pub fn map_account_name(name: &str, map: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+        let (namespace, account) = rest.split_once(':')?;
+        return Some(format!("system:serviceaccount:{}:{account}", map(namespace)?));
+    }
+    if let Some(namespace) = name.strip_prefix("system:serviceaccounts:") {
+        return Some(format!("system:serviceaccounts:{}", map(namespace)?));
+    }
+    Some(name.to_owned())
+}
+
+/// The `user` and `groups` of a review's subject (`spec` of a SubjectAccessReview, `status.user`
+/// of a TokenReview) with service-account namespaces mapped by `map`; the first name `map`
+/// cannot place is the error.
+pub fn map_subject(subject: &mut Value, user: &str, map: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    if let Some(Value::String(name)) = subject.get_mut(user) {
+        *name = map_account_name(name, map).ok_or_else(|| name.clone())?;
+    }
+    for group in subject.get_mut("groups").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Value::String(name) = group {
+            *name = map_account_name(name, map).ok_or_else(|| name.clone())?;
+        }
+    }
+    Ok(())
 }
 
 /// Upstream's words about a review name RoleBindings by physical namespace; the view's name
@@ -178,6 +226,25 @@ fn meet_resources(a: &[String], limit: &Rule, subresources: &BTreeSet<String>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_account_names_are_mapped_and_others_kept() {
+        let map = |ns: &str| (ns == "dev").then(|| "acme-web-dev".to_owned());
+        assert_eq!(
+            map_account_name("system:serviceaccount:dev:app", &map).unwrap(),
+            "system:serviceaccount:acme-web-dev:app"
+        );
+        assert_eq!(
+            map_account_name("system:serviceaccounts:dev", &map).unwrap(),
+            "system:serviceaccounts:acme-web-dev"
+        );
+        assert_eq!(map_account_name("system:serviceaccounts", &map).unwrap(), "system:serviceaccounts");
+        assert_eq!(map_account_name("alice", &map).unwrap(), "alice");
+        assert_eq!(map_account_name("system:serviceaccount:main:app", &map), None);
+        assert_eq!(map_account_name("system:serviceaccount:dev", &map), None);
+        let mut spec = json!({"user": "alice", "groups": ["system:serviceaccounts:main"]});
+        assert_eq!(map_subject(&mut spec, "user", &map).unwrap_err(), "system:serviceaccounts:main");
+    }
     use crate::policy::tests::example;
 
     #[test]

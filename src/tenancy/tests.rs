@@ -175,3 +175,80 @@ async fn with_an_empty_tree_every_phase_passes_the_caller_on() {
     stack.oneshot(request("bob", Method::GET, "/api/v1/namespaces/main/configmaps", "")).await.unwrap();
     assert_eq!(*asked.lock().unwrap(), ["GET /api/v1/namespaces/main/configmaps"]);
 }
+
+/// Upstream answering reviews: records what it was sent, allows, and names `user` if a token
+/// review.
+fn reviewer(sent: &Arc<Mutex<Vec<(bool, Value)>>>, user: &'static str) -> impl Inner {
+    let sent = Arc::clone(sent);
+    service_fn(move |request: Request<Body>| {
+        let sent = Arc::clone(&sent);
+        async move {
+            let as_canopy = request.extensions().get::<crate::policy::AsCanopy>().is_some();
+            let mut review: Value =
+                serde_json::from_slice(&crate::transform::read_bytes(request.into_body()).await?).unwrap();
+            sent.lock().unwrap().push((as_canopy, review.clone()));
+            review["status"] = json!({"allowed": true, "authenticated": true, "user": {"username": user,
+                "groups": ["system:serviceaccounts"], "extra": {"authentication.kubernetes.io/node-name": ["n1"]}}});
+            let bytes = serde_json::to_vec(&review).unwrap();
+            Ok::<_, Status>(
+                Response::builder().header(header::CONTENT_TYPE, "application/json").body(body::full(bytes)).unwrap(),
+            )
+        }
+    })
+}
+
+async fn review(who: &str, uri: &str, review: Value, upstream: impl Inner) -> Result<Value, Status> {
+    let stack = ViewLayer::new(trees()).layer(RewriteLayer::default().layer(ReviewLayer::default().layer(upstream)));
+    Ok(json(stack.oneshot(request(who, Method::POST, uri, &review.to_string())).await?).await)
+}
+
+#[tokio::test]
+async fn subject_access_reviews_are_asked_by_canopy_in_physical_names_and_answered_virtual() {
+    let sent = Arc::default();
+    let asked = json!({"kind": "SubjectAccessReview", "spec": {"user": "system:serviceaccount:dev:app",
+        "groups": ["system:serviceaccounts:dev"], "resourceAttributes": {"namespace": "dev", "verb": "get", "resource": "configmaps"}}});
+    let uri = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let answer = review("bob", uri, asked, reviewer(&sent, "")).await.unwrap();
+    assert_eq!(answer["status"]["allowed"], true);
+    assert_eq!(answer["spec"]["user"], "system:serviceaccount:dev:app");
+    let (as_canopy, upstream) = sent.lock().unwrap()[0].clone();
+    assert!(as_canopy);
+    assert_eq!(upstream["spec"]["user"], "system:serviceaccount:acme-web-dev:app");
+    assert_eq!(upstream["spec"]["groups"][0], "system:serviceaccounts:acme-web-dev");
+    assert_eq!(upstream["spec"]["resourceAttributes"]["namespace"], "acme-web-dev");
+}
+
+#[tokio::test]
+async fn subject_access_reviews_outside_the_view_are_denied_without_upstream() {
+    let sent = Arc::default();
+    let uri = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let elsewhere = json!({"spec": {"user": "u", "resourceAttributes": {"namespace": "main", "verb": "get", "resource": "configmaps"}}});
+    let answer = review("bob", uri, elsewhere, reviewer(&sent, "")).await.unwrap();
+    assert_eq!(answer["status"]["allowed"], false);
+    let other_subject = json!({"spec": {"user": "system:serviceaccount:main:app", "resourceAttributes": {"namespace": "dev", "verb": "get", "resource": "configmaps"}}});
+    let answer = review("bob", uri, other_subject, reviewer(&sent, "")).await.unwrap();
+    assert_eq!(answer["status"]["allowed"], false);
+    let beyond_ceiling = json!({"spec": {"user": "u", "resourceAttributes": {"namespace": "warehouse", "verb": "delete", "resource": "configmaps"}}});
+    let answer = review("alice", uri, beyond_ceiling, reviewer(&sent, "")).await.unwrap();
+    assert_eq!(answer["status"]["allowed"], false);
+    assert!(sent.lock().unwrap().is_empty());
+    let local = "/apis/authorization.k8s.io/v1/namespaces/dev/localsubjectaccessreviews";
+    let mismatched =
+        json!({"spec": {"user": "u", "resourceAttributes": {"namespace": "prod", "verb": "get", "resource": "pods"}}});
+    assert_eq!(review("bob", local, mismatched, reviewer(&sent, "")).await.unwrap_err().code, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn token_reviews_name_users_of_the_view_virtually_and_no_one_else() {
+    let sent = Arc::default();
+    let uri = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let asked = json!({"kind": "TokenReview", "spec": {"token": "t"}});
+    let answer =
+        review("bob", uri, asked.clone(), reviewer(&sent, "system:serviceaccount:acme-web-dev:app")).await.unwrap();
+    assert_eq!(answer["status"]["user"]["username"], "system:serviceaccount:dev:app");
+    assert_eq!(answer["status"]["user"]["extra"], json!({}));
+    let answer = review("bob", uri, asked, reviewer(&sent, "system:serviceaccount:globex-main:app")).await.unwrap();
+    assert_eq!(answer["status"]["authenticated"], false);
+    assert!(!answer.to_string().contains("globex"));
+    assert!(sent.lock().unwrap().iter().all(|(as_canopy, _)| *as_canopy));
+}
