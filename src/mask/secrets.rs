@@ -7,9 +7,11 @@
 //! type, and a watch's Tables omit the column definitions after the first event, so the Type
 //! cell cannot be found reliably. Canopy therefore asks upstream for `includeObject=Object` on
 //! every secrets read, decides each row on its embedded object, then cuts the object back to what
-//! the caller asked for (metadata by default, nothing for `None`). Documents whose type cannot be
-//! known (metadata-only `PartialObjectMetadata` answers, rows without an object) are treated as
-//! hidden: the filter fails closed.
+//! the caller asked for (metadata by default, nothing for `None`). Metadata-only answers
+//! (`PartialObjectMetadata`, as client-go's metadata informers and kube-rs's `list_metadata` ask)
+//! are read from upstream as whole Secrets too ([`SecretFilter::metadata_only`]) and cut down to
+//! metadata once judged. Documents whose type cannot be known (a metadata-only answer upstream
+//! gave anyway, rows without an object) are treated as hidden: the filter fails closed.
 //!
 //! A namespace answers to the secret types of the node owning it, which may be narrower than
 //! the view's; so across namespaces (`-A`) each item is judged by its own namespace's owner.
@@ -33,6 +35,8 @@ pub struct SecretFilter {
     allowed: Allowed,
     /// The caller's `includeObject` (Canopy asks upstream for `Object`).
     include_object: Option<String>,
+    /// The caller asked for metadata alone; upstream is asked for whole Secrets.
+    metadata_only: bool,
 }
 
 /// The secret types that may be seen.
@@ -73,13 +77,21 @@ impl SecretFilter {
         if owners.values().all(Option::is_none) {
             return None;
         }
-        let filter = SecretFilter { allowed: Allowed::PerNamespace(Arc::new(owners)), include_object: None };
+        let filter = SecretFilter {
+            allowed: Allowed::PerNamespace(Arc::new(owners)),
+            include_object: None,
+            metadata_only: false,
+        };
         Some(filter.widen(info, query))
     }
 
     /// The filter of a namespace or view with `ceiling`, if it restricts secret types.
     pub fn of(ceiling: &Ceiling) -> Option<Self> {
-        Some(SecretFilter { allowed: Allowed::Types(ceiling.secret_types.clone()?), include_object: None })
+        Some(SecretFilter {
+            allowed: Allowed::Types(ceiling.secret_types.clone()?),
+            include_object: None,
+            metadata_only: false,
+        })
     }
 
     /// Reads ask upstream for whole objects in Table rows, keeping the caller's choice to cut back to.
@@ -90,6 +102,12 @@ impl SecretFilter {
             query.push(("includeObject".into(), "Object".into()));
         }
         self
+    }
+
+    /// The filter for an answer the caller wants as metadata alone, which upstream is asked to
+    /// give as whole Secrets (see [`crate::transform::negotiate::ask_whole_objects`]).
+    pub fn metadata_only(self) -> Self {
+        SecretFilter { metadata_only: true, ..self }
     }
 
     /// Whether a secret of type `kind` may be seen in the namespace asked about (never, for a
@@ -126,10 +144,23 @@ impl SecretFilter {
     /// Secret, or a watch event about one). A list or Table stays, if need be empty.
     pub fn admit(&self, document: &mut Value) -> bool {
         match document.get("kind").and_then(Value::as_str) {
-            Some("Secret") => self.shows(document),
+            Some("Secret") => {
+                let shown = self.shows(document);
+                if shown && self.metadata_only {
+                    cut_to_metadata(document, "PartialObjectMetadata");
+                }
+                shown
+            }
             Some("SecretList") => {
                 if let Some(items) = document.get_mut("items").and_then(Value::as_array_mut) {
                     items.retain(|item| self.shows(item));
+                    if self.metadata_only {
+                        items.iter_mut().for_each(|item| cut_to_metadata(item, "PartialObjectMetadata"));
+                    }
+                }
+                if self.metadata_only {
+                    document["kind"] = "PartialObjectMetadataList".into();
+                    document["apiVersion"] = "meta.k8s.io/v1".into();
                 }
                 true
             }
@@ -175,6 +206,12 @@ impl SecretFilter {
     }
 }
 
+/// `object` as the `kind` (`PartialObjectMetadata`) the apiserver gives for metadata alone.
+fn cut_to_metadata(object: &mut Value, kind: &str) {
+    let metadata = object.get_mut("metadata").map(Value::take).unwrap_or_else(|| json!({}));
+    *object = json!({"kind": kind, "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+}
+
 /// Whether `info` is about core secrets.
 fn is_secrets(info: &RequestInfo) -> bool {
     info.api_group.is_empty() && info.resource == "secrets"
@@ -193,7 +230,32 @@ mod tests {
         SecretFilter {
             allowed: Allowed::Types(Arc::new(vec!["Opaque".into(), "kubernetes.io/tls".into()])),
             include_object: include_object.map(String::from),
+            metadata_only: false,
         }
+    }
+
+    #[test]
+    fn metadata_only_answers_are_judged_on_whole_secrets_and_cut_down() {
+        let f = filter(None).metadata_only();
+        let mut one = secret("a", None);
+        assert!(f.admit(&mut one));
+        assert_eq!(
+            one,
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"name": "a", "namespace": "acme-web-dev"}})
+        );
+        assert!(!f.admit(&mut secret("b", Some("kubernetes.io/ssh-auth"))));
+        let mut list = json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": [
+            {"metadata": {"name": "a"}, "type": "Opaque", "data": {"k": "dg=="}},
+            {"metadata": {"name": "b"}, "type": "kubernetes.io/ssh-auth"},
+        ]});
+        assert!(f.admit(&mut list));
+        assert_eq!(
+            list,
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": "9"},
+            "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "a"}}]})
+        );
     }
 
     fn secret(name: &str, kind: Option<&str>) -> Value {

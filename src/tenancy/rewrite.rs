@@ -19,6 +19,7 @@ use crate::request::query::{Query, and_label_selector, encode_pairs};
 use crate::rewrite::ViewNames;
 use crate::rewrite::selector::map_field_selector;
 use crate::status::Status;
+use crate::transform::negotiate::{ask_whole_objects, asks_metadata_only};
 use crate::transform::{self, Translation};
 
 /// Rewrites resource requests in a view, and translates their answers.
@@ -86,10 +87,15 @@ async fn rewrite(decision: &Decision, mut request: Request<Body>) -> Result<(Req
         .filter(|_| crate::mask::covers_subresource(&info.subresource));
     let read_mask =
         mask.as_ref().map(|mask| ReadMask::for_request(mask, &info.resource, &info.verb, &mut query)).transpose()?;
-    let secrets = match plan.across {
+    let mut secrets = match plan.across {
         true => SecretFilter::across(tree, view, info, &mut query),
         false => SecretFilter::for_request(&tree.nodes[governing].ceiling, info, &mut query),
     };
+    // Metadata alone does not tell a secret's type: upstream gives whole ones, cut down after.
+    if let Some(filter) = secrets.take_if(|_| asks_metadata_only(request.headers())) {
+        ask_whole_objects(request.headers_mut());
+        secrets = Some(filter.metadata_only());
+    }
     let mut path = match &plan.namespace {
         Some((physical, _)) => info.path_with_namespace(physical),
         None => request.uri().path().to_owned(),

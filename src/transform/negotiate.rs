@@ -120,6 +120,22 @@ pub fn ask_upstream(headers: &mut HeaderMap, answer: Answer) -> Result<Encoding,
     Ok(negotiated.encoding)
 }
 
+/// Whether the Accept Canopy sends upstream ([`ask_upstream`]) asks first for metadata alone
+/// (`as=PartialObjectMetadata`, `as=PartialObjectMetadataList`).
+pub fn asks_metadata_only(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let first = accept.split(',').next().unwrap_or("");
+    first.split(';').skip(1).any(|param| {
+        let param = param.trim().to_ascii_lowercase();
+        param == "as=partialobjectmetadata" || param == "as=partialobjectmetadatalist"
+    })
+}
+
+/// Asks upstream for whole objects in JSON, which Canopy cuts down to what was asked for.
+pub fn ask_whole_objects(headers: &mut HeaderMap) {
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+}
+
 fn not_acceptable(accept: &str) -> Status {
     Status::not_acceptable(format!(
         "only the following media types are accepted in a view: application/json, application/yaml; asked for {accept}"
@@ -144,6 +160,18 @@ mod tests {
             Some((Encoding::Json, "application/json".to_owned()))
         );
         assert_eq!(negotiate(None, Answer::Watch).unwrap().upstream_accept, "application/json");
+    }
+
+    #[test]
+    fn metadata_only_answers_are_recognised_by_the_first_alternative() {
+        let mut headers = HeaderMap::new();
+        let metadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        headers.insert(header::ACCEPT, HeaderValue::from_static(metadata));
+        assert!(asks_metadata_only(&headers));
+        ask_whole_objects(&mut headers);
+        assert!(!asks_metadata_only(&headers));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json;as=Table;g=meta.k8s.io;v=v1"));
+        assert!(!asks_metadata_only(&headers));
     }
 
     #[test]

@@ -3,21 +3,31 @@
 //
 //	clients openapi-v2   {"paths": [...], "definitions": [...]} from OpenAPISchema() (protobuf)
 //	clients openapi-v3   {"<group-version path>": [schema names]} from OpenAPIV3()
+//	clients metadata-informer NAMESPACE RESOURCE
+//	                     [names] a metadata informer of core RESOURCE in NAMESPACE holds once synced
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fail(fmt.Errorf("usage: clients openapi-v2|openapi-v3"))
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: clients openapi-v2|openapi-v3|metadata-informer NAMESPACE RESOURCE"))
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {
@@ -33,6 +43,11 @@ func main() {
 		out, err = openAPIV2(client)
 	case "openapi-v3":
 		out, err = openAPIV3(client)
+	case "metadata-informer":
+		if len(os.Args) != 4 {
+			fail(fmt.Errorf("usage: clients metadata-informer NAMESPACE RESOURCE"))
+		}
+		out, err = metadataInformer(config, os.Args[2], os.Args[3])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -88,6 +103,34 @@ func openAPIV3(client *discovery.DiscoveryClient) (any, error) {
 		out[path] = names
 	}
 	return out, nil
+}
+
+// metadataInformer lists and watches core `resource` in `namespace` as metadata alone
+// (PartialObjectMetadata), as controllers that need only names and labels do, and returns the
+// names its store holds once synced.
+func metadataInformer(config *rest.Config, namespace, resource string) (any, error) {
+	client, err := metadata.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: resource}
+	informer := metadatainformer.NewFilteredMetadataInformer(client, gvr, namespace, 0, cache.Indexers{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go informer.Informer().Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
+		return nil, fmt.Errorf("the metadata informer did not sync")
+	}
+	names := []string{}
+	for _, item := range informer.Informer().GetStore().List() {
+		object, ok := item.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return nil, fmt.Errorf("the store holds a %T", item)
+		}
+		names = append(names, object.Name)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 func fail(err error) {

@@ -259,3 +259,44 @@ fn pod_templates_may_not_reference_missing_secrets() {
     ));
     assert!(!volumes.contains(&hidden), "{volumes}");
 }
+
+/// Issue 21, item 4: metadata-only answers (kube-rs's `list_metadata`, client-go's metadata
+/// informer) show exactly the secrets of the view's types, as the plain list does; before, the
+/// type filter could not see a type in them and answered `items: []`.
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_only_answers_show_the_secrets_of_the_views_types() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ListParams};
+    let _tree = tree::reading();
+    let canopy = canopy();
+    let (hidden, shown) = (unique("m-ssh"), unique("m-plain"));
+    admin_secret("acme-web-dev", &hidden, HIDDEN);
+    admin_secret("acme-web-dev", &shown, "Opaque");
+    let bob = as_user(&canopy, "bob");
+    // What the view should show: every secret upstream but the hidden type, by name.
+    let admin: Api<Secret> = Api::namespaced(reconciler::admin().await, "acme-web-dev");
+    let mut expected: Vec<String> = admin
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|s| s.type_.as_deref() != Some(HIDDEN))
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    expected.sort();
+    assert!(expected.contains(&shown) && !expected.contains(&hidden));
+
+    let api: Api<Secret> = Api::namespaced(reconciler::client(bob.to_str().unwrap()).await, "dev");
+    let listed = api.list_metadata(&ListParams::default()).await.unwrap();
+    let mut names: Vec<String> = listed.items.iter().filter_map(|m| m.metadata.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, expected, "kube-rs list_metadata");
+    assert!(listed.items.iter().all(|m| m.metadata.namespace.as_deref() == Some("dev")));
+    assert_eq!(api.get_metadata(&shown).await.unwrap().metadata.name.as_deref(), Some(shown.as_str()));
+    assert!(api.get_metadata(&hidden).await.is_err(), "a hidden secret's metadata is 404");
+
+    let informed: Vec<String> =
+        serde_json::from_str(&ok(client_go(&bob, &["metadata-informer", "dev", "secrets"]))).unwrap();
+    assert_eq!(informed, expected, "client-go metadata informer");
+}
