@@ -22,6 +22,7 @@ mod proxy_streaming;
 mod reconcile;
 mod references;
 mod reload;
+mod scope;
 mod secrets;
 mod sidecar;
 mod tenancy;
