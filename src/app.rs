@@ -11,17 +11,19 @@ use crate::admin::Admin;
 use crate::audit::AuditSink;
 use crate::auth::{Authenticator, FrontProxyNames, PodToken, StaticTokens, TokenReviewer};
 use crate::config::Config;
+use crate::discovery::scopes::DiscoveredScopes;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, ReconcilerOptions};
 use crate::server::body_limit::BodyLimitLayer;
 use crate::server::limits::ConnectionLimits;
 use crate::server::{ProxyService, listener, plain, proxy_stack, threads, tls};
-use crate::tree::Tree;
+use crate::tree::{ResourceScopes, Tree};
 use crate::upstream::{Tunnels, Upstream};
 
 /// `canopy serve`: runs until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstream = Upstream::connect(&config.upstream).await?;
+    let scopes = discovered_scopes(&config, &upstream).await?;
     let metrics = Metrics::new();
     let authenticator = authenticator(&config, &upstream, &metrics)?;
     let tls = listener::Tls {
@@ -34,7 +36,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving");
     let grace = config.server.shutdown_grace;
-    let bound = Bound { tcp, admin: admin_tcp };
+    let bound = Bound { tcp, admin: admin_tcp, scopes };
     // Connection slots are counted over all serving threads.
     let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
     run(&config, upstream, metrics, authenticator, bound, Reconcile::Yes, move |tcp, service, tunnels, stop| {
@@ -55,6 +57,7 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
         config.file.display()
     );
     let upstream = Upstream::connect(&config.upstream).await?;
+    let scopes = discovered_scopes(&config, &upstream).await?;
     let pod_token = PodToken::load(&config.sidecar.token_file).await.context("sidecar.tokenFile")?;
     let metrics = Metrics::new();
     let authenticator = authenticator(&config, &upstream, &metrics)?.with_default_token(pod_token);
@@ -63,7 +66,7 @@ pub async fn sidecar(config: Config) -> anyhow::Result<()> {
     let admin_tcp = bind("server.adminListen", config.server.admin_listen).await?;
     tracing::info!(listen = %tcp.local_addr()?, admin = %admin_tcp.local_addr()?, "serving as a sidecar");
     let grace = config.server.shutdown_grace;
-    let bound = Bound { tcp, admin: admin_tcp };
+    let bound = Bound { tcp, admin: admin_tcp, scopes };
     let limits = ConnectionLimits::new(&config.server.limits, metrics.open_connections.clone());
     run(&config, upstream, metrics, authenticator, bound, Reconcile::No, move |tcp, service, tunnels, stop| {
         plain::serve(tcp, service, stop, grace, tunnels, limits.clone())
@@ -95,10 +98,23 @@ async fn bind(setting: &str, address: std::net::SocketAddr) -> anyhow::Result<Tc
     TcpListener::bind(address).await.with_context(|| format!("{setting}: cannot bind {address}"))
 }
 
-/// The sockets a command bound: the tenant-facing (or sidecar) listener and the admin port.
+/// Follows upstream discovery for resource scopes, and checks the tree's `clusterResources`
+/// against its first reading: an entry naming a namespaced resource (a custom one, which the
+/// built-in table checked at load cannot know) stops the start with its config path.
+async fn discovered_scopes(config: &Config, upstream: &Upstream) -> anyhow::Result<Arc<DiscoveredScopes>> {
+    let scopes = DiscoveredScopes::start(upstream.kube.clone()).await;
+    if let Some(table) = scopes.table() {
+        config.tree.check_cluster_resources(&table).map_err(|e| anyhow::anyhow!("{}: {e}", config.file.display()))?;
+    }
+    Ok(scopes)
+}
+
+/// The sockets a command bound: the tenant-facing (or sidecar) listener and the admin port, and
+/// the scopes discovery reports, checked before binding.
 struct Bound {
     tcp: TcpListener,
     admin: TcpListener,
+    scopes: Arc<DiscoveredScopes>,
 }
 
 /// Starts hot reload, the admin listener and (for `serve`) the reconciler on this thread, and
@@ -117,10 +133,10 @@ where
     L: Fn(TcpListener, ProxyService, Tunnels, Stopping) -> F + Clone + Send + 'static,
     F: Future<Output = ()>,
 {
-    let Bound { tcp, admin: admin_tcp } = bound;
+    let Bound { tcp, admin: admin_tcp, scopes } = bound;
     let tunnels = Tunnels::new(metrics.clone());
     // Each request reads the newest tree from this channel; reloads publish into it.
-    let (publish_tree, trees) = tokio::sync::watch::channel(with_live_namespaces(&config.tree, &upstream));
+    let (publish_tree, trees) = tokio::sync::watch::channel(following_upstream(&config.tree, &upstream, scopes));
     let loaded_text = tokio::fs::read(&config.file).await.unwrap_or_default();
     let reload = tokio::spawn(crate::config::reload::watch_tree(config.file.clone(), loaded_text, publish_tree));
     let audit = AuditSink::stdout().context("cannot start the audit writer")?;
@@ -177,14 +193,15 @@ where
 /// Resolves when a serving thread is to stop accepting and drain.
 type Stopping = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// `tree` with an index of the namespaces tenants created (none to follow without a tree).
-fn with_live_namespaces(tree: &Arc<crate::tree::Tree>, upstream: &Upstream) -> Arc<crate::tree::Tree> {
-    if tree.nodes.is_empty() {
-        return Arc::clone(tree);
-    }
-    let index = crate::upstream::NamespaceIndex::start(upstream.kube.clone(), tree.owner_key());
+/// `tree` with the scopes discovery reports and an index of the namespaces tenants created (none
+/// to follow without a tree).
+fn following_upstream(tree: &Arc<Tree>, upstream: &Upstream, scopes: Arc<DiscoveredScopes>) -> Arc<Tree> {
     let mut tree = (**tree).clone();
-    tree.live = Some(Arc::new(index));
+    tree.scopes = Some(scopes);
+    if !tree.nodes.is_empty() {
+        let index = crate::upstream::NamespaceIndex::start(upstream.kube.clone(), tree.owner_key());
+        tree.live = Some(Arc::new(index));
+    }
     Arc::new(tree)
 }
 

@@ -167,7 +167,9 @@ pub struct RawAllow {
     /// Cluster-scoped resources the subtree may read.
     #[serde(default)]
     pub cluster_resources: Vec<RawClusterRule>,
-    /// `exec`, `attach`, `portforward`, `log`, `proxy`.
+    /// Subresources granted by name: `exec`, `attach`, `portforward`, `log`, `proxy`,
+    /// `ephemeralcontainers`, `eviction`, `binding`, `token`, `resize`. `status` and `scale` go with
+    /// the verbs on their resource; any other subresource is refused.
     #[serde(default)]
     pub subresources: Vec<String>,
     /// Namespace creation inside the subtree.

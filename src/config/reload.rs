@@ -36,10 +36,21 @@ pub async fn watch_tree(file: PathBuf, loaded_text: Vec<u8>, trees: watch::Sende
             .and_then(|t| Config::from_str(&file, t).map_err(|e| e.to_string()))
         {
             Ok(config) => {
-                tracing::info!(file = %file.display(), nodes = config.tree.nodes.len(), "configuration reloaded");
-                // The live index of tenant-created namespaces carries over to the new tree.
+                // The live index of tenant-created namespaces and the discovered scopes carry over
+                // to the new tree, which must name only cluster-scoped resources as cluster reads.
                 let mut tree = (*config.tree).clone();
-                tree.live = trees.borrow().live.clone();
+                (tree.live, tree.scopes) = {
+                    let current = trees.borrow();
+                    (current.live.clone(), current.scopes.clone())
+                };
+                if let Some(table) = tree.scopes.as_ref().and_then(|scopes| scopes.table())
+                    && let Err(error) = tree.check_cluster_resources(&table)
+                {
+                    let error = format!("{}: {error}", file.display());
+                    tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
+                    continue;
+                }
+                tracing::info!(file = %file.display(), nodes = tree.nodes.len(), "configuration reloaded");
                 trees.send_replace(Arc::new(tree));
             }
             Err(error) => {

@@ -6,13 +6,13 @@
 
 mod openapi;
 pub mod openapi_v2_protobuf;
+pub mod scopes;
 
 use serde_json::Value;
 
 use crate::policy::review::REVIEWS;
 use crate::request::RequestInfo;
 use crate::tree::Ceiling;
-use crate::tree::ceiling::SUBRESOURCES;
 
 /// A discovery document Canopy filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn allowed_verbs(
     offered: &[&str],
 ) -> Vec<String> {
     let (parent, sub) = resource.split_once('/').map_or((resource, None), |(p, s)| (p, Some(s)));
-    if sub.is_some_and(|s| SUBRESOURCES.contains(&s) && !ceiling.subresources.contains(s)) {
+    if sub.is_some_and(|s| !ceiling.allows_subresource(s)) {
         return Vec::new();
     }
     let keep = |verb: &str| -> bool {

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tower::{Service, ServiceExt};
 
 use super::page::{Merged, Page, empty_list, replay_whole};
-use super::{Answer, Failure, FanOut, first_forbidden};
+use super::{Answer, Failure, FanOut, count, first_forbidden};
 use crate::body::{self, Body, BoxError};
 use crate::status::Status;
 use crate::transform::list::{FLUSH, ListError, ListTranslator};
@@ -167,6 +167,8 @@ impl Merge {
         let mut refusals = Vec::new();
         let mut next = None;
         let mut lowest_rv: Option<(u64, String)> = None;
+        // Where a limited page stopped: the namespace, and upstream's count of its items after it.
+        let mut stopped: Option<(usize, Option<u64>)> = None;
         let mut ahead: VecDeque<Prefetched> = VecDeque::new();
         while index < self.fan.namespaces.len() {
             if let Some(rv) = plan.ahead_at(snapshot.as_deref()) {
@@ -188,11 +190,13 @@ impl Merge {
                 remaining = remaining.saturating_sub(page.count);
                 if !page.continue_token.is_empty() {
                     next = Some(Token { n: index, c: page.continue_token, rv: snapshot });
+                    stopped = Some((index, page.remaining));
                     break;
                 }
                 if remaining == 0 {
                     if index + 1 < self.fan.namespaces.len() {
                         next = Some(Token { n: index + 1, c: String::new(), rv: snapshot });
+                        stopped = Some((index, Some(0)));
                     }
                     break;
                 }
@@ -210,6 +214,13 @@ impl Merge {
         }
         let rv = if plan.pin { snapshot } else { lowest_rv.map(|(_, rv)| rv).or(snapshot) };
         let mut metadata = json!({ "resourceVersion": rv.unwrap_or_default() });
+        if let (Some(next), Some((index, rest))) = (&next, stopped.filter(|_| plan.pin)) {
+            // Counting asks upstream again: what is written goes out meanwhile.
+            self.flush().await;
+            if let Some(count) = count::remaining(&self.fan, inner, &plan.base, &next.rv, index, rest).await {
+                metadata["remainingItemCount"] = count.into();
+            }
+        }
         if let Some(next) = next {
             metadata["continue"] = Value::String(next.encode());
         }

@@ -10,7 +10,8 @@
 //! - Lists ([`list`]): the first namespace's answer fixes a resourceVersion R and the others are
 //!   read at exactly R, so the merged list is one consistent snapshot and a watch from R misses
 //!   nothing. `limit` is honoured across namespaces; Canopy's continue token names the namespace,
-//!   the upstream token within it and R. Each namespace's page streams into the answer item by
+//!   the upstream token within it and R; `remainingItemCount` is given where it is known exactly
+//!   ([`count`]). Each namespace's page streams into the answer item by
 //!   item ([`page`]), translated as plain lists are, so memory does not grow with a page.
 //! - Watches ([`watch`]): events are relayed as they arrive; bookmarks are merged into one whose
 //!   resourceVersion every namespace has reached, so resuming from it loses no event.
@@ -18,6 +19,7 @@
 //! A namespace where the caller is refused (403) or that does not exist yet (404) is skipped; when
 //! no namespace answers, the first refusal is the answer.
 
+mod count;
 mod list;
 mod page;
 #[cfg(test)]

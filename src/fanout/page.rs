@@ -19,6 +19,8 @@ pub(super) struct Page {
     pub resource_version: String,
     /// `metadata.continue`; empty when absent (the namespace is complete).
     pub continue_token: String,
+    /// `metadata.remainingItemCount`: items of the namespace after this page, when upstream says.
+    pub remaining: Option<u64>,
     /// The page was a list: its members before the array have arrived.
     pub listed: bool,
     /// The page came as one translated document rather than streamed.
@@ -35,6 +37,9 @@ impl Page {
         }
         if let Some(token) = metadata.get("continue").and_then(Value::as_str) {
             token.clone_into(&mut self.continue_token);
+        }
+        if let Some(count) = metadata.get("remainingItemCount").and_then(Value::as_u64) {
+            self.remaining = Some(count);
         }
     }
 }
@@ -212,9 +217,10 @@ mod tests {
     #[test]
     fn metadata_is_read_before_or_after_the_array() {
         let head = members(json!({"kind": "PodList", "metadata": {"resourceVersion": "5"}}));
-        let tail = members(json!({"metadata": {"continue": "next"}}));
+        let tail = members(json!({"metadata": {"continue": "next", "remainingItemCount": 4}}));
         let (_, said) = merge(&[vec![Part::Head(&head, "items"), Part::Tail(&tail)]]);
         assert_eq!((said[0].resource_version.as_str(), said[0].continue_token.as_str()), ("5", "next"));
+        assert_eq!(said[0].remaining, Some(4));
         let bare = members(json!({"kind": "PodList"}));
         let tail = members(json!({"metadata": {"resourceVersion": "6", "continue": ""}}));
         let (_, said) = merge(&[vec![Part::Head(&bare, "items"), Part::Tail(&tail)]]);

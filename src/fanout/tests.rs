@@ -263,3 +263,34 @@ async fn continue_tokens_carry_the_namespace_and_its_upstream_token() {
     let token = token.expect("a continue token").expect("decodes");
     assert_eq!((token.n, token.c.as_str()), (1, ""));
 }
+
+/// A pod list whose metadata carries `continue` and, if given, `remainingItemCount`.
+fn counted_list(continue_token: &str, count: Option<u64>, pods: &[Value]) -> Vec<u8> {
+    let mut metadata = json!({"resourceVersion": "5", "continue": continue_token});
+    if let Some(count) = count {
+        metadata["remainingItemCount"] = count.into();
+    }
+    json!({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": pods}).to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn paged_lists_count_the_items_after_them_where_upstream_does() {
+    let count = |dev: Vec<u8>, prod: Vec<u8>| async move {
+        let answers = Arc::new(HashMap::from([(NAMESPACES[0], ok(dev)), (NAMESPACES[1], ok(prod))]));
+        let (_, answer) = merged(fan(&[("limit", "1")], "application/json"), answers).await;
+        let answer = answer.expect("a list");
+        assert!(answer["metadata"]["continue"].is_string(), "{answer}");
+        answer["metadata"].get("remainingItemCount").cloned()
+    };
+    let (a, b, c) = (pod("a", "acme-web-dev"), pod("b", "acme-web-prod"), pod("c", "acme-web-prod"));
+    // Three more in dev after its page, and prod's `limit=1` page: one item and four after it.
+    let prod = counted_list("x", Some(4), std::slice::from_ref(&b));
+    assert_eq!(count(counted_list("up", Some(3), std::slice::from_ref(&a)), prod.clone()).await, Some(json!(8)));
+    // Dev's page ends its namespace: prod's items alone.
+    let small = counted_list("", None, &[b.clone(), c]);
+    assert_eq!(count(counted_list("", None, std::slice::from_ref(&a)), small).await, Some(json!(2)));
+    // Upstream does not count (a selector): neither does Canopy.
+    assert_eq!(count(counted_list("up", None, std::slice::from_ref(&a)), prod).await, None);
+    let uncounted = counted_list("x", None, &[b]);
+    assert_eq!(count(counted_list("up", Some(3), &[a]), uncounted).await, None);
+}

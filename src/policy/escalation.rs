@@ -1,8 +1,8 @@
 //! Escalation (design invariant 6): a Role, or a custom role a RoleBinding names, may grant no
 //! more than the view's ceiling. Each RBAC rule's API groups × resources × verbs must lie within
 //! the ceiling's namespaced rules exactly as a request through Canopy is checked: a
-//! `resource/subresource` needs its resource, and the subresources a ceiling grants by name
-//! (exec, attach, portforward, log, proxy) need that grant too; RBAC's `*` resource reaches every
+//! `resource/subresource` needs its resource, and every subresource but those its resource's verbs
+//! cover (status, scale) needs the ceiling's grant by name too; RBAC's `*` resource reaches every
 //! subresource, so it needs all of them. Pure functions over the rules.
 
 use std::collections::BTreeSet;
@@ -72,10 +72,10 @@ fn beyond(ceiling: &Ceiling, group: &str, resource: &str, verb: &str) -> Option<
     }
     let needed: Vec<&str> = match subresource {
         Some("*") => SUBRESOURCES.to_vec(),
-        Some(sub) if SUBRESOURCES.contains(&sub) => vec![sub],
-        _ => Vec::new(),
+        Some(sub) => vec![sub],
+        None => Vec::new(),
     };
-    let missing = needed.into_iter().find(|sub| !ceiling.subresources.contains(*sub))?;
+    let missing = needed.into_iter().find(|sub| !ceiling.allows_subresource(sub))?;
     Some(format!("{verb} on {named} (subresource {missing})"))
 }
 

@@ -22,7 +22,6 @@ mod secret_refs;
 pub mod write;
 
 use crate::auth::Identity;
-use crate::request::scope::is_cluster_scoped;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
@@ -135,8 +134,8 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
         if review::REVIEWS.contains(&(info.api_group.as_str(), info.resource.as_str())) && info.verb == "create" {
             return Ok(review_plan(info, plan));
         }
-        if let Some(sub) = refused_subresource(ceiling, info) {
-            return Err(forbidden(format!("use {sub} on {}", info.resource)));
+        if let Some(what) = refused_subresource(ceiling, info) {
+            return Err(forbidden(what));
         }
         if !ceiling.allows(&info.api_group, &info.resource, &info.verb) {
             return Err(forbidden(format!(
@@ -166,13 +165,13 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     }
     // Only a cluster-scoped resource is ever read cluster-wide: an allowlist entry that also
     // matches a namespaced one (`resources: ["*"]`) must not turn `-A` into an unconfined read.
-    let cluster_scoped = is_cluster_scoped(&info.api_group, &info.resource);
+    let cluster_scoped = tree.is_cluster_scoped(&info.api_group, &info.resource);
     if cluster_scoped
         && matches!(info.verb.as_str(), "get" | "list" | "watch")
         && ceiling.allows_cluster_read(&info.api_group, &info.resource)
     {
-        if let Some(sub) = refused_subresource(ceiling, info) {
-            return Err(forbidden(format!("use {sub} on {}", info.resource)));
+        if let Some(what) = refused_subresource(ceiling, info) {
+            return Err(forbidden(what));
         }
         return Ok(Plan { rule: "cluster-scoped read allowed by the ceiling", ..Plan::default() });
     }
@@ -217,10 +216,12 @@ pub fn across_namespaces(tree: &Tree, view: NodeId, info: &RequestInfo) -> Vec<S
     namespaces
 }
 
-/// The subresource of `info` that the ceiling's `subresources` list governs and leaves out.
-fn refused_subresource<'a>(ceiling: &Ceiling, info: &'a RequestInfo) -> Option<&'a str> {
-    let sub = info.subresource.as_str();
-    (crate::tree::ceiling::SUBRESOURCES.contains(&sub) && !ceiling.subresources.contains(sub)).then_some(sub)
+/// What `info` may not do when its subresource is not one the ceiling allows, worded as the
+/// apiserver words it (`create resource "pods/exec" in API group ""`).
+fn refused_subresource(ceiling: &Ceiling, info: &RequestInfo) -> Option<String> {
+    (!ceiling.allows_subresource(&info.subresource)).then(|| {
+        format!("{} resource \"{}/{}\" in API group {:?}", info.verb, info.resource, info.subresource, info.api_group)
+    })
 }
 
 /// Whether `identity` may create, label and delete namespaces in `view`: the ceiling allows it and the

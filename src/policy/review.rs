@@ -12,7 +12,7 @@ use super::decide;
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
-use crate::tree::ceiling::SUBRESOURCES;
+use crate::tree::ceiling::COVERED;
 use crate::tree::{Ceiling, NodeId, Rule, Tree};
 
 /// The reviews a tenant may create in a view: of itself, and — for in-cluster apps that
@@ -83,7 +83,7 @@ pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -
         name: field("name"),
         ..RequestInfo::default()
     };
-    if crate::request::scope::is_cluster_scoped(&info.api_group, &info.resource) {
+    if tree.is_cluster_scoped(&info.api_group, &info.resource) {
         info.namespace.clear();
     }
     match decide(tree, view, identity, &info) {
@@ -208,7 +208,8 @@ fn meet(a: &[String], b: &BTreeSet<String>) -> Vec<String> {
     a.iter().filter(|x| b.contains("*") || b.contains(*x)).cloned().collect()
 }
 
-/// Resources of `a` the ceiling rule covers: `pods/exec` needs `pods` and the exec subresource.
+/// Resources of `a` the ceiling rule covers: `pods/exec` needs `pods` and the exec subresource
+/// (every subresource but those the resource's verbs cover needs its grant).
 fn meet_resources(a: &[String], limit: &Rule, subresources: &BTreeSet<String>) -> Vec<String> {
     if a.iter().any(|x| x == "*") {
         return limit.resources.iter().cloned().collect();
@@ -216,7 +217,7 @@ fn meet_resources(a: &[String], limit: &Rule, subresources: &BTreeSet<String>) -
     a.iter()
         .filter(|resource| {
             let (parent, sub) = resource.split_once('/').map_or((resource.as_str(), None), |(p, s)| (p, Some(s)));
-            let sub_ok = sub.is_none_or(|s| s == "*" || !SUBRESOURCES.contains(&s) || subresources.contains(s));
+            let sub_ok = sub.is_none_or(|s| s == "*" || COVERED.contains(&s) || subresources.contains(s));
             sub_ok && (limit.resources.contains("*") || limit.resources.contains(parent))
         })
         .cloned()

@@ -131,3 +131,63 @@ fn subresources_of_cluster_scoped_resources_pass_the_ceiling() {
     let example = example();
     assert!(attempt(&example, "dave", None, Method::GET, "/api/v1/nodes/n/proxy/stats").is_ok(), "globex allows proxy");
 }
+
+/// Discovery as a fixed table: a cluster-scoped `gadgets` and a namespaced `doohickeys`.
+#[derive(Debug)]
+struct Discovered(std::sync::Arc<crate::request::scope::ScopeTable>);
+
+impl crate::tree::ResourceScopes for Discovered {
+    fn table(&self) -> Option<std::sync::Arc<crate::request::scope::ScopeTable>> {
+        Some(self.0.clone())
+    }
+}
+
+fn with_discovery(mut tree: Tree) -> Tree {
+    let mut table = crate::request::scope::ScopeTable::default();
+    table.insert("example.com", "gadgets", true);
+    table.insert("example.com", "doohickeys", false);
+    tree.scopes = Some(std::sync::Arc::new(Discovered(std::sync::Arc::new(table))));
+    tree
+}
+
+#[test]
+fn custom_resources_are_scoped_as_discovery_says() {
+    let tree = with_discovery(example());
+    let created = attempt(&tree, "dave", None, Method::POST, "/apis/example.com/v1/gadgets").unwrap_err();
+    assert_eq!(created.code, 404, "{}", created.message);
+    assert!(!created.message.contains("name a namespace"), "{}", created.message);
+    assert_eq!(attempt(&tree, "dave", None, Method::GET, "/apis/example.com/v1/gadgets").unwrap_err().code, 404);
+    assert!(attempt(&tree, "dave", None, Method::GET, "/apis/example.com/v1/doohickeys").unwrap().across);
+    // Without discovery, an unknown resource is taken to be namespaced.
+    assert!(attempt(&example(), "dave", None, Method::GET, "/apis/example.com/v1/gadgets").unwrap().across);
+    // Built-in resources discovery has not listed keep the built-in scope.
+    for uri in
+        ["/apis/resource.k8s.io/v1/deviceclasses", "/apis/storagemigration.k8s.io/v1beta1/storageversionmigrations"]
+    {
+        let refused = attempt(&tree, "dave", None, Method::POST, uri).unwrap_err();
+        assert!(refused.code == 404 && !refused.message.contains("name a namespace"), "{uri}: {}", refused.message);
+    }
+}
+
+#[test]
+fn subresources_other_than_status_and_scale_need_the_ceilings_grant() {
+    let tree = example();
+    for (uri, method) in [
+        ("/api/v1/namespaces/dev/pods/p/eviction", Method::POST),
+        ("/api/v1/namespaces/dev/serviceaccounts/default/token", Method::POST),
+        ("/api/v1/namespaces/dev/pods/p/ephemeralcontainers", Method::PATCH),
+        ("/apis/example.com/v1/namespaces/dev/widgets/w/console", Method::GET),
+    ] {
+        let refused = attempt(&tree, "bob", None, method, uri).unwrap_err();
+        assert_eq!(refused.code, 403, "{uri}");
+        let sub = uri.rsplit('/').next().unwrap();
+        assert!(refused.message.contains(&format!("/{sub}\" in API group")), "{uri}: {}", refused.message);
+    }
+    for (uri, method) in [
+        ("/api/v1/namespaces/dev/pods/p/status", Method::GET),
+        ("/apis/apps/v1/namespaces/dev/deployments/d/scale", Method::PATCH),
+        ("/api/v1/namespaces/dev/pods/p/log", Method::GET),
+    ] {
+        assert!(attempt(&tree, "bob", None, method, uri).is_ok(), "{uri}");
+    }
+}

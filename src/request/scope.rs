@@ -1,5 +1,9 @@
-//! Which built-in resources are cluster-scoped and which namespaced (Kubernetes 1.37), as the
-//! apiserver's discovery says: one table for the policy, discovery and config checks.
+//! Which resources are cluster-scoped and which namespaced. The built-in resources of Kubernetes
+//! 1.37 are known here, as the apiserver's discovery says; a [`ScopeTable`] holds what a running
+//! apiserver's discovery says of every resource it serves, custom ones included (kept fresh by
+//! [`crate::discovery::scopes`]), and is asked first where there is one.
+
+use std::collections::HashMap;
 
 /// Cluster-scoped resources of the built-in API (Kubernetes 1.37), by group. A resource not
 /// named here is taken to be namespaced, so an unknown one asked for without a namespace is
@@ -51,9 +55,71 @@ pub fn is_namespaced_builtin(group: &str, resource: &str) -> bool {
     NAMESPACED.lines().any(|line| split(line) == (resource, group))
 }
 
+/// The scope of every resource an apiserver's discovery lists, by API group and resource name
+/// (subresources are not resources of their own here).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeTable {
+    /// `(group, resource)` → cluster-scoped.
+    cluster: HashMap<(String, String), bool>,
+}
+
+impl ScopeTable {
+    /// Notes that `group/resource` is cluster-scoped (or namespaced).
+    pub fn insert(&mut self, group: &str, resource: &str, cluster_scoped: bool) {
+        self.cluster.insert((group.to_owned(), resource.to_owned()), cluster_scoped);
+    }
+
+    /// Every entry of `other` too.
+    pub fn extend(&mut self, other: &ScopeTable) {
+        self.cluster.extend(other.cluster.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+
+    /// Whether `group/resource` is cluster-scoped; `None` when discovery does not list it.
+    pub fn cluster_scoped(&self, group: &str, resource: &str) -> Option<bool> {
+        self.cluster.get(&(group.to_owned(), resource.to_owned())).copied()
+    }
+
+    /// Whether `group/resource` is namespaced; with group `*`, whether the name is a namespaced
+    /// resource in some group and cluster-scoped in none (as [`is_namespaced_builtin`]).
+    pub fn namespaced(&self, group: &str, resource: &str) -> bool {
+        if group != "*" {
+            return self.cluster_scoped(group, resource) == Some(false);
+        }
+        let scopes: Vec<bool> = self.cluster.iter().filter(|((_, r), _)| r == resource).map(|(_, c)| *c).collect();
+        !scopes.is_empty() && scopes.iter().all(|cluster| !cluster)
+    }
+
+    /// How many resources are known.
+    pub fn len(&self) -> usize {
+        self.cluster.len()
+    }
+
+    /// Whether no resource is known.
+    pub fn is_empty(&self) -> bool {
+        self.cluster.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_answers_what_discovery_listed_and_no_more() {
+        let mut table = ScopeTable::default();
+        table.insert("example.com", "widgets", true);
+        table.insert("example.com", "gadgets", false);
+        table.insert("other.example.com", "gadgets", false);
+        table.insert("", "configmaps", false);
+        assert_eq!(table.cluster_scoped("example.com", "widgets"), Some(true));
+        assert_eq!(table.cluster_scoped("example.com", "gadgets"), Some(false));
+        assert_eq!(table.cluster_scoped("example.com", "doohickeys"), None);
+        assert!(table.namespaced("*", "gadgets") && table.namespaced("", "configmaps"));
+        assert!(!table.namespaced("*", "widgets") && !table.namespaced("*", "doohickeys"));
+        table.insert("third.example.com", "gadgets", true);
+        assert!(!table.namespaced("*", "gadgets"), "cluster-scoped in one group");
+        assert_eq!(table.len(), 5);
+    }
 
     /// `kubectl api-resources --namespaced=false -o name` of the harness's apiserver, recorded.
     #[test]

@@ -9,8 +9,16 @@ use super::key_patterns::KeyPatterns;
 use crate::config::raw_tree::{RawAllow, RawClusterRule, RawRule};
 use crate::request::scope::is_namespaced_builtin;
 
-/// The subresources a ceiling can grant.
-pub const SUBRESOURCES: [&str; 5] = ["exec", "attach", "portforward", "log", "proxy"];
+/// The subresources a ceiling's `subresources` grants by name: those of the built-in API
+/// (Kubernetes 1.37) that do more than show the object another way. Any other subresource that
+/// [`COVERED`] does not name — a custom API's, say — is refused in every view.
+pub const SUBRESOURCES: [&str; 10] =
+    ["exec", "attach", "portforward", "log", "proxy", "ephemeralcontainers", "eviction", "binding", "token", "resize"];
+
+/// Subresources that are the object itself seen another way, covered by the verbs on their
+/// resource as the apiserver's built-in roles cover them (a rule that may patch `deployments` may
+/// scale them).
+pub const COVERED: [&str; 2] = ["status", "scale"];
 
 /// How the ClusterRoles of custom roles are named upstream (see
 /// [`cluster_role_name`](crate::reconcile::cluster_role_name)).
@@ -102,13 +110,7 @@ impl Ceiling {
         for (i, entry) in raw.cluster_resources.iter().enumerate() {
             for (j, resource) in entry.resources.iter().enumerate() {
                 if let Some(group) = entry.api_groups.iter().find(|g| is_namespaced_builtin(g, resource)) {
-                    return Err((
-                        format!("clusterResources[{i}].resources[{j}]"),
-                        format!(
-                            "{resource:?} (API group {group:?}) is namespaced; clusterResources lists cluster-scoped \
-                             resources (`*` means the cluster-scoped ones), and namespaced ones belong in resources"
-                        ),
-                    ));
+                    return Err((format!("clusterResources[{i}].resources[{j}]"), namespaced_entry(resource, group)));
                 }
             }
         }
@@ -130,6 +132,13 @@ impl Ceiling {
     /// May `verb` be used on the namespaced `group/resource`?
     pub fn allows(&self, group: &str, resource: &str, verb: &str) -> bool {
         self.resources.iter().any(|r| r.matches(group, resource, verb))
+    }
+
+    /// May subresource `sub` (empty: none) be used, given the verb on its resource? Those
+    /// [`COVERED`] by the resource's verbs, others only when granted by name: failing closed, an
+    /// unknown one is refused.
+    pub fn allows_subresource(&self, sub: &str) -> bool {
+        sub.is_empty() || COVERED.contains(&sub) || self.subresources.contains(sub)
     }
 
     /// May the cluster-scoped `group/resource` be read?
@@ -251,6 +260,14 @@ impl Ceiling {
             )
         })
     }
+}
+
+/// Why a `clusterResources` entry naming the namespaced `resource` (of API group `group`) is wrong.
+pub fn namespaced_entry(resource: &str, group: &str) -> String {
+    format!(
+        "{resource:?} (API group {group:?}) is namespaced; clusterResources lists cluster-scoped resources \
+         (`*` means the cluster-scoped ones), and namespaced ones belong in resources"
+    )
 }
 
 /// Why the list `own` (config key `key`) is not within the parent's (`parent`, which allows what
@@ -484,5 +501,15 @@ mod tests {
     fn unknown_subresources_are_refused() {
         let raw = RawAllow { subresources: vec!["exec".into(), "shell".into()], ..Default::default() };
         assert_eq!(Ceiling::compile(&raw).unwrap_err().0, "subresources[1]");
+        let raw = RawAllow { subresources: vec!["log".into(), "eviction".into()], ..Default::default() };
+        let ceiling = Ceiling::compile(&raw).unwrap();
+        assert!(ceiling.allows_subresource("") && ceiling.allows_subresource("status"));
+        assert!(ceiling.allows_subresource("scale") && ceiling.allows_subresource("eviction"));
+        for sub in ["exec", "token", "ephemeralcontainers", "approval", "console", "finalize"] {
+            assert!(!ceiling.allows_subresource(sub), "{sub}");
+        }
+        let all = Ceiling::top_default();
+        assert!(SUBRESOURCES.iter().all(|sub| all.allows_subresource(sub)));
+        assert!(!all.allows_subresource("console"), "a custom API's subresource is granted by nobody");
     }
 }

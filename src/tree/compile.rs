@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Ceiling, Member, Node, NodeId, OwnedNamespace, Tree, TreeError, is_dns_label, is_dns_subdomain};
+use super::{
+    Ceiling, ClusterEntry, Member, Node, NodeId, OwnedNamespace, Tree, TreeError, is_dns_label, is_dns_subdomain,
+};
 use crate::config::raw_tree::{RawNode, RawSubjectKind, RawTree};
 use crate::mask::MaskRule;
 
@@ -83,6 +85,13 @@ impl Tree {
             Some(allow) => {
                 let own =
                     Ceiling::compile(allow).map_err(|(p, m)| err(&format!(".allow.{p}"), m))?.inheriting(&inherited);
+                for (i, entry) in allow.cluster_resources.iter().enumerate() {
+                    self.cluster_entries.extend(entry.resources.iter().enumerate().map(|(j, resource)| ClusterEntry {
+                        at: format!("{at}.allow.clusterResources[{i}].resources[{j}]"),
+                        groups: entry.api_groups.clone(),
+                        resource: resource.clone(),
+                    }));
+                }
                 if let (Some(_), Some((p, why))) = (parent, own.excess_over(&inherited)) {
                     return Err(err(&format!(".allow.{p}"), format!("node {path} {why}")));
                 }
@@ -338,6 +347,22 @@ nodes:
         assert!(c.allows_ingress_class("public") && !c.allows_ingress_class("internal"));
         // A top-level node may name any ClusterRole: the platform decides there.
         assert!(compile("nodes: [{name: a, allow: {bindableClusterRoles: [cluster-admin]}}]").is_ok());
+    }
+
+    #[test]
+    fn cluster_resources_are_checked_against_discovery_with_their_paths() {
+        let tree = compile(
+            "nodes: [{name: a, allow: {clusterResources: [{resources: [nodes]}, {apiGroups: [example.com, other.com], resources: [gadgets, doohickeys]}]}}]",
+        )
+        .unwrap();
+        let mut table = crate::request::scope::ScopeTable::default();
+        table.insert("", "nodes", true);
+        table.insert("example.com", "gadgets", true);
+        assert_eq!(tree.check_cluster_resources(&table), Ok(()), "unknown to discovery: not refused");
+        table.insert("other.com", "doohickeys", false);
+        let err = tree.check_cluster_resources(&table).unwrap_err();
+        assert_eq!(err.at, "tree.nodes[0].allow.clusterResources[1].resources[1]");
+        assert!(err.message.contains("\"doohickeys\" (API group \"other.com\") is namespaced"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use crate::auth::Identity;
 use crate::config::raw_tree::RawSubjectKind;
 use crate::mask::MaskRule;
+use crate::request::scope::{self, ScopeTable};
 
 /// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
@@ -48,11 +49,31 @@ pub trait LiveNamespaces: Send + Sync + std::fmt::Debug {
     fn all(&self) -> Vec<(String, String)>;
 }
 
+/// What the upstream apiserver's discovery says of each resource's scope, kept fresh.
+pub trait ResourceScopes: Send + Sync + std::fmt::Debug {
+    /// The newest reading; `None` until discovery has answered.
+    fn table(&self) -> Option<Arc<ScopeTable>>;
+}
+
+/// A `clusterResources` entry's resource as written, for checks against discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEntry {
+    /// Config path of the resource (`tree.nodes[0].allow.clusterResources[1].resources[0]`).
+    pub at: String,
+    pub groups: Vec<String>,
+    pub resource: String,
+}
+
 /// A compiled tree.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     /// Tenant-created namespaces; `None` where nothing upstream is followed (tests, tools).
     pub live: Option<Arc<dyn LiveNamespaces>>,
+    /// Resource scopes from discovery; `None` where nothing upstream is followed (tests, tools),
+    /// and the built-in table of [`crate::request::scope`] answers alone.
+    pub scopes: Option<Arc<dyn ResourceScopes>>,
+    /// Every `clusterResources` resource of the config, with its path.
+    pub cluster_entries: Vec<ClusterEntry>,
     /// Label domain.
     pub domain: String,
     /// Nodes, parents before children.
@@ -230,6 +251,32 @@ impl Tree {
         key.split_once('/').is_some_and(|(prefix, _)| {
             prefix.strip_suffix(&self.domain).is_some_and(|p| p == "tree." || p.ends_with(".tree."))
         })
+    }
+
+    /// Whether `group/resource` is cluster-scoped: as discovery says, or where it does not know
+    /// the resource (or has not answered yet), as the built-in table says. Reads no more than
+    /// memory.
+    pub fn is_cluster_scoped(&self, group: &str, resource: &str) -> bool {
+        self.scopes
+            .as_ref()
+            .and_then(|scopes| scopes.table())
+            .and_then(|table| table.cluster_scoped(group, resource))
+            .unwrap_or_else(|| scope::is_cluster_scoped(group, resource))
+    }
+
+    /// Checks that every `clusterResources` entry names cluster-scoped resources only, as
+    /// discovery (`table`) says: compilation checked them against the built-in table, which
+    /// cannot know custom resources.
+    pub fn check_cluster_resources(&self, table: &ScopeTable) -> Result<(), TreeError> {
+        for entry in &self.cluster_entries {
+            if let Some(group) = entry.groups.iter().find(|g| table.namespaced(g, &entry.resource)) {
+                return Err(TreeError {
+                    at: entry.at.clone(),
+                    message: ceiling::namespaced_entry(&entry.resource, group),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Canopy's label keys and values for namespaces of `node`.

@@ -214,14 +214,14 @@ mod tests {
         let expected = "\
 acme  (prefix \"acme-\")
 │   undeclared: acme-scratch
-│   allow: */* [*]; subresources attach,exec,log,portforward,proxy
+│   allow: */* [*]; subresources attach,binding,ephemeralcontainers,eviction,exec,log,portforward,proxy,resize,token
 ├── web  (prefix \"acme-web-\")
 │       namespaces: acme-web-dev [present], acme-web-prod [missing]
-│       allow: */* [*]; subresources attach,exec,log,portforward,proxy
+│       allow: */* [*]; subresources attach,binding,ephemeralcontainers,eviction,exec,log,portforward,proxy,resize,token
 └── data  (prefix \"acme-data-\")
         namespaces: acme-data-warehouse [missing]
         undeclared: acme-data-tmp
-        allow: */* [*]; subresources attach,exec,log,portforward,proxy
+        allow: */* [*]; subresources attach,binding,ephemeralcontainers,eviction,exec,log,portforward,proxy,resize,token
 live: 1 of 3 declared namespaces exist, 2 undeclared in the tree, 0 orphaned
 ";
         assert_eq!(text, expected);

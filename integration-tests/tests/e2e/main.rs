@@ -23,6 +23,7 @@ mod reconcile;
 mod references;
 mod reload;
 mod review_apis;
+mod scope;
 mod secrets;
 mod sidecar;
 mod tenancy;
