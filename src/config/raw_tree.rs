@@ -72,6 +72,10 @@ pub struct RawNode {
     /// with their source.
     #[serde(default)]
     pub links: Vec<RawLink>,
+    /// Requests refused at this node and everywhere below it, whatever RBAC and the ceiling
+    /// allow: deny beats allow, and no node below can lift an ancestor's rule.
+    #[serde(default)]
+    pub deny: Vec<RawDeny>,
     /// Nodes below this one; their paths are `<this path>/<name>`.
     #[serde(default)]
     pub children: Vec<RawNode>,
@@ -112,6 +116,51 @@ pub struct RawMember {
     pub namespace: Option<String>,
     /// `admin`, `edit`, `view`, or a custom role.
     pub role: String,
+}
+
+/// A deny rule: what RBAC, being additive, cannot say (keep one Deployment safe from those who
+/// may update Deployments). A request it matches is refused with a 403 naming the rule's config
+/// path, and `kubectl auth can-i`, `canopy who-can` and `canopy access-matrix` report it so.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "DenyRule")]
+pub struct RawDeny {
+    /// Whom it refuses; absent: everyone at or below the node.
+    #[serde(default)]
+    pub subjects: Vec<RawDenySubject>,
+    /// API groups (`""` is the core group, `"*"` any); absent: the core group.
+    #[serde(default = "core_group")]
+    pub api_groups: Vec<String>,
+    /// Plural resources (`deployments` covers its subresources too; `deployments/scale` only
+    /// that one) or `"*"`.
+    pub resources: Vec<String>,
+    /// Verbs (`get`, `update`, `patch`, `delete`, …) or `"*"`; `delete` refuses
+    /// `deletecollection` and `get` refuses `list` and `watch` too, which reach the same objects.
+    pub verbs: Vec<String>,
+    /// Object names, or prefixes ending in `*`; absent: every object. Requests that name no
+    /// object (lists, watches, creates, deletecollections) are refused too when the rule lists
+    /// their verb: they could read or touch the named ones.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+    /// Namespaces by their names at this node (`dev`, `web-dev` for a child's); absent: every
+    /// namespace of the subtree, and cluster-scoped resources.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Why, said in the refusal.
+    pub reason: Option<String>,
+}
+
+/// A subject a deny rule refuses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "DenySubject")]
+pub struct RawDenySubject {
+    /// What kind of subject `name` is.
+    pub kind: RawSubjectKind,
+    /// User, group or ServiceAccount name.
+    pub name: String,
+    /// For ServiceAccounts: the namespace's name at this node.
+    pub namespace: Option<String>,
 }
 
 /// The kind of a member, as in RBAC subjects.

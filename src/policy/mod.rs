@@ -73,8 +73,31 @@ pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result
     }
 }
 
-/// Decides a request in `view`.
+/// Decides a request in `view`: what the view's confinement and ceiling allow, then the deny
+/// rules in force where it lands, which beat any allow.
 pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
+    let plan = allowed(tree, view, identity, info)?;
+    let physical = plan.namespace.as_ref().map(|(physical, _)| physical.as_str());
+    let node = physical.and_then(|p| tree.owner(p)).unwrap_or(view);
+    if info.is_resource_request
+        && let Some(rule) = tree.nodes[node].denies.iter().find(|rule| rule.refuses(identity, info, physical))
+    {
+        return Err(Status::forbidden(format!(
+            "{} is forbidden: User {:?} cannot {} {} in view {}: {}",
+            resource_text(info),
+            identity.user,
+            info.verb,
+            resource_name(info),
+            tree.nodes[view].path,
+            rule.message()
+        ))
+        .about(&info.name, &info.api_group, &info.resource));
+    }
+    Ok(plan)
+}
+
+/// What the view's confinement and ceiling allow of a request.
+fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
     if !info.is_resource_request {
         // Discovery, OpenAPI, /version: forwarded as they are.
         return Ok(Plan { rule: "non-resource request", ..Plan::default() });
@@ -207,11 +230,15 @@ fn review_plan(info: &RequestInfo, plan: Plan) -> Plan {
 }
 
 /// The namespaces a request across the view reaches: the subtree's, but those whose owner's
-/// ceiling does not allow the request.
-pub fn across_namespaces(tree: &Tree, view: NodeId, info: &RequestInfo) -> Vec<String> {
+/// ceiling does not allow the request or whose deny rules refuse it there.
+pub fn across_namespaces(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Vec<String> {
     let mut namespaces = tree.subtree_namespaces(view);
     namespaces.retain(|n| {
-        tree.owner(n).is_none_or(|owner| tree.nodes[owner].ceiling.allows(&info.api_group, &info.resource, &info.verb))
+        tree.owner(n).is_none_or(|owner| {
+            let node = &tree.nodes[owner];
+            node.ceiling.allows(&info.api_group, &info.resource, &info.verb)
+                && !node.denies.iter().any(|rule| rule.refuses(identity, info, Some(n)))
+        })
     });
     namespaces
 }
@@ -229,6 +256,15 @@ fn refused_subresource(ceiling: &Ceiling, info: &RequestInfo) -> Option<String> 
 fn manages_namespaces(tree: &Tree, view: NodeId, identity: &Identity) -> bool {
     tree.nodes[view].ceiling.namespace_create
         && tree.member_at(identity, view).is_some_and(|m| matches!(m.role.as_str(), "admin" | "edit"))
+}
+
+/// `resource "deployments/scale" in API group "apps"`, as the apiserver words a refusal.
+fn resource_name(info: &RequestInfo) -> String {
+    let resource = match info.subresource.as_str() {
+        "" => info.resource.clone(),
+        sub => format!("{}/{sub}", info.resource),
+    };
+    format!("resource {resource:?} in API group {:?}", info.api_group)
 }
 
 fn resource_text(info: &RequestInfo) -> String {

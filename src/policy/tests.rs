@@ -191,3 +191,37 @@ fn subresources_other_than_status_and_scale_need_the_ceilings_grant() {
         assert!(attempt(&tree, "bob", None, method, uri).is_ok(), "{uri}");
     }
 }
+
+#[test]
+fn deny_rules_beat_every_allow_and_name_their_config_path() {
+    let tree = example();
+    let worker = "/apis/apps/v1/namespaces/dev/deployments/queueworker";
+    for (method, uri) in [
+        (Method::PATCH, worker.to_owned()),
+        (Method::PUT, format!("{worker}/scale")),
+        (Method::DELETE, worker.to_owned()),
+    ] {
+        let refused = attempt(&tree, "bob", None, method, &uri).unwrap_err();
+        assert_eq!(refused.code, http::StatusCode::FORBIDDEN);
+        assert!(
+            refused.message.contains("denied by tree.nodes[0].deny[0]: the platform team runs"),
+            "{}",
+            refused.message
+        );
+    }
+    // An admin above is refused too: the rule holds at and below acme.
+    assert!(
+        attempt(
+            &tree,
+            "alice",
+            Some("acme"),
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/web-dev/deployments/queueworker"
+        )
+        .is_err()
+    );
+    attempt(&tree, "bob", None, Method::GET, worker).unwrap();
+    attempt(&tree, "bob", None, Method::PATCH, "/apis/apps/v1/namespaces/dev/deployments/web").unwrap();
+    // globex has no such rule.
+    attempt(&tree, "dave", None, Method::PATCH, "/apis/apps/v1/namespaces/main/deployments/queueworker").unwrap();
+}

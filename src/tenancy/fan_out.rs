@@ -28,7 +28,7 @@ impl Phase for Across {
         }
         let Decision { tree, view, identity, info, .. } = &**decision;
         let Rewritten { translation, query, .. } = &**rewritten;
-        let mut namespaces = across_namespaces(tree, *view, info);
+        let mut namespaces = across_namespaces(tree, *view, identity, info);
         // `--field-selector metadata.namespace=X` narrows the fan-out to X.
         let fields = query.iter().find(|(k, _)| k == "fieldSelector").map(|(_, v)| v.as_str()).unwrap_or("");
         if let Some(only) = namespace_equal(fields) {

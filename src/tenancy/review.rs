@@ -75,7 +75,7 @@ async fn self_review<S: Inner>(
             Verdict::Denied(reason) => Some(Err(reason)),
             Verdict::Allowed(reason) => Some(Ok(reason)),
             Verdict::Across(info) => {
-                let namespaces = across_namespaces(tree, *view, &info);
+                let namespaces = across_namespaces(tree, *view, identity, &info);
                 let ask = Asker { identity, path: parts.uri.path(), as_canopy: false };
                 Some(review_across(&names, &ask, &document, &namespaces, inner.clone()).await?)
             }
@@ -147,7 +147,7 @@ async fn subject_review<S: Inner>(
     let verdict = match review::verdict(tree, *view, &subject, &asked) {
         Verdict::Denied(reason) => Err(reason),
         Verdict::Across(info) => {
-            let namespaces = across_namespaces(tree, *view, &info);
+            let namespaces = across_namespaces(tree, *view, &subject, &info);
             review_across(&names, &ask, &sent, &namespaces, inner).await?
         }
         Verdict::Allowed(_) | Verdict::Upstream => {

@@ -157,6 +157,15 @@ impl Tree {
             masks.extend(rule.on_pod_templates().into_iter().map(Arc::new));
             masks.push(Arc::new(rule));
         }
+        let mut denies = parent.map(|p| self.nodes[p].denies.clone()).unwrap_or_default();
+        for (i, raw_deny) in raw.deny.iter().enumerate() {
+            denies.push(Arc::new(super::deny::DenyRule::compile(
+                raw_deny,
+                &prefix,
+                &namespaces,
+                &format!("{at}.deny[{i}]"),
+            )?));
+        }
         let inherited = parent.map(|p| self.nodes[p].namespace_labels.clone()).unwrap_or_default();
         let namespace_labels = super::platform_labels::compile(&inherited, &raw.namespace_labels, &self.domain)
             .map_err(|(p, m)| err(&format!(".{p}"), m))?;
@@ -174,6 +183,7 @@ impl Tree {
             masks,
             links,
             namespace_labels,
+            denies,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

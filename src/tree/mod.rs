@@ -9,6 +9,7 @@
 
 pub mod ceiling;
 mod compile;
+pub mod deny;
 mod dns;
 pub mod key_patterns;
 mod labels;
@@ -109,6 +110,8 @@ pub struct Node {
     pub links: Vec<links::Link>,
     /// Labels the platform sets on the node's namespaces: the ancestors', then its own.
     pub namespace_labels: BTreeMap<String, String>,
+    /// Deny rules in force here: the ancestors', then the node's own.
+    pub denies: Vec<Arc<deny::DenyRule>>,
 }
 
 /// A namespace declared in the config.
