@@ -25,3 +25,4 @@ mod reload;
 mod secrets;
 mod sidecar;
 mod tenancy;
+mod upstream_h2;
