@@ -46,6 +46,16 @@ pub enum Http2Error {
     /// The HTTP/2 handshake or the request failed.
     #[error("HTTP/2 to the apiserver: {0}")]
     Http(#[from] hyper::Error),
+    /// Another request's attempt to connect failed while this one waited for it.
+    #[error("connecting to the apiserver failed just now")]
+    JustFailed,
+}
+
+impl Http2Error {
+    /// Whether the apiserver could not be reached at all (as opposed to a request failing).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::ConnectTimeout | Self::JustFailed)
+    }
 }
 
 /// What the pool did with a request.
@@ -74,6 +84,9 @@ pub struct Http2Pool {
     // One connection is opened at a time: a burst of requests waits for it instead of each
     // opening its own.
     connecting: tokio::sync::Mutex<()>,
+    // When connecting last failed: requests that queued behind that attempt fail with it instead
+    // of each waiting out a connect timeout of its own against an apiserver that is down.
+    failed_at: Mutex<Option<Instant>>,
     http1_since: Mutex<Option<Instant>>,
 }
 
@@ -90,6 +103,7 @@ impl Http2Pool {
             target,
             connections: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
+            failed_at: Mutex::default(),
             http1_since: Mutex::default(),
         }
     }
@@ -115,6 +129,10 @@ impl Http2Pool {
 
     /// Sends `request` on a connection with a free stream, opening one when none has.
     pub async fn send(&self, mut request: Request<Body>) -> Result<Sent, Http2Error> {
+        // The authority travels as `:authority`, from the URI. A `Host` header beside it that
+        // names another host (the proxy's own, from a client) leaves kube-apiserver's HTTP/2
+        // server never answering the stream.
+        request.headers_mut().remove(http::header::HOST);
         // A connection that closed between being picked and sending hands the request back; it
         // then goes on another one. Three tries are enough: a fresh connection is only closed by
         // an apiserver that is going away.
@@ -143,11 +161,20 @@ impl Http2Pool {
         if let Some(stream) = self.reserve() {
             return Ok(Some(stream));
         }
+        let waiting_since = Instant::now();
         let _one_at_a_time = self.connecting.lock().await;
         if let Some(stream) = self.reserve() {
             return Ok(Some(stream));
         }
-        let Some(connection) = self.connect().await? else {
+        let failed_at = *self.failed_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed_at.is_some_and(|at| at >= waiting_since) {
+            return Err(Http2Error::JustFailed);
+        }
+        let connected = self.connect().await;
+        if connected.is_err() {
+            *self.failed_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
+        let Some(connection) = connected? else {
             *self.http1_since.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             return Ok(None);
         };
@@ -292,9 +319,14 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = tcp.accept().await {
                 let Ok(tls) = acceptor.accept(tcp).await else { continue };
-                let service = hyper::service::service_fn(|_| async {
+                // A `Host` header is refused, as kube-apiserver in effect does over HTTP/2.
+                let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
                     let forever = StreamBody::new(futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>());
-                    Ok::<_, Infallible>(Response::new(forever))
+                    let mut response = Response::new(forever);
+                    if request.headers().contains_key(http::header::HOST) {
+                        *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                    }
+                    Ok::<_, Infallible>(response)
                 });
                 let io = TokioIo::new(tls);
                 tokio::spawn(async move {
@@ -319,9 +351,10 @@ mod tests {
         Target { host: "127.0.0.1".into(), port, server_name, tls: Arc::new(tls) }
     }
 
+    /// A watch request as a client sent it to the proxy, with the proxy's `Host` header.
     fn watch(port: u16) -> Request<Body> {
         let uri = format!("https://localhost:{port}/api/v1/pods?watch=1");
-        Request::get(uri).body(body::empty()).expect("request")
+        Request::get(uri).header(http::header::HOST, "canopy.example:8443").body(body::empty()).expect("request")
     }
 
     /// Streams held open fill a connection up to the limit the server announced, then the pool
@@ -334,7 +367,8 @@ mod tests {
         let mut watches = Vec::new();
         for _ in 0..5 {
             match pool.send(watch(port)).await.expect("send") {
-                Sent::Answered(response) => watches.push(response),
+                Sent::Answered(response) if response.status().is_success() => watches.push(response),
+                Sent::Answered(response) => panic!("answered {}", response.status()),
                 Sent::Http1Only(_) => panic!("the server speaks HTTP/2"),
             }
         }
@@ -342,11 +376,28 @@ mod tests {
         watches.truncate(3);
         for _ in 0..2 {
             match pool.send(watch(port)).await.expect("send") {
-                Sent::Answered(response) => watches.push(response),
+                Sent::Answered(response) if response.status().is_success() => watches.push(response),
+                Sent::Answered(response) => panic!("answered {}", response.status()),
                 Sent::Http1Only(_) => panic!("the server speaks HTTP/2"),
             }
         }
         assert_eq!(pool.connection_count(), 3);
+    }
+
+    /// With the apiserver down, requests queued behind a failed connect fail with it, as
+    /// connection errors, instead of each trying again.
+    #[tokio::test]
+    async fn requests_behind_a_failed_connect_fail_with_it() {
+        let mut target = server(b"h2").await;
+        let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        target.port = closed.local_addr().expect("address").port();
+        drop(closed);
+        let port = target.port;
+        let pool = Http2Pool::new(target);
+        let (first, second) = tokio::join!(pool.send(watch(port)), pool.send(watch(port)));
+        for result in [first, second] {
+            assert!(result.is_err_and(|error| error.is_connect()));
+        }
     }
 
     /// A server that chooses HTTP/1.1 in ALPN gets the request back for HTTP/1.1, and the pool
