@@ -9,21 +9,25 @@
 #   BENCH_PIN=1 bash bench/run.sh      # the harness on CPU 0; proxies and wrk on the others
 #   BENCH_CANOPY_THREADS=1 bash bench/run.sh  # Canopy with server.workerThreads: 1
 #   BENCH_PERF=1 bash bench/run.sh     # then split Canopy's and the relay's CPU with perf
+#   BENCH_UPSTREAM_PROTOCOL=http1 bash bench/run.sh  # Canopy and the relay speak HTTP/1.1 upstream
+#   BENCH_HARNESS_DIR=/abs/dir bash bench/run.sh     # use (and leave running) that harness
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 run="$root/bench/.run"
-harness_dir="$run/harness"
+harness_dir="${BENCH_HARNESS_DIR:-$run/harness}"
 seconds="${BENCH_SECONDS:-10}"
 warmup="${BENCH_WARMUP:-2}"
-keep="${BENCH_KEEP:-0}"
+keep="${BENCH_KEEP:-${BENCH_HARNESS_DIR:+1}}"
+keep="${keep:-0}"
+upstream_protocol="${BENCH_UPSTREAM_PROTOCOL:-http2}"
 pin="${BENCH_PIN:-0}"
 canopy_threads="${BENCH_CANOPY_THREADS:+  workerThreads: $BENCH_CANOPY_THREADS}"
 perf_split="${BENCH_PERF:-0}"
 
 # The command as typed, with the knobs that were set, for RESULTS.md.
 command="bash bench/run.sh${*:+ $*}"
-for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS BENCH_PIN BENCH_CANOPY_THREADS BENCH_PERF; do
+for knob in BENCH_WARMUP BENCH_KEEP BENCH_SECONDS BENCH_PIN BENCH_CANOPY_THREADS BENCH_PERF BENCH_UPSTREAM_PROTOCOL; do
 	if [ -n "${!knob:-}" ]; then command="$knob=${!knob} $command"; fi
 done
 
@@ -62,7 +66,7 @@ need_command wrk wrk
 mkdir -p "$run"
 
 # 2. Harness (real kube-apiserver + etcd), Canopy, kubectl proxy
-log "starting the harness in bench/.run/harness (first build takes minutes)"
+log "starting the harness in ${harness_dir#"$root"/} (first build takes minutes)"
 env_file="$(integration-tests/up.sh "$harness_dir")"
 set -a
 # shellcheck disable=SC1090
@@ -95,6 +99,7 @@ $canopy_threads
     generatedDir: $run/canopy-tls
 upstream:
   kubeconfig: $CANOPY_UPSTREAM_KUBECONFIG
+  protocol: $upstream_protocol
 authentication:
   tokenReview: {cacheTtlSeconds: 120}
 EOF
@@ -114,7 +119,7 @@ proxy_pid=$!
 # identity behind TOKEN_ADMIN, which the other targets are driven with).
 log "starting the bare relay on 127.0.0.1:$relay_port, log bench/.run/bare-relay.log"
 "$root/target/release/examples/bare_relay" --listen "127.0.0.1:$relay_port" \
-	--kubeconfig "$CANOPY_UPSTREAM_KUBECONFIG" --user admin --group system:masters --group system:authenticated \
+	--kubeconfig "$CANOPY_UPSTREAM_KUBECONFIG" --user admin --group system:masters --group system:authenticated --upstream-protocol "$upstream_protocol" \
 	>"$run/bare-relay.log" 2>&1 &
 relay_pid=$!
 

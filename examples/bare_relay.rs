@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use canopy::body::{self, BoxError};
+use canopy::body::{self, Body, BoxError};
+use canopy::config::UpstreamProtocol;
 use canopy::upstream::{Upstream, UpstreamService};
 use clap::Parser;
 use http::{HeaderValue, Request, Uri, header};
@@ -39,6 +40,15 @@ struct Args {
     /// Groups every request is sent with.
     #[arg(long)]
     group: Vec<String>,
+    /// HTTP version spoken to the apiserver, as Canopy's `upstream.protocol`.
+    #[arg(long, value_enum, default_value = "http2")]
+    upstream_protocol: Protocol,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Protocol {
+    Http2,
+    Http1,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,7 +60,11 @@ fn main() -> anyhow::Result<()> {
 async fn serve(args: Args) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let upstream = Upstream::from_kube_config(config)?.http;
+    let protocol = match args.upstream_protocol {
+        Protocol::Http2 => UpstreamProtocol::Http2,
+        Protocol::Http1 => UpstreamProtocol::Http1,
+    };
+    let upstream = Upstream::from_kube_config(config, protocol)?.http;
     let identity = Arc::new(Identity::new(&args.user, &args.group)?);
     let acceptor = TlsAcceptor::from(Arc::new(self_signed()?));
     let listener = TcpListener::bind(args.listen).await?;
@@ -83,7 +97,7 @@ async fn relay(
     request: Request<Incoming>,
     upstream: UpstreamService,
     identity: Arc<Identity>,
-) -> Result<http::Response<Incoming>, BoxError> {
+) -> Result<http::Response<Body>, BoxError> {
     let (mut parts, incoming) = request.into_parts();
     // The upstream layer sets the authority; only the path and query travel.
     parts.uri = parts.uri.path_and_query().map_or(Ok(Uri::from_static("/")), |pq| pq.as_str().parse())?;

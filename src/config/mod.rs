@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raw::RawConfig;
+pub use raw::UpstreamProtocol;
 
 use crate::tree::Tree;
 
@@ -83,6 +84,7 @@ pub enum TlsSource {
 pub struct UpstreamConfig {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    pub protocol: UpstreamProtocol,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +234,7 @@ impl Config {
             upstream: UpstreamConfig {
                 kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
                 context: raw.upstream.context,
+                protocol: raw.upstream.protocol,
             },
             authentication: AuthConfig {
                 token_file: raw.authentication.token_file.as_deref().map(resolve),

@@ -156,6 +156,24 @@ pub struct RawUpstream {
     pub kubeconfig: Option<String>,
     /// Context within that kubeconfig; absent: its current context.
     pub context: Option<String>,
+    /// How tenant requests reach the apiserver. `http2`: requests and watches share a few
+    /// connections per serving thread, each carrying as many streams as the apiserver allows
+    /// (falling back to HTTP/1.1 if the apiserver does not offer HTTP/2); `http1`: one connection
+    /// per request in flight and per open watch. Upgrades (exec, attach, port-forward) always use
+    /// HTTP/1.1.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+/// `upstream.protocol:` — the HTTP version spoken to the apiserver.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/2, multiplexed, with HTTP/1.1 for upgrades and for apiservers without HTTP/2.
+    #[default]
+    Http2,
+    /// HTTP/1.1 only: a connection per request in flight.
+    Http1,
 }
 
 /// `authentication:` — how callers prove who they are.

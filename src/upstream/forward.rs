@@ -10,6 +10,7 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use tower::{Service, ServiceExt};
 
+use super::http2::Http2Error;
 use super::{AsCanopy, StreamEnd, Tunnels, UpstreamService, impersonation_headers};
 use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
@@ -107,6 +108,9 @@ fn answer_is_finite(info: &RequestInfo) -> bool {
 }
 
 fn error_kind(error: &BoxError) -> &'static str {
+    if let Some(error) = error.downcast_ref::<Http2Error>() {
+        return if error.is_connect() { "connect" } else { "request" };
+    }
     match error.downcast_ref::<hyper_util::client::legacy::Error>() {
         Some(e) if e.is_connect() => "connect",
         Some(_) => "request",

@@ -1,9 +1,12 @@
-//! The real apiserver: a pooled hyper client built from kube's `Config` (kubeconfig or
-//! in-cluster), so Canopy authenticates upstream exactly as kube-rs would — client certificates,
-//! static or refreshed bearer tokens, custom CAs — and the [`Forward`] service that sends each
-//! authenticated request there as the caller.
+//! The real apiserver: a pooled client built from kube's `Config` (kubeconfig or in-cluster), so
+//! Canopy authenticates upstream exactly as kube-rs would — client certificates, static or
+//! refreshed bearer tokens, custom CAs — multiplexing requests and watches over a few HTTP/2
+//! connections (or HTTP/1.1 when configured or offered only that), and the [`Forward`] service
+//! that sends each authenticated request there as the caller.
 
+mod client;
 mod forward;
+mod http2;
 mod impersonate;
 mod list_namespaces;
 mod namespace_index;
@@ -15,19 +18,14 @@ pub use list_namespaces::{LiveError, list_namespaces};
 pub use namespace_index::NamespaceIndex;
 pub use tunnel::{StreamEnd, Tunnels};
 
-use std::time::Duration;
-
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::body::{Body, BoxError};
-use crate::config::UpstreamConfig;
+use crate::config::{UpstreamConfig, UpstreamProtocol};
 
 /// Why the upstream could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +39,13 @@ pub enum UpstreamError {
     /// The TLS or auth settings in the kubeconfig are unusable.
     #[error("upstream: {0}")]
     Client(#[from] kube::Error),
+    /// The apiserver's host is not a name its certificate could be checked against.
+    #[error("upstream: the apiserver's host is not a valid TLS server name")]
+    ServerName,
 }
 
 /// The HTTP service that reaches the apiserver with Canopy's own credentials.
-pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError>;
+pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
 /// Connections to the real apiserver.
 #[derive(Clone)]
@@ -54,6 +55,7 @@ pub struct Upstream {
     /// A kube-rs client on the same credentials, for Canopy's own API calls.
     pub kube: kube::Client,
     config: kube::Config,
+    protocol: UpstreamProtocol,
 }
 
 impl Upstream {
@@ -66,38 +68,29 @@ impl Upstream {
             }
             None => kube::Config::infer().await?,
         };
-        Self::from_kube_config(kube_config)
+        Self::from_kube_config(kube_config, config.protocol)
     }
 
-    /// Builds the clients from a kube `Config`.
-    pub fn from_kube_config(config: kube::Config) -> Result<Self, UpstreamError> {
-        let http = http_service(&config)?;
+    /// Builds the clients from a kube `Config`; tenant requests go over `protocol`.
+    pub fn from_kube_config(config: kube::Config, protocol: UpstreamProtocol) -> Result<Self, UpstreamError> {
+        let http = http_service(&config, protocol)?;
         let kube = kube::Client::try_from(config.clone())?;
-        Ok(Self { http, kube, config })
+        Ok(Self { http, kube, config, protocol })
     }
 
     /// The same upstream with a connection pool of its own for `http`, for a serving thread:
     /// connections then live on the thread whose requests use them.
     pub fn with_own_connections(&self) -> Result<Self, UpstreamError> {
-        Ok(Self { http: http_service(&self.config)?, ..self.clone() })
+        Ok(Self { http: http_service(&self.config, self.protocol)?, ..self.clone() })
     }
 }
 
 /// A pooled HTTP client to the apiserver with `config`'s TLS and credentials.
-fn http_service(config: &kube::Config) -> Result<UpstreamService, UpstreamError> {
-    let mut connector = HttpConnector::new();
-    connector.enforce_http(false);
-    connector.set_nodelay(true);
-    // Connecting is bounded; reading is not, because watches and exec streams live long.
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let https = config.rustls_https_connector_with_connector(connector)?;
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build::<_, Body>(https);
+fn http_service(config: &kube::Config, protocol: UpstreamProtocol) -> Result<UpstreamService, UpstreamError> {
     let http = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
         .map_err(Into::<BoxError>::into)
-        .service(client);
+        .service(client::Client::new(config, protocol)?);
     Ok(BoxCloneSyncService::new(http))
 }

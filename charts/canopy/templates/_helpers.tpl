@@ -126,15 +126,15 @@ server:
 {{- end }}
   limits:
     {{- toYaml .Values.server.limits | nindent 4 }}
-{{- if .Values.upstream.kubeconfigSecret }}
 upstream:
+  protocol: {{ .Values.upstream.protocol | quote }}
+{{- if .Values.upstream.kubeconfigSecret }}
   kubeconfig: {{ printf "%s/%s" (include "canopy.upstreamDir" .) .Values.upstream.kubeconfigKey | quote }}
 {{- with .Values.upstream.context }}
   context: {{ . | quote }}
 {{- end }}
 {{- else }}
-# No kubeconfig: Canopy uses the pod's ServiceAccount (in-cluster configuration).
-upstream: {}
+  # No kubeconfig: Canopy uses the pod's ServiceAccount (in-cluster configuration).
 {{- end }}
 authentication:
 {{- if .Values.authentication.tokenFileSecret }}

@@ -27,3 +27,4 @@ mod scope;
 mod secrets;
 mod sidecar;
 mod tenancy;
+mod upstream_h2;

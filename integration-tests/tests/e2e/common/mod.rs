@@ -117,6 +117,8 @@ pub struct Options {
     pub limits: Option<String>,
     /// More of `authentication.tokenReview`, as YAML lines indented under it.
     pub token_review: Option<String>,
+    /// `upstream.protocol` (`http2`, `http1`); absent: the default.
+    pub upstream_protocol: Option<&'static str>,
 }
 
 /// The `tree:` section of `proxy-config/example.yaml`.
@@ -186,6 +188,9 @@ impl Canopy {
             config.push_str(&format!("  limits:\n{limits}"));
         }
         config.push_str(&format!("upstream:\n  kubeconfig: {}\n", harness.var("CANOPY_UPSTREAM_KUBECONFIG")));
+        if let Some(protocol) = options.upstream_protocol {
+            config.push_str(&format!("  protocol: {protocol}\n"));
+        }
         config.push_str("authentication:\n  tokenReview:\n    cacheTtlSeconds: 60\n");
         config.push_str(options.token_review.as_deref().unwrap_or_default());
         if let Some(tokens) = &options.static_tokens {
@@ -293,6 +298,11 @@ impl Canopy {
     pub fn http(&self) -> reqwest::Client {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.ca_file).unwrap()).unwrap();
         reqwest::Client::builder().add_root_certificate(ca).build().unwrap()
+    }
+
+    /// The process id of this Canopy.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM.

@@ -1,0 +1,99 @@
+//! The HTTP client under the upstream service: HTTP/2 through [`Http2Pool`] when the config asks
+//! for it and the apiserver offers it, HTTP/1.1 through hyper's pooled client otherwise. Protocol
+//! upgrades (exec, attach, port-forward) always take HTTP/1.1, the only version they exist in.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt;
+use rustls::pki_types::ServerName;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
+
+use super::UpstreamError;
+use super::http2::{Http2Pool, Sent, Target};
+use crate::body::{self, Body, BoxError};
+use crate::config::UpstreamProtocol;
+use crate::request::headers;
+
+type Http1 = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
+
+/// Sends requests to the apiserver over the configured protocol.
+#[derive(Clone)]
+pub struct Client {
+    http1: Http1,
+    http2: Option<Arc<Http2Pool>>,
+}
+
+impl Client {
+    /// A client with connections of its own for `config`'s apiserver.
+    pub fn new(config: &kube::Config, protocol: UpstreamProtocol) -> Result<Self, UpstreamError> {
+        let http2 = match protocol {
+            UpstreamProtocol::Http2 => http2_target(config)?.map(|target| Arc::new(Http2Pool::new(target))),
+            UpstreamProtocol::Http1 => None,
+        };
+        Ok(Self { http1: http1_client(config)?, http2 })
+    }
+}
+
+impl Service<Request<Body>> for Client {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Both are pools that take requests at any time.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let http1 = self.http1.clone();
+        let http2 = self.http2.clone().filter(|pool| !headers::is_upgrade(request.headers()) && !pool.http1_only());
+        Box::pin(async move {
+            let request = match http2 {
+                Some(pool) => match pool.send(request).await? {
+                    Sent::Answered(response) => return Ok(response),
+                    Sent::Http1Only(request) => request,
+                },
+                None => request,
+            };
+            http1.oneshot(request).await
+        })
+    }
+}
+
+/// hyper's pooled HTTP/1.1 client over kube's TLS connector (ALPN `http/1.1` only).
+fn http1_client(config: &kube::Config) -> Result<Http1, UpstreamError> {
+    let mut connector = HttpConnector::new();
+    connector.enforce_http(false);
+    connector.set_nodelay(true);
+    // Connecting is bounded; reading is not, because watches and exec streams live long.
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = config.rustls_https_connector_with_connector(connector)?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build::<_, Body>(https);
+    let client = client.map_response(|response| response.map(body::boxed)).map_err(Into::<BoxError>::into);
+    Ok(BoxCloneSyncService::new(client))
+}
+
+/// Where HTTP/2 goes and with which TLS settings; `None` for a plain-HTTP apiserver, which
+/// offers no ALPN to negotiate HTTP/2 with.
+fn http2_target(config: &kube::Config) -> Result<Option<Target>, UpstreamError> {
+    let url = &config.cluster_url;
+    if url.scheme_str() != Some("https") {
+        return Ok(None);
+    }
+    let host = url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let name = config.tls_server_name.clone().unwrap_or_else(|| host.clone());
+    let server_name = ServerName::try_from(name).map_err(|_| UpstreamError::ServerName)?;
+    let mut tls = config.rustls_client_config()?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Target { host, port: url.port_u16().unwrap_or(443), server_name, tls: Arc::new(tls) }))
+}
