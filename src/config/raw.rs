@@ -169,8 +169,12 @@ pub struct RawUpstream {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamProtocol {
-    /// HTTP/2, multiplexed, with HTTP/1.1 for upgrades and for apiservers without HTTP/2.
+    /// Watches multiplexed over HTTP/2, every request that ends over pooled HTTP/1.1
+    /// keep-alive connections: idle watches cost a stream, not a connection, and gets and lists
+    /// keep HTTP/1.1's lower CPU per request (bench/RESULTS.md).
     #[default]
+    Streams,
+    /// HTTP/2 for everything but upgrades (and apiservers without HTTP/2).
     Http2,
     /// HTTP/1.1 only: a connection per request in flight.
     Http1,

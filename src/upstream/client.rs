@@ -1,6 +1,7 @@
-//! The HTTP client under the upstream service: HTTP/2 through [`Http2Pool`] when the config asks
-//! for it and the apiserver offers it, HTTP/1.1 through hyper's pooled client otherwise. Protocol
-//! upgrades (exec, attach, port-forward) always take HTTP/1.1, the only version they exist in.
+//! The HTTP client under the upstream service: HTTP/2 through [`Http2Pool`] where the config
+//! asks for it (every request, or only watches: `streams`, the default) and the apiserver offers
+//! it, HTTP/1.1 through hyper's pooled client otherwise. Protocol upgrades (exec, attach,
+//! port-forward) always take HTTP/1.1, the only version they exist in.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use super::http2::{Http2Pool, Sent, Target};
 use crate::body::{self, Body, BoxError};
 use crate::config::UpstreamProtocol;
 use crate::request::headers;
+use crate::request::query::Query;
 
 type Http1 = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
@@ -29,16 +31,20 @@ type Http1 = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 pub struct Client {
     http1: Http1,
     http2: Option<Arc<Http2Pool>>,
+    /// HTTP/2 only for watches.
+    watches_only: bool,
 }
 
 impl Client {
     /// A client with connections of its own for `config`'s apiserver.
     pub fn new(config: &kube::Config, protocol: UpstreamProtocol) -> Result<Self, UpstreamError> {
         let http2 = match protocol {
-            UpstreamProtocol::Http2 => http2_target(config)?.map(|target| Arc::new(Http2Pool::new(target))),
+            UpstreamProtocol::Streams | UpstreamProtocol::Http2 => {
+                http2_target(config)?.map(|target| Arc::new(Http2Pool::new(target)))
+            }
             UpstreamProtocol::Http1 => None,
         };
-        Ok(Self { http1: http1_client(config)?, http2 })
+        Ok(Self { http1: http1_client(config)?, http2, watches_only: protocol == UpstreamProtocol::Streams })
     }
 }
 
@@ -54,7 +60,11 @@ impl Service<Request<Body>> for Client {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let http1 = self.http1.clone();
-        let http2 = self.http2.clone().filter(|pool| !headers::is_upgrade(request.headers()) && !pool.http1_only());
+        let multiplexed = !self.watches_only || is_watch(request.uri());
+        let http2 = self
+            .http2
+            .clone()
+            .filter(|pool| multiplexed && !headers::is_upgrade(request.headers()) && !pool.http1_only());
         Box::pin(async move {
             let request = match http2 {
                 Some(pool) => match pool.send(request).await? {
@@ -66,6 +76,12 @@ impl Service<Request<Body>> for Client {
             http1.oneshot(request).await
         })
     }
+}
+
+/// Whether `uri` asks for a watch (`?watch=true`, as the apiserver reads it; the path form
+/// `/watch/…` is deprecated and rare, and goes over HTTP/1.1 like any request).
+fn is_watch(uri: &http::Uri) -> bool {
+    Query::parse(uri.query().unwrap_or("")).is_ok_and(|query| query.is_true("watch"))
 }
 
 /// hyper's pooled HTTP/1.1 client over kube's TLS connector (ALPN `http/1.1` only).
@@ -96,4 +112,21 @@ fn http2_target(config: &kube::Config) -> Result<Option<Target>, UpstreamError> 
     let mut tls = config.rustls_client_config()?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Target { host, port: url.port_u16().unwrap_or(443), server_name, tls: Arc::new(tls) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_told_by_the_query_as_the_apiserver_reads_it() {
+        for (uri, watch) in [
+            ("/api/v1/namespaces/a/pods?watch=true", true),
+            ("/api/v1/pods?labelSelector=x&watch=1", true),
+            ("/api/v1/pods?watch=false", false),
+            ("/api/v1/pods", false),
+        ] {
+            assert_eq!(is_watch(&uri.parse().unwrap()), watch, "{uri}");
+        }
+    }
 }
