@@ -7,6 +7,7 @@ mod common;
 
 mod across;
 mod config_cli;
+mod deny;
 mod helm;
 mod limits;
 mod links;

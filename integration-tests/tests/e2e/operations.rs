@@ -131,6 +131,10 @@ fn access_matrix_of_a_reader_is_read_only_and_empty_for_a_member_of_no_node() {
     let mut readable = BTreeSet::new();
     for row in resources {
         let name = row["resource"].as_str().unwrap();
+        // Access and token reviews are questions, not writes: every view may ask them.
+        if name.ends_with("reviews.authorization.k8s.io") || name.ends_with("reviews.authentication.k8s.io") {
+            continue;
+        }
         for (verb, cell) in row["access"].as_object().unwrap() {
             let allowed = cell["allowed"].as_bool().unwrap();
             if ["create", "update", "patch", "delete"].contains(&verb.as_str()) {

@@ -2,7 +2,7 @@
 //! logs, exec (SPDY and WebSocket, stdin, exit codes), attach and port-forward.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;
@@ -135,13 +135,7 @@ fn port_forward_over_spdy_and_websocket() {
                 .unwrap();
             let local_port = forwarded_port(forward.stdout.take().unwrap())
                 .unwrap_or_else(|| panic!("{protocol}: kubectl port-forward printed no local port"));
-            let mut reply = String::new();
-            eventually(Duration::from_secs(20), "port-forward to answer", || {
-                let Ok(mut conn) = TcpStream::connect(("127.0.0.1", local_port)) else { return false };
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                reply.clear();
-                conn.write_all(b"ping").is_ok() && conn.read_to_string(&mut reply).is_ok() && !reply.is_empty()
-            });
+            let reply = port_forward_reply(local_port);
             let _ = forward.kill();
             let _ = forward.wait();
             assert_eq!(reply, "pong:ping", "{protocol}");

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -187,13 +187,7 @@ async fn exec_and_port_forward_work_beside_an_http2_upstream() {
         });
         let local_port =
             port.recv_timeout(Duration::from_secs(30)).expect("kubectl port-forward prints its local port");
-        let mut reply = String::new();
-        eventually(Duration::from_secs(20), "port-forward to answer", || {
-            let Ok(mut conn) = TcpStream::connect(("127.0.0.1", local_port)) else { return false };
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            reply.clear();
-            conn.write_all(b"ping").is_ok() && conn.read_to_string(&mut reply).is_ok() && !reply.is_empty()
-        });
+        let reply = port_forward_reply(local_port);
         let _ = forward.kill();
         let _ = forward.wait();
         assert_eq!(reply, "pong:ping", "websockets={websockets}");

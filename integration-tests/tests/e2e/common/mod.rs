@@ -368,6 +368,20 @@ pub fn client_go(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(kubectl.with_file_name("clients")).args(args).env("KUBECONFIG", kubeconfig).output().unwrap()
 }
 
+/// What a port-forward on `local_port` answers to `ping` (the fake kubelet's pods answer
+/// `pong:<what they got>`), once it answers, within 20 s.
+pub fn port_forward_reply(local_port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut reply = String::new();
+    eventually(Duration::from_secs(20), "port-forward to answer", || {
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", local_port)) else { return false };
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        reply.clear();
+        conn.write_all(b"ping").is_ok() && conn.read_to_string(&mut reply).is_ok() && !reply.is_empty()
+    });
+    reply
+}
+
 /// Asserts success and returns stdout.
 pub fn ok(output: Output) -> String {
     assert!(
