@@ -6,7 +6,8 @@
 //! only when set, map entries sorted by key (field numbers from apimachinery's
 //! `pkg/apis/meta/v1/generated.proto` and `pkg/runtime/generated.proto`). Watch events are
 //! `WatchEvent{type, object: RawExtension{raw}}` frames, each after its length as four
-//! big-endian bytes. Every other kind is [`Unencodable`]: Canopy does not guess a schema.
+//! big-endian bytes; an ERROR event holds a `Status`, which is encoded too. Every other kind is
+//! [`Unencodable`]: Canopy does not guess a schema.
 
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -25,7 +26,7 @@ const API_VERSION: &str = "meta.k8s.io/v1";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unencodable {
     /// The document is of a kind whose protobuf schema Canopy does not encode.
-    #[error("Canopy encodes only meta.k8s.io/v1 PartialObjectMetadata(List) in protobuf, not {0}")]
+    #[error("Canopy encodes only meta.k8s.io/v1 PartialObjectMetadata(List) and v1 Status in protobuf, not {0}")]
     Kind(String),
     /// A field does not hold what the schema says it holds.
     #[error("field {0} does not hold what its protobuf schema says")]
@@ -37,19 +38,18 @@ pub enum Unencodable {
 
 type Result<T> = std::result::Result<T, Unencodable>;
 
-/// The document `doc` (a PartialObjectMetadata or PartialObjectMetadataList) as the apiserver
-/// serves it in protobuf: `k8s\0` and a `runtime.Unknown`.
+/// The document `doc` (a PartialObjectMetadata, a PartialObjectMetadataList, or a Status such as
+/// a watch's ERROR event holds) as the apiserver serves it in protobuf: `k8s\0` and a
+/// `runtime.Unknown`.
 pub fn encode(doc: &Value) -> Result<Vec<u8>> {
     let object = doc.as_object().ok_or_else(|| Unencodable::Kind("a document that is not an object".into()))?;
     let kind = string(object, "kind", "kind")?;
     let api_version = string(object, "apiVersion", "apiVersion")?;
-    if api_version != API_VERSION {
-        return Err(Unencodable::Kind(format!("{api_version} {kind}")));
-    }
-    let raw = match kind {
-        "PartialObjectMetadata" => partial_object_metadata(object)?,
-        "PartialObjectMetadataList" => partial_object_metadata_list(object)?,
-        other => return Err(Unencodable::Kind(format!("{api_version} {other}"))),
+    let raw = match (api_version, kind) {
+        (API_VERSION, "PartialObjectMetadata") => partial_object_metadata(object)?,
+        (API_VERSION, "PartialObjectMetadataList") => partial_object_metadata_list(object)?,
+        ("v1", "Status") => status(object)?,
+        _ => return Err(Unencodable::Kind(format!("{api_version} {kind}"))),
     };
     let mut type_meta = Vec::new();
     put_string(&mut type_meta, 1, api_version);
@@ -89,6 +89,36 @@ fn partial_object_metadata_list(list: &Map<String, Value>) -> Result<Vec<u8>> {
         let item = item.as_object().ok_or(Unencodable::Field("items"))?;
         put_bytes(&mut out, 2, &partial_object_metadata(item)?);
     }
+    Ok(out)
+}
+
+/// A `Status` (errors, and the object of a watch's ERROR event).
+fn status(object: &Map<String, Value>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, 1, &list_meta(section(object, "metadata")?)?);
+    put_string(&mut out, 2, string(object, "status", "status")?);
+    put_string(&mut out, 3, string(object, "message", "message")?);
+    put_string(&mut out, 4, string(object, "reason", "reason")?);
+    if optional(object, "details").is_some() {
+        let details = section(object, "details")?;
+        let mut encoded = Vec::new();
+        put_string(&mut encoded, 1, string(details, "name", "details.name")?);
+        put_string(&mut encoded, 2, string(details, "group", "details.group")?);
+        put_string(&mut encoded, 3, string(details, "kind", "details.kind")?);
+        for cause in array(details, "causes", "details.causes")? {
+            let cause = cause.as_object().ok_or(Unencodable::Field("details.causes"))?;
+            let mut entry = Vec::new();
+            for (number, key) in [(1, "reason"), (2, "message"), (3, "field")] {
+                put_string(&mut entry, number, string(cause, key, "details.causes")?);
+            }
+            put_bytes(&mut encoded, 4, &entry);
+        }
+        let retry = integer(details, "retryAfterSeconds", "details.retryAfterSeconds")?;
+        put_integer(&mut encoded, 5, retry.unwrap_or(0));
+        put_string(&mut encoded, 6, string(details, "uid", "details.uid")?);
+        put_bytes(&mut out, 5, &encoded);
+    }
+    put_integer(&mut out, 6, integer(object, "code", "code")?.unwrap_or(0));
     Ok(out)
 }
 
@@ -310,6 +340,34 @@ mod tests {
         assert_eq!(encode(&time), Err(Unencodable::Field("metadata.creationTimestamp")));
         assert!(encode(&Value::from("k8s")).is_err());
         assert_eq!(encode_event(&serde_json::json!({"type": "ADDED"})), Err(Unencodable::Event));
+    }
+
+    #[test]
+    fn statuses_are_encoded_for_watch_error_events() {
+        let gone = serde_json::json!({
+            "type": "ERROR",
+            "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "too old resource version: 1 (2)", "reason": "Expired", "code": 410}
+        });
+        let frame = encode_event(&gone).unwrap();
+        let mut status = vec![0x0a, 0x06, 0x0a, 0, 0x12, 0, 0x1a, 0, 0x12, 7];
+        status.extend_from_slice(b"Failure");
+        status.extend_from_slice(&[0x1a, 31]);
+        status.extend_from_slice(b"too old resource version: 1 (2)");
+        status.extend_from_slice(&[0x22, 7]);
+        status.extend_from_slice(b"Expired");
+        status.extend_from_slice(&[0x30, 0x9a, 0x03]);
+        let mut envelope = b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Status\x12".to_vec();
+        envelope.push(status.len() as u8);
+        envelope.extend_from_slice(&status);
+        envelope.extend_from_slice(&[0x1a, 0, 0x22, 0]);
+        assert!(frame.ends_with(&envelope), "{frame:?}");
+        assert_eq!(frame[4..11], *b"\x0a\x05ERROR");
+        let details = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "details": {"name": "a", "causes": [{"reason": "FieldValueInvalid", "field": "x"}]}});
+        let encoded = encode(&details).unwrap();
+        let cause = b"\x22\x18\x0a\x11FieldValueInvalid\x12\x00\x1a\x01x";
+        assert!(encoded.windows(cause.len()).any(|w| w == cause), "{encoded:?}");
     }
 
     #[test]
