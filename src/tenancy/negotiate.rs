@@ -38,7 +38,8 @@ impl Phase for Negotiate {
         request.extensions_mut().insert(encoding);
         let warnings = Warnings::default();
         request.extensions_mut().insert(warnings.clone());
-        let mut response = transform::render::render(&method, inner.call(request).await?, encoding);
+        let watch = kind == Answer::Watch;
+        let mut response = transform::render::render(&method, inner.call(request).await?, encoding, watch).await;
         for warning in warnings.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             // RFC 7234's form, as the apiserver writes its warnings.
             let text = format!("299 - {}", serde_json::Value::from(warning.as_str()));

@@ -11,6 +11,7 @@ mod item;
 pub mod lines;
 pub mod list;
 pub mod negotiate;
+pub mod protobuf_meta;
 pub mod reading;
 pub mod render;
 mod tokens;

@@ -1,12 +1,14 @@
 //! Content negotiation in a view. Every answer a tenant receives there is Canopy's own, rendered
 //! from JSON that Canopy has read and filtered, so upstream is always asked for JSON (keeping the
 //! client's `as=Table`, `as=PartialObjectMetadataList` and discovery alternatives) and the
-//! client's `Accept` decides only how Canopy renders what it filtered: JSON, or YAML for clients
-//! that prefer it. A client that accepts nothing Canopy produces gets `406`, as the apiserver
-//! answers an encoding it does not serve; nothing ever passes through unread.
+//! client's `Accept` decides only how Canopy renders what it filtered: JSON, YAML for clients
+//! that prefer it, or protobuf for PartialObjectMetadata(List), whose schema Canopy encodes
+//! itself ([`super::protobuf_meta`]). A client that accepts nothing Canopy produces gets `406`,
+//! as the apiserver answers an encoding it does not serve; nothing ever passes through unread.
 
 use http::{HeaderMap, HeaderValue, header};
 
+use super::protobuf_meta::MEDIA_TYPE as PROTOBUF;
 use crate::discovery::openapi_v2_protobuf::MEDIA_TYPES as OPENAPI_V2_PROTOBUF;
 use crate::status::Status;
 
@@ -20,6 +22,9 @@ pub enum Encoding {
     Yaml,
     /// The OpenAPI v2 document in protobuf, filtered as upstream sent it.
     OpenApiV2Protobuf,
+    /// PartialObjectMetadata(List) in Kubernetes protobuf, encoded from the filtered JSON;
+    /// `or_json` when the client accepts JSON too, which it then gets for any other kind.
+    MetadataProtobuf { or_json: bool },
 }
 
 /// What kind of answer a request gets, which decides what it can be rendered as.
@@ -69,13 +74,31 @@ fn ranges(accept: &str) -> impl Iterator<Item = Range<'_>> {
 }
 
 /// What Canopy renders for a range it can produce; `None` for ranges it cannot.
-fn produced(essence: &str, answer: Answer) -> Option<Encoding> {
-    match essence {
+fn produced(range: &Range<'_>, answer: Answer) -> Option<Encoding> {
+    match range.essence.as_str() {
         "application/json" | "*/*" | "application/*" => Some(Encoding::Json),
         "application/yaml" if answer != Answer::Watch => Some(Encoding::Yaml),
-        _ if answer == Answer::OpenApiV2 && OPENAPI_V2_PROTOBUF.contains(&essence) => Some(Encoding::OpenApiV2Protobuf),
+        PROTOBUF if answer != Answer::OpenApiV2 && asks_metadata(range) => {
+            Some(Encoding::MetadataProtobuf { or_json: false })
+        }
+        essence if answer == Answer::OpenApiV2 && OPENAPI_V2_PROTOBUF.contains(&essence) => {
+            Some(Encoding::OpenApiV2Protobuf)
+        }
         _ => None,
     }
+}
+
+/// Whether `range` names `meta.k8s.io/v1` PartialObjectMetadata or PartialObjectMetadataList.
+fn asks_metadata(range: &Range<'_>) -> bool {
+    let param = |name: &str| {
+        range.params.iter().find_map(|p| {
+            let (key, value) = p.split_once('=')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    };
+    matches!(param("as"), Some("PartialObjectMetadata" | "PartialObjectMetadataList"))
+        && param("g") == Some("meta.k8s.io")
+        && param("v") == Some("v1")
 }
 
 /// Reads `accept` (absent: anything) for `answer`.
@@ -83,11 +106,13 @@ pub fn negotiate(accept: Option<&str>, answer: Answer) -> Result<Negotiated, Sta
     let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
     let mut best: Option<(f32, Encoding)> = None;
     let mut upstream: Vec<String> = Vec::new();
+    let mut json = false;
     for range in ranges(accept) {
-        let Some(encoding) = produced(&range.essence, answer) else { continue };
+        let Some(encoding) = produced(&range, answer) else { continue };
         if range.quality <= 0.0 {
             continue;
         }
+        json |= encoding == Encoding::Json;
         if best.is_none_or(|(quality, _)| range.quality > quality) {
             best = Some((range.quality, encoding));
         }
@@ -97,9 +122,12 @@ pub fn negotiate(accept: Option<&str>, answer: Answer) -> Result<Negotiated, Sta
             upstream.push(alternative);
         }
     }
-    let Some((_, encoding)) = best else {
+    let Some((_, mut encoding)) = best else {
         return Err(not_acceptable(accept));
     };
+    if let Encoding::MetadataProtobuf { or_json } = &mut encoding {
+        *or_json = json;
+    }
     if encoding == Encoding::OpenApiV2Protobuf {
         return Ok(Negotiated { encoding, upstream_accept: OPENAPI_V2_PROTOBUF[0].to_owned() });
     }
@@ -138,7 +166,8 @@ pub fn ask_whole_objects(headers: &mut HeaderMap) {
 
 fn not_acceptable(accept: &str) -> Status {
     Status::not_acceptable(format!(
-        "only the following media types are accepted in a view: application/json, application/yaml; asked for {accept}"
+        "only the following media types are accepted in a view: application/json, application/yaml, \
+         and {PROTOBUF} as PartialObjectMetadata(List) of meta.k8s.io/v1; asked for {accept}"
     ))
 }
 
@@ -193,12 +222,30 @@ mod tests {
             ("text/html", false),
             ("application/yaml", true),
             ("application/json;q=0", false),
-            ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", false),
+            ("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io", false),
+            ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1beta1;g=meta.k8s.io", false),
         ] {
             let answer = if watch { Answer::Watch } else { Answer::Document };
             let error = negotiate(Some(accept), answer).unwrap_err();
             assert_eq!(error.code, http::StatusCode::NOT_ACCEPTABLE, "{accept}");
         }
+    }
+
+    #[test]
+    fn metadata_is_served_in_protobuf_where_it_is_preferred() {
+        let client_go = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,\
+                         application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        let upstream = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        let or_json = Encoding::MetadataProtobuf { or_json: true };
+        assert_eq!(negotiated(client_go, false), Some((or_json, upstream.to_owned())));
+        assert_eq!(negotiated(client_go, true), Some((or_json, upstream.to_owned())));
+        let only = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        let upstream = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        assert_eq!(negotiated(only, false), Some((Encoding::MetadataProtobuf { or_json: false }, upstream.to_owned())));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(only));
+        ask_upstream(&mut headers, Answer::Document).unwrap();
+        assert!(asks_metadata_only(&headers));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod namespaces;
 mod one_commit;
 mod one_reading;
 mod operations;
+mod protobuf;
 mod proxy_auth;
 mod proxy_kubectl;
 mod proxy_lifecycle;
