@@ -30,4 +30,7 @@ go build -v -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/harness ./cmd/kubectl
 	awk '/^(#|[^ ]+\.go:)/ { print > "/dev/stderr"; next } { n++ } n % 100 == 0 && n != last { last = n; printf "harness: %d packages compiled\n", n > "/dev/stderr" }'
 status=("${PIPESTATUS[@]}")
 [ "${status[0]}" = 0 ] || exit "${status[0]}"
+# krew, to install the `kubectl canopy` plugin from its manifest as a platform team would
+# (docs/krew/); a module of its own, outside the harness's replace block.
+GOBIN="$(cd "$bin" && pwd)" go install -trimpath -ldflags "-s -w" sigs.k8s.io/krew/cmd/krew@v0.4.3
 echo "harness: built in $((SECONDS - started))s" >&2

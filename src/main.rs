@@ -1,11 +1,13 @@
-//! The `canopy` binary: parse flags, load config, hand over to [`canopy::app`].
+//! The `canopy` binary: parse flags, load config, hand over to [`canopy::app`]. Installed under
+//! the name `kubectl-canopy` (as krew links it), the same binary is a kubectl plugin:
+//! `kubectl canopy tree|who-can|access-matrix|kubeconfig|check-config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use canopy::access::command::{self as access, Format, MatrixArgs, WhoCanArgs};
 use canopy::config::Config;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Translating answers builds and drops many small values per item; mimalloc's per-thread pages
 /// make that markedly cheaper than the system allocator (bench/RESULTS.md).
@@ -33,20 +35,20 @@ enum Command {
     /// Serve the proxy until SIGTERM.
     Serve {
         /// Configuration file.
-        #[arg(long, short)]
+        #[arg(long, short, env = "CANOPY_CONFIG")]
         config: PathBuf,
     },
     /// Serve the proxy as a sidecar: plain HTTP on loopback for a frontend in the same pod, acting
     /// as the pod's token or as the end user the frontend names in X-Remote-* headers.
     Sidecar {
         /// Configuration file.
-        #[arg(long, short)]
+        #[arg(long, short, env = "CANOPY_CONFIG")]
         config: PathBuf,
     },
     /// Print a kubeconfig that points USER at this Canopy.
     Kubeconfig {
         /// Configuration file.
-        #[arg(long, short)]
+        #[arg(long, short, env = "CANOPY_CONFIG")]
         config: PathBuf,
         /// User the kubeconfig is for.
         #[arg(long)]
@@ -62,11 +64,13 @@ enum Command {
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
+        #[arg(env = "CANOPY_CONFIG")]
         config: PathBuf,
     },
     /// Print the tenancy tree: nodes, namespaces, members and effective ceilings.
     Tree {
         /// Configuration file.
+        #[arg(env = "CANOPY_CONFIG")]
         config: PathBuf,
         /// Also read the namespaces that exist upstream (with the config's `upstream` settings):
         /// mark declared ones present or missing, list undeclared ones under their owner.
@@ -145,8 +149,29 @@ impl Common {
     }
 }
 
+/// The name kubectl finds a plugin by: `kubectl canopy …` runs `kubectl-canopy …` from `PATH`.
+const PLUGIN_NAME: &str = "kubectl-canopy";
+
+/// Commands a platform team has no use for from kubectl: still there, left out of the help.
+const NOT_PLUGIN_COMMANDS: [&str; 3] = ["serve", "sidecar", "schema"];
+
+/// The command line, spelled as the plugin when the binary was started as `kubectl-canopy`.
+fn command_line() -> clap::Command {
+    let name = std::env::args_os().next().map(PathBuf::from);
+    let as_plugin = name.as_deref().and_then(|path| path.file_stem()).is_some_and(|stem| stem == PLUGIN_NAME);
+    let command = Cli::command();
+    match as_plugin {
+        false => command,
+        true => {
+            NOT_PLUGIN_COMMANDS.iter().fold(command.name(PLUGIN_NAME).bin_name("kubectl canopy"), |command, hidden| {
+                command.mut_subcommand(hidden, |sub| sub.hide(true))
+            })
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command_line().get_matches()).unwrap_or_else(|error| error.exit());
     init_logging(cli.log_format);
     // ring is the only provider compiled in; installing it explicitly keeps rustls from guessing.
     let _ = rustls::crypto::ring::default_provider().install_default();

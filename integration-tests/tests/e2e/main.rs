@@ -9,6 +9,7 @@ mod across;
 mod config_cli;
 mod deny;
 mod helm;
+mod kubectl_plugin;
 mod limits;
 mod links;
 mod masks;
