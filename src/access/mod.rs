@@ -27,6 +27,8 @@
 //! The decisions are pure functions here and in [`who_can`] and [`matrix`]; [`upstream`] is the
 //! only I/O and [`command`] wires the two.
 
+#[cfg(test)]
+mod agreement;
 pub mod command;
 pub mod matrix;
 pub mod resources;
