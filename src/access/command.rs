@@ -12,9 +12,10 @@ use super::{AccessError, identity, questions};
 use crate::config::Config;
 use crate::policy::resolve_view;
 use crate::request::ViewPath;
+use crate::request::scope::ScopeTable;
 use crate::rewrite::ViewNames;
 use crate::tree::live::Snapshot;
-use crate::tree::{NodeId, Tree};
+use crate::tree::{NodeId, ScopesReadOnce, Tree};
 
 /// How a command prints its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +67,10 @@ impl Context {
         let mut tree = (*config.tree).clone();
         tree.live = Some(Arc::new(Snapshot::new(&tree, &namespaces)));
         let resources = reviewer.discover().await?;
+        // Scope as this apiserver's discovery says, as the proxy decides (custom resources too).
+        let mut scopes = ScopeTable::default();
+        resources.iter().for_each(|r| scopes.insert(&r.group, &r.resource, !r.namespaced));
+        tree.scopes = Some(Arc::new(ScopesReadOnce(Arc::new(scopes))));
         Ok(Context { tree, frame, reviewer, resources })
     }
 

@@ -1,5 +1,7 @@
 //! OpenAPI as a view sees it: the v3 index lists only visible group-versions, and v2 and v3
-//! documents keep only the paths of visible resources and the schemas those paths reach.
+//! documents keep only the paths of visible resources and the schemas those paths reach. Whether
+//! a path's resource is namespaced is read from the document itself ([`Scopes`]), custom
+//! resources included, never from a list.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +10,6 @@ use serde_json::Value;
 
 use super::{allowed_verbs, group_visible};
 use crate::request::RequestInfo;
-use crate::request::scope::is_cluster_scoped;
 use crate::tree::Ceiling;
 
 /// HTTP methods as the verbs Canopy decides by (a list and a get share GET).
@@ -32,7 +33,8 @@ pub fn filter_index(ceiling: &Ceiling, doc: &mut Value) {
 /// explain` and client-side validation know no kind the view cannot use.
 pub fn filter_paths(ceiling: &Ceiling, doc: &mut Value) {
     let Some(Value::Object(paths)) = doc.get_mut("paths") else { return };
-    paths.retain(|path, _| path_visible(ceiling, path));
+    let scopes = Scopes::of(paths.keys().map(String::as_str));
+    paths.retain(|path, _| path_visible(ceiling, &scopes, path));
     let paths = doc.get("paths").cloned().unwrap_or(Value::Null);
     for (pointer, prefix) in [("/definitions", "#/definitions/"), ("/components/schemas", "#/components/schemas/")] {
         if let Some(Value::Object(schemas)) = doc.pointer_mut(pointer) {
@@ -77,12 +79,32 @@ fn refs(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-pub(super) fn path_visible(ceiling: &Ceiling, path: &str) -> bool {
+/// The resources a document serves under `namespaces/{namespace}`: namespaced ones. Their
+/// cross-namespace paths (`/api/v1/pods`) carry no namespace, so the document is read whole.
+pub(super) struct Scopes(BTreeSet<(String, String)>);
+
+impl Scopes {
+    pub(super) fn of<'a>(paths: impl IntoIterator<Item = &'a str>) -> Self {
+        let namespaced = paths
+            .into_iter()
+            .filter_map(|path| RequestInfo::parse(&Method::GET, path, None).ok())
+            .filter(|info| info.is_resource_request && !info.namespace.is_empty())
+            .map(|info| (info.api_group, info.resource))
+            .collect();
+        Scopes(namespaced)
+    }
+
+    fn namespaced(&self, info: &RequestInfo) -> bool {
+        !info.namespace.is_empty() || self.0.contains(&(info.api_group.clone(), info.resource.clone()))
+    }
+}
+
+pub(super) fn path_visible(ceiling: &Ceiling, scopes: &Scopes, path: &str) -> bool {
     let Ok(info) = RequestInfo::parse(&Method::GET, path, None) else { return false };
     if !info.is_resource_request {
         return true;
     }
-    let namespaced = !is_cluster_scoped(&info.api_group, &info.resource);
+    let namespaced = scopes.namespaced(&info);
     let resource = match info.subresource.as_str() {
         "" => info.resource.clone(),
         sub => format!("{}/{sub}", info.resource),

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::openapi::path_visible;
+use super::openapi::{Scopes, path_visible};
 use crate::rewrite::protobuf::{Malformed, next_field, put_varint};
 use crate::tree::Ceiling;
 
@@ -31,8 +31,15 @@ const MAX_DEPTH: usize = 64;
 
 /// The document `doc` as a view with `ceiling` sees it.
 pub fn filter(ceiling: &Ceiling, doc: &[u8]) -> Result<Vec<u8>, Malformed> {
-    let visible = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|path| path_visible(ceiling, path));
     let top = fields(doc)?;
+    let mut names = Vec::new();
+    for paths in top.iter().filter(|f| f.number == PATHS).filter_map(|f| f.contents) {
+        for item in fields(paths)?.into_iter().filter(|f| f.number == PATH_ITEM).filter_map(|f| f.contents) {
+            names.extend(std::str::from_utf8(name_of(item)?).ok());
+        }
+    }
+    let scopes = Scopes::of(names);
+    let visible = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|path| path_visible(ceiling, &scopes, path));
     // Every path is read before any definition is judged: a document may list them first.
     let mut reached = Vec::new();
     for paths in top.iter().filter(|f| f.number == PATHS).filter_map(|f| f.contents) {

@@ -131,3 +131,20 @@ fn openapi_schemas_are_those_visible_paths_reach() {
     let kept: Vec<&String> = v3["components"]["schemas"].as_object().unwrap().keys().collect();
     assert_eq!(kept, ["Node"]);
 }
+
+#[test]
+fn openapi_reads_each_resource_s_scope_from_the_document_custom_resources_included() {
+    let raw = serde_json::json!({"nodes": [{"name": "t", "namespaces": ["a"], "allow": {
+        "resources": [{"apiGroups": ["example.com"], "resources": ["*"], "verbs": ["*"]}]}}]});
+    let tree = Tree::compile(&serde_json::from_value(raw).unwrap(), "tree").unwrap();
+    // `gadgets` is cluster-scoped (no path under a namespace): a namespaced rule does not show it.
+    let mut doc = serde_json::json!({"paths": {
+        "/apis/example.com/v1/namespaces/{namespace}/doohickeys": {},
+        "/apis/example.com/v1/doohickeys": {},
+        "/apis/example.com/v1/gadgets": {},
+        "/apis/example.com/v1/gadgets/{name}": {},
+    }});
+    Document::OpenApi { group: Some("example.com".into()) }.filter(&ceiling(&tree, "t"), &mut doc);
+    let kept: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["/apis/example.com/v1/doohickeys", "/apis/example.com/v1/namespaces/{namespace}/doohickeys"]);
+}

@@ -132,21 +132,12 @@ fn subresources_of_cluster_scoped_resources_pass_the_ceiling() {
     assert!(attempt(&example, "dave", None, Method::GET, "/api/v1/nodes/n/proxy/stats").is_ok(), "globex allows proxy");
 }
 
-/// Discovery as a fixed table: a cluster-scoped `gadgets` and a namespaced `doohickeys`.
-#[derive(Debug)]
-struct Discovered(std::sync::Arc<crate::request::scope::ScopeTable>);
-
-impl crate::tree::ResourceScopes for Discovered {
-    fn table(&self) -> Option<std::sync::Arc<crate::request::scope::ScopeTable>> {
-        Some(self.0.clone())
-    }
-}
-
+/// `tree` with discovery as a fixed table: a cluster-scoped `gadgets`, a namespaced `doohickeys`.
 fn with_discovery(mut tree: Tree) -> Tree {
     let mut table = crate::request::scope::ScopeTable::default();
     table.insert("example.com", "gadgets", true);
     table.insert("example.com", "doohickeys", false);
-    tree.scopes = Some(std::sync::Arc::new(Discovered(std::sync::Arc::new(table))));
+    tree.scopes = Some(std::sync::Arc::new(crate::tree::ScopesReadOnce(std::sync::Arc::new(table))));
     tree
 }
 

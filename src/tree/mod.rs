@@ -56,6 +56,16 @@ pub trait ResourceScopes: Send + Sync + std::fmt::Debug {
     fn table(&self) -> Option<Arc<ScopeTable>>;
 }
 
+/// Scopes read once, as the platform commands read discovery once per run.
+#[derive(Debug)]
+pub struct ScopesReadOnce(pub Arc<ScopeTable>);
+
+impl ResourceScopes for ScopesReadOnce {
+    fn table(&self) -> Option<Arc<ScopeTable>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
 /// A `clusterResources` entry's resource as written, for checks against discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterEntry {

@@ -2,9 +2,11 @@
 //! sent to the apiserver as admin: a cluster-scoped custom resource is cluster-scoped in a view
 //! (not "name a namespace"), a namespaced one's `-A` is the view's fan-out; every subresource
 //! passes the ceiling's `subresources` but those the resource's verbs cover; paged `-A` lists count
-//! what follows them as the apiserver counts one namespace.
+//! what follows them as the apiserver counts one namespace; `canopy who-can` reads scope as the
+//! request path does.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::tenants::*;
@@ -100,6 +102,16 @@ fn cluster_scoped_custom_resources_take_their_scope_from_discovery() {
     assert!(raw.contains("NotFound") || raw.contains("could not find"), "a cluster-wide list is no fan-out: {raw}");
     let listed = ok(kubectl(kubectl_bin(), admin(), &["get", &format!("gadgets.{group}"), "-o", "name"]));
     assert!(listed.lines().count() == 2, "{listed}");
+    // The platform's who-can decides with the scope discovery gives, as the request path does:
+    // Canopy refuses dave the gadgets before upstream RBAC is asked.
+    let who = Command::new(env!("CARGO_BIN_EXE_canopy"))
+        .args(["who-can", "list", &format!("gadgets.{group}"), "-o", "json", "--config"])
+        .arg(&canopy.config)
+        .output()
+        .unwrap();
+    let who: serde_json::Value = serde_json::from_str(&ok(who)).unwrap();
+    let row = who["subjects"].as_array().unwrap().iter().find(|row| row["subject"] == "dave").unwrap();
+    assert_eq!((row["allowed"].as_bool(), row["by"].as_str()), (Some(false), Some("canopy")), "{row}");
 
     // A namespaced custom resource across namespaces: the view's namespaces, as the apiserver
     // lists them in globex-main.
