@@ -325,6 +325,16 @@ mod tests {
     }
 
     #[test]
+    fn watch_error_events_are_encoded_as_the_apiserver_encodes_them() {
+        // Recorded from the apiserver: a metadata watch from a compacted resourceVersion, in
+        // protobuf and in JSON.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/transform/testdata");
+        let event: Value = serde_json::from_slice(&std::fs::read(format!("{dir}/watch-error.json")).unwrap()).unwrap();
+        let recorded = std::fs::read(format!("{dir}/watch-error.pb")).unwrap();
+        assert_eq!(encode_event(&event).unwrap(), recorded);
+    }
+
+    #[test]
     fn other_kinds_and_misshapen_fields_are_refused() {
         let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "x"}});
         assert_eq!(encode(&pod), Err(Unencodable::Kind("v1 Pod".into())));
