@@ -80,7 +80,7 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     let physical = plan.namespace.as_ref().map(|(physical, _)| physical.as_str());
     let node = physical.and_then(|p| tree.owner(p)).unwrap_or(view);
     if info.is_resource_request
-        && let Some(rule) = tree.nodes[node].denies.iter().find(|rule| rule.refuses(identity, info, physical))
+        && let Some(rule) = tree.nodes[node].denies.refusing(identity, info, physical)
     {
         return Err(Status::forbidden(format!(
             "{} is forbidden: User {:?} cannot {} {} in view {}: {}",
@@ -237,7 +237,7 @@ pub fn across_namespaces(tree: &Tree, view: NodeId, identity: &Identity, info: &
         tree.owner(n).is_none_or(|owner| {
             let node = &tree.nodes[owner];
             node.ceiling.allows(&info.api_group, &info.resource, &info.verb)
-                && !node.denies.iter().any(|rule| rule.refuses(identity, info, Some(n)))
+                && node.denies.refusing(identity, info, Some(n)).is_none()
         })
     });
     namespaces

@@ -1,9 +1,12 @@
 //! Deny rules: requests refused at a node and below it whatever RBAC and the ceiling allow.
 //! A node holds its ancestors' rules, then its own, so none below can lift one; the pure
 //! [`crate::policy::decide`] applies them, and so every answer that goes through it — the
-//! request path, `kubectl auth can-i`, `who-can`, `access-matrix` — says the same.
+//! request path, `kubectl auth can-i`, `who-can`, `access-matrix` — says the same. A node's rules
+//! are indexed by the resources they name ([`Denies`]), so a request meets only those about its
+//! own resource, however many rules the tree holds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::{Member, OwnedNamespace, TreeError};
 use crate::auth::Identity;
@@ -111,6 +114,102 @@ impl DenyRule {
     }
 }
 
+/// The deny rules in force at a node — its ancestors', then its own — indexed by group,
+/// resource, verb and object name, so a request meets only the rules that could refuse it.
+#[derive(Debug, Clone, Default)]
+pub struct Denies {
+    rules: Vec<Arc<DenyRule>>,
+    /// Group → resource (its subresources included) → verb → rules; any key may be `*`.
+    index: HashMap<String, HashMap<String, HashMap<String, Names>>>,
+}
+
+/// Rules of one group, resource and verb, by the object names they list.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    /// Rules listing no names: every object.
+    every: Vec<usize>,
+    /// Rules listing names: exact ones, and prefixes (`queue*` under `queue`).
+    exact: HashMap<String, Vec<usize>>,
+    prefixes: HashMap<String, Vec<usize>>,
+    /// Every rule listing names, for requests that name no object (they reach the named ones).
+    named: Vec<usize>,
+}
+
+impl Names {
+    fn add(&mut self, rule: &DenyRule, at: usize) {
+        if rule.names.is_empty() {
+            return self.every.push(at);
+        }
+        self.named.push(at);
+        for name in &rule.names {
+            match name.strip_suffix('*') {
+                Some(prefix) => self.prefixes.entry(prefix.to_owned()).or_default().push(at),
+                None => self.exact.entry(name.clone()).or_default().push(at),
+            }
+        }
+    }
+
+    /// The rules that could refuse a request naming `name` (empty: no object).
+    fn candidates(&self, name: &str, out: &mut Vec<usize>) {
+        out.extend(&self.every);
+        if name.is_empty() {
+            return out.extend(&self.named);
+        }
+        out.extend(self.exact.get(name).into_iter().flatten());
+        if !self.prefixes.is_empty() {
+            let prefixes = name.char_indices().map(|(i, _)| &name[..i]).chain([name]);
+            prefixes.for_each(|prefix| out.extend(self.prefixes.get(prefix).into_iter().flatten()));
+        }
+    }
+}
+
+impl Denies {
+    /// Adds `rule` after those already in force.
+    pub fn push(&mut self, rule: Arc<DenyRule>) {
+        let at = self.rules.len();
+        for group in &rule.groups {
+            let resources = self.index.entry(group.clone()).or_default();
+            for resource in &rule.resources {
+                let base = resource.split('/').next().unwrap_or(resource);
+                let verbs = resources.entry(base.to_owned()).or_default();
+                for verb in &rule.verbs {
+                    verbs.entry(verb.clone()).or_default().add(&rule, at);
+                }
+            }
+        }
+        self.rules.push(rule);
+    }
+
+    /// The first rule, in config order, that refuses `info` from `identity` in physical
+    /// namespace `namespace` (see [`DenyRule::refuses`]).
+    pub fn refusing(&self, identity: &Identity, info: &RequestInfo, namespace: Option<&str>) -> Option<&DenyRule> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        // A collection verb is refused with the single-object verb reaching the same objects.
+        let implied = match info.verb.as_str() {
+            "list" | "watch" => "get",
+            "deletecollection" => "delete",
+            _ => "*",
+        };
+        let mut candidates = Vec::new();
+        for group in [info.api_group.as_str(), "*"] {
+            let Some(resources) = self.index.get(group) else { continue };
+            for resource in [info.resource.as_str(), "*"] {
+                let Some(verbs) = resources.get(resource) else { continue };
+                for verb in [info.verb.as_str(), "*", implied] {
+                    if let Some(names) = verbs.get(verb) {
+                        names.candidates(&info.name, &mut candidates);
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.into_iter().map(|at| &*self.rules[at]).find(|rule| rule.refuses(identity, info, namespace))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +250,33 @@ mod tests {
         assert!(!rule.refuses(&intern, &get, Some("acme-web-dev")));
         assert!(!rule.refuses(&intern, &get, None));
         assert!(!rule.refuses(&Identity::new("bob", ["staff"]), &get, Some("acme-web-prod")));
+    }
+
+    #[test]
+    fn the_first_rule_in_config_order_refuses_whichever_index_holds_it() {
+        let mut denies = Denies::default();
+        for (at, yaml) in [
+            "{apiGroups: [apps], resources: [statefulsets], verbs: ['*']}",
+            "{apiGroups: ['*'], resources: ['deployments/scale'], verbs: [update]}",
+            "{apiGroups: [apps], resources: ['*'], verbs: [update], reason: second}",
+            "{apiGroups: [apps], resources: [deployments], verbs: [update]}",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let raw: RawDeny = serde_saphyr::from_str(yaml).unwrap();
+            denies.push(Arc::new(DenyRule::compile(&raw, "acme-", &[], &format!("deny[{at}]")).unwrap()));
+        }
+        let bob = Identity::new("bob", ["g"]);
+        let ns = Some("acme-dev");
+        let refusing =
+            |method: Method, path: &str| denies.refusing(&bob, &info(method, path), ns).map(|r| r.at.clone());
+        let deployment = "/apis/apps/v1/namespaces/dev/deployments/web";
+        assert_eq!(refusing(Method::PUT, &format!("{deployment}/scale")).as_deref(), Some("deny[1]"));
+        assert_eq!(refusing(Method::PUT, deployment).as_deref(), Some("deny[2]"));
+        assert_eq!(refusing(Method::GET, deployment), None);
+        assert_eq!(refusing(Method::GET, "/apis/apps/v1/namespaces/dev/statefulsets/s").as_deref(), Some("deny[0]"));
+        assert_eq!(refusing(Method::PUT, "/api/v1/namespaces/dev/configmaps/c"), None);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub struct Node {
     /// Labels the platform sets on the node's namespaces: the ancestors', then its own.
     pub namespace_labels: BTreeMap<String, String>,
     /// Deny rules in force here: the ancestors', then the node's own.
-    pub denies: Vec<Arc<deny::DenyRule>>,
+    pub denies: deny::Denies,
 }
 
 /// A namespace declared in the config.
