@@ -85,6 +85,28 @@ pub struct UpstreamConfig {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub protocol: UpstreamProtocol,
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// How long Canopy waits for the apiserver (`upstream.*Seconds`; see [`raw::RawUpstream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub keep_alive_interval: Duration,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        let seconds = Duration::from_secs;
+        Self {
+            connect: seconds(raw::default_connect_timeout()),
+            response: seconds(raw::default_response_timeout()),
+            keep_alive_interval: seconds(raw::default_keep_alive_interval()),
+            keep_alive_timeout: seconds(raw::default_keep_alive_timeout()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +207,23 @@ impl Config {
                 }
             }
         }
+        let upstream = &raw.upstream;
+        for (at, value) in [
+            ("connectTimeoutSeconds", upstream.connect_timeout_seconds),
+            ("responseTimeoutSeconds", upstream.response_timeout_seconds),
+            ("keepAliveIntervalSeconds", upstream.keep_alive_interval_seconds),
+            ("keepAliveTimeoutSeconds", upstream.keep_alive_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(&format!("upstream.{at}"), "must be at least 1".into()));
+            }
+        }
+        let timeouts = UpstreamTimeouts {
+            connect: Duration::from_secs(upstream.connect_timeout_seconds),
+            response: Duration::from_secs(upstream.response_timeout_seconds),
+            keep_alive_interval: Duration::from_secs(upstream.keep_alive_interval_seconds),
+            keep_alive_timeout: Duration::from_secs(upstream.keep_alive_timeout_seconds),
+        };
         let limits =
             limits(&raw.server.limits).map_err(|(at, message)| invalid(&format!("server.limits.{at}"), message))?;
         let front_proxy_names = raw.authentication.front_proxy_names;
@@ -235,6 +274,7 @@ impl Config {
                 kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
                 context: raw.upstream.context,
                 protocol: raw.upstream.protocol,
+                timeouts,
             },
             authentication: AuthConfig {
                 token_file: raw.authentication.token_file.as_deref().map(resolve),
@@ -312,6 +352,8 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:6443");
         assert_eq!(config.server.public_url, "https://127.0.0.1:6443");
         assert!(config.authentication.token_review.is_some());
+        assert_eq!(config.upstream.timeouts, UpstreamTimeouts::default());
+        assert_eq!(config.upstream.timeouts.response, Duration::from_secs(60));
         assert!(
             matches!(config.server.tls, TlsSource::Generated { ref dir, .. } if dir == Path::new("/etc/canopy/.canopy"))
         );
@@ -332,6 +374,8 @@ mod tests {
         let err = load("server:\n  workerThreads: 0\n").unwrap_err().to_string();
         assert!(err.contains("server.workerThreads: 0 is not between 1 and 1024"), "{err}");
         assert_eq!(load("server:\n  workerThreads: 1\n").unwrap().server.worker_threads, Some(1));
+        let err = load("upstream:\n  responseTimeoutSeconds: 0\n").unwrap_err().to_string();
+        assert!(err.contains("upstream.responseTimeoutSeconds: must be at least 1"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use http::{Request, Response, StatusCode, Uri};
 use tower::{Service, ServiceExt};
 
 use super::http2::Http2Error;
+use super::timeout::{Unbounded, is_timeout};
+use super::watch_end::end_with_error_event;
 use super::{AsCanopy, StreamEnd, Tunnels, UpstreamService, impersonation_headers};
 use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
@@ -51,7 +53,10 @@ impl Service<Request<Body>> for Forward {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let Shared { upstream, tunnels, metrics } = &*shared;
-            let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
+            let info = request.extensions().get::<RequestInfo>();
+            let finite = info.is_some_and(answer_is_finite);
+            let watch = info.is_some_and(|info| info.verb == "watch");
+            let unbounded = info.is_some_and(RequestInfo::is_proxy);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
             let end = request.extensions().get::<StreamEnd>().cloned();
             let (parts, body) = request.into_parts();
@@ -63,6 +68,9 @@ impl Service<Request<Body>> for Forward {
             *outgoing.method_mut() = parts.method;
             *outgoing.uri_mut() = path_and_query(parts.uri)?;
             *outgoing.headers_mut() = parts.headers;
+            if unbounded {
+                outgoing.extensions_mut().insert(Unbounded);
+            }
             headers::strip_request(outgoing.headers_mut());
             if parts.extensions.get::<AsCanopy>().is_none() {
                 impersonation_headers(identity, outgoing.headers_mut())
@@ -72,7 +80,11 @@ impl Service<Request<Body>> for Forward {
             let mut response = upstream.clone().oneshot(outgoing).await.map_err(|error| {
                 metrics.upstream_error(error_kind(&error));
                 tracing::warn!(error = %error_chain(&*error), "upstream request failed");
-                Status::service_unavailable("the upstream apiserver is unavailable")
+                if is_timeout(&*error) {
+                    Status::timeout("the upstream apiserver did not answer in time")
+                } else {
+                    Status::service_unavailable("the upstream apiserver is unavailable")
+                }
             })?;
 
             let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -86,6 +98,11 @@ impl Service<Request<Body>> for Forward {
                     Err(Status::bad_gateway("the upstream switched protocols on a request that did not ask to"))
                 }
                 (false, _) if finite => Ok(response.map(|incoming| body::boxed(body::Coalesced::new(incoming)))),
+                (false, _) if watch && response.status().is_success() => {
+                    let (parts, incoming) = response.into_parts();
+                    let body = end_with_error_event(&parts.headers, incoming);
+                    Ok(Response::from_parts(parts, body))
+                }
                 (false, _) => Ok(response.map(body::boxed)),
             }
         })
@@ -108,6 +125,9 @@ fn answer_is_finite(info: &RequestInfo) -> bool {
 }
 
 fn error_kind(error: &BoxError) -> &'static str {
+    if is_timeout(&**error) {
+        return "timeout";
+    }
     if let Some(error) = error.downcast_ref::<Http2Error>() {
         return if error.is_connect() { "connect" } else { "request" };
     }
