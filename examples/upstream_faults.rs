@@ -160,18 +160,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "| fault | requests | not 200 | codes | Status bodies | no answer | watch endings | first 200 after it answers | last failure after it answers |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    summary(&record, "none (before the faults)", started, started, paused);
     for (label, from, answering, until) in
         [("paused (SIGSTOP)", paused, resumed, killed), ("killed and restarted", killed, back, Instant::now())]
     {
         summary(&record, label, from, answering, until);
     }
-    let before: Vec<&Answer> = record.answers.iter().filter(|a| a.started < paused).collect();
-    let failed_before = before.iter().filter(|a| a.code != 200).count();
-    println!("\nBefore the faults: {} requests, {failed_before} not 200.", before.len());
     Ok(())
 }
 
-/// One row: what happened from `from` (the fault) until `until`, and recovery from `answering`.
+/// One row: what happened to requests started from `from` (the fault) until `until`, and how
+/// soon after `answering` (the apiserver answering again) Canopy served again.
 fn summary(record: &Record, label: &str, from: Instant, answering: Instant, until: Instant) {
     let answers: Vec<&Answer> = record.answers.iter().filter(|a| a.started >= from && a.started < until).collect();
     let failed: Vec<&&Answer> = answers.iter().filter(|a| a.code != 200).collect();
@@ -195,7 +194,8 @@ fn summary(record: &Record, label: &str, from: Instant, answering: Instant, unti
         })
         .collect();
     let first_ok = answers.iter().filter(|a| a.started >= answering && a.code == 200).map(|a| a.ended).min();
-    let last_failure = failed.iter().map(|a| a.ended).filter(|t| *t >= answering).max();
+    // Answers that came after `until` failed because of the next fault, not this one.
+    let last_failure = failed.iter().map(|a| a.ended).filter(|t| *t >= answering && *t < until).max();
     let after = |t: Option<Instant>| {
         t.map_or("—".to_owned(), |t| format!("{:.2} s", t.duration_since(answering).as_secs_f64()))
     };
