@@ -260,7 +260,7 @@ async fn watch_once(client: &reqwest::Client, url: &str, token: &str, record: &S
                 pending.extend_from_slice(&chunk);
                 if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
                     let complete: Vec<u8> = pending.drain(..=end).collect();
-                    if let Some(line) = complete.split(|b| *b == b'\n').filter(|l| !l.is_empty()).last() {
+                    if let Some(line) = complete.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) {
                         last_line = line.to_vec();
                     }
                 }

@@ -69,6 +69,7 @@ pub struct LimitsConfig {
     pub max_header_bytes: u32,
     pub max_request_body_bytes: u32,
     pub max_buffered_body_bytes: u64,
+    pub body_read_timeout: Duration,
 }
 
 /// Where the serving certificate comes from.
@@ -300,6 +301,7 @@ fn limits(raw: &raw::RawLimits) -> Result<LimitsConfig, (&'static str, String)> 
     };
     at_least("headerReadTimeoutSeconds", raw.header_read_timeout_seconds, 1)?;
     at_least("idleTimeoutSeconds", raw.idle_timeout_seconds, 1)?;
+    at_least("bodyReadTimeoutSeconds", raw.body_read_timeout_seconds, 1)?;
     at_least("maxConnections", raw.max_connections.into(), 1)?;
     at_least("http2MaxConcurrentStreams", raw.http2_max_concurrent_streams.into(), 1)?;
     // hyper cannot read a request head into less than 8 KiB.
@@ -335,6 +337,7 @@ fn limits(raw: &raw::RawLimits) -> Result<LimitsConfig, (&'static str, String)> 
         max_header_bytes: raw.max_header_bytes,
         max_request_body_bytes: raw.max_request_body_bytes,
         max_buffered_body_bytes: raw.max_buffered_body_bytes,
+        body_read_timeout: Duration::from_secs(raw.body_read_timeout_seconds),
     })
 }
 

@@ -100,6 +100,13 @@ pub struct RawLimits {
     /// `maxRequestBodyBytes`.
     #[serde(default = "default_max_buffered_body_bytes")]
     pub max_buffered_body_bytes: u64,
+    /// How long a client may take to send a whole request body, from its headers; past it the
+    /// request is answered `408` and its share of `maxBufferedBodyBytes` given back, so a body
+    /// trickled a byte at a time cannot hold it (kube-apiserver reads bodies within its own
+    /// `--request-timeout`, 60 s by default).
+    #[serde(default = "default_body_read_timeout")]
+    #[schemars(range(min = 1))]
+    pub body_read_timeout_seconds: u64,
 }
 
 impl Default for RawLimits {
@@ -112,6 +119,7 @@ impl Default for RawLimits {
             max_header_bytes: default_max_header_bytes(),
             max_request_body_bytes: default_max_request_body(),
             max_buffered_body_bytes: default_max_buffered_body_bytes(),
+            body_read_timeout_seconds: default_body_read_timeout(),
         }
     }
 }
@@ -350,6 +358,9 @@ pub(super) fn default_keep_alive_interval() -> u64 {
 }
 pub(super) fn default_keep_alive_timeout() -> u64 {
     10
+}
+fn default_body_read_timeout() -> u64 {
+    60
 }
 fn default_header_read_timeout() -> u64 {
     10

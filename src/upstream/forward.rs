@@ -18,6 +18,7 @@ use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::request::{RequestInfo, headers};
+use crate::server::body_deadline::BodyTimedOut;
 use crate::status::Status;
 
 /// Forwards requests upstream with impersonation headers.
@@ -80,7 +81,9 @@ impl Service<Request<Body>> for Forward {
             let mut response = upstream.clone().oneshot(outgoing).await.map_err(|error| {
                 metrics.upstream_error(error_kind(&error));
                 tracing::warn!(error = %error_chain(&*error), "upstream request failed");
-                if is_timeout(&*error) {
+                if let Some(timed_out) = body_timed_out(&*error) {
+                    timed_out.status()
+                } else if is_timeout(&*error) {
                     Status::timeout("the upstream apiserver did not answer in time")
                 } else {
                     Status::service_unavailable("the upstream apiserver is unavailable")
@@ -136,6 +139,19 @@ fn error_kind(error: &BoxError) -> &'static str {
         Some(_) => "request",
         None => "client",
     }
+}
+
+/// The client's body arriving too slowly, if that is what failed the request (its body streams
+/// upstream as it arrives).
+fn body_timed_out<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimedOut> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+            return Some(timed_out);
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// The error and its sources on one line, for logs.
