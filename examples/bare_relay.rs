@@ -64,7 +64,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Protocol::Http2 => UpstreamProtocol::Http2,
         Protocol::Http1 => UpstreamProtocol::Http1,
     };
-    let upstream = Upstream::from_kube_config(config, protocol)?.http;
+    let upstream = Upstream::from_kube_config(config, protocol, Default::default())?.http;
     let identity = Arc::new(Identity::new(&args.user, &args.group)?);
     let acceptor = TlsAcceptor::from(Arc::new(self_signed()?));
     let listener = TcpListener::bind(args.listen).await?;

@@ -62,7 +62,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin = kube::Client::try_from(admin)?;
     let configmaps: Api<ConfigMap> = Api::namespaced(admin.clone(), &args.namespace);
     ensure_namespace(&admin, &args.namespace).await?;
-    let canopy = Upstream::from_kube_config(kube_config(&args.canopy_kubeconfig).await?, UpstreamProtocol::Http2)?.http;
+    let canopy = Upstream::from_kube_config(
+        kube_config(&args.canopy_kubeconfig).await?,
+        UpstreamProtocol::Http2,
+        Default::default(),
+    )?
+    .http;
 
     let before = Holdings::of(args.canopy_pid, args.apiserver_port);
     let path = format!("/api/v1/namespaces/{}/configmaps?watch=1&allowWatchBookmarks=false", args.namespace);

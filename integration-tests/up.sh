@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build, then start the harness for RUN_DIR (default integration-tests/.run)
 # in the background and wait until it is ready. Prints the env file's path.
+# HARNESS_HTTP2_MAX_STREAMS: kube-apiserver's --http2-max-streams-per-connection (default: its own, 100).
 #   source "$(integration-tests/up.sh)"   # or: up.sh; source .run/env
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +23,7 @@ else
 	# harness.log (the harness also writes its own logs there).
 	setsid nohup "$here/.bin/harness" --run-dir "$run_dir" \
 		--bootstrap-dir "${HARNESS_BOOTSTRAP_DIR:-$here/bootstrap}" \
+		--http2-max-streams-per-connection "${HARNESS_HTTP2_MAX_STREAMS:-0}" \
 		>>"$run_dir/harness.log" 2>&1 </dev/null &
 	pid=$!
 	echo "harness starting (pid $pid), log $run_dir/harness.log" >&2

@@ -125,6 +125,16 @@ impl Status {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
     }
 
+    /// 408: the client did not send its request in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "Timeout", message)
+    }
+
+    /// 504: the upstream apiserver did not answer in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "Timeout", message)
+    }
+
     /// An error with upstream's `code`, and the reason Kubernetes gives that code.
     pub fn from_code(code: StatusCode, message: impl Into<String>) -> Self {
         let reason = match code.as_u16() {

@@ -69,6 +69,7 @@ pub struct LimitsConfig {
     pub max_header_bytes: u32,
     pub max_request_body_bytes: u32,
     pub max_buffered_body_bytes: u64,
+    pub body_read_timeout: Duration,
 }
 
 /// Where the serving certificate comes from.
@@ -85,6 +86,28 @@ pub struct UpstreamConfig {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub protocol: UpstreamProtocol,
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// How long Canopy waits for the apiserver (`upstream.*Seconds`; see [`raw::RawUpstream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub keep_alive_interval: Duration,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        let seconds = Duration::from_secs;
+        Self {
+            connect: seconds(raw::default_connect_timeout()),
+            response: seconds(raw::default_response_timeout()),
+            keep_alive_interval: seconds(raw::default_keep_alive_interval()),
+            keep_alive_timeout: seconds(raw::default_keep_alive_timeout()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +208,23 @@ impl Config {
                 }
             }
         }
+        let upstream = &raw.upstream;
+        for (at, value) in [
+            ("connectTimeoutSeconds", upstream.connect_timeout_seconds),
+            ("responseTimeoutSeconds", upstream.response_timeout_seconds),
+            ("keepAliveIntervalSeconds", upstream.keep_alive_interval_seconds),
+            ("keepAliveTimeoutSeconds", upstream.keep_alive_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(&format!("upstream.{at}"), "must be at least 1".into()));
+            }
+        }
+        let timeouts = UpstreamTimeouts {
+            connect: Duration::from_secs(upstream.connect_timeout_seconds),
+            response: Duration::from_secs(upstream.response_timeout_seconds),
+            keep_alive_interval: Duration::from_secs(upstream.keep_alive_interval_seconds),
+            keep_alive_timeout: Duration::from_secs(upstream.keep_alive_timeout_seconds),
+        };
         let limits =
             limits(&raw.server.limits).map_err(|(at, message)| invalid(&format!("server.limits.{at}"), message))?;
         let front_proxy_names = raw.authentication.front_proxy_names;
@@ -235,6 +275,7 @@ impl Config {
                 kubeconfig: raw.upstream.kubeconfig.as_deref().map(resolve),
                 context: raw.upstream.context,
                 protocol: raw.upstream.protocol,
+                timeouts,
             },
             authentication: AuthConfig {
                 token_file: raw.authentication.token_file.as_deref().map(resolve),
@@ -260,6 +301,7 @@ fn limits(raw: &raw::RawLimits) -> Result<LimitsConfig, (&'static str, String)> 
     };
     at_least("headerReadTimeoutSeconds", raw.header_read_timeout_seconds, 1)?;
     at_least("idleTimeoutSeconds", raw.idle_timeout_seconds, 1)?;
+    at_least("bodyReadTimeoutSeconds", raw.body_read_timeout_seconds, 1)?;
     at_least("maxConnections", raw.max_connections.into(), 1)?;
     at_least("http2MaxConcurrentStreams", raw.http2_max_concurrent_streams.into(), 1)?;
     // hyper cannot read a request head into less than 8 KiB.
@@ -295,6 +337,7 @@ fn limits(raw: &raw::RawLimits) -> Result<LimitsConfig, (&'static str, String)> 
         max_header_bytes: raw.max_header_bytes,
         max_request_body_bytes: raw.max_request_body_bytes,
         max_buffered_body_bytes: raw.max_buffered_body_bytes,
+        body_read_timeout: Duration::from_secs(raw.body_read_timeout_seconds),
     })
 }
 
@@ -312,6 +355,8 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:6443");
         assert_eq!(config.server.public_url, "https://127.0.0.1:6443");
         assert!(config.authentication.token_review.is_some());
+        assert_eq!(config.upstream.timeouts, UpstreamTimeouts::default());
+        assert_eq!(config.upstream.timeouts.response, Duration::from_secs(60));
         assert!(
             matches!(config.server.tls, TlsSource::Generated { ref dir, .. } if dir == Path::new("/etc/canopy/.canopy"))
         );
@@ -332,6 +377,8 @@ mod tests {
         let err = load("server:\n  workerThreads: 0\n").unwrap_err().to_string();
         assert!(err.contains("server.workerThreads: 0 is not between 1 and 1024"), "{err}");
         assert_eq!(load("server:\n  workerThreads: 1\n").unwrap().server.worker_threads, Some(1));
+        let err = load("upstream:\n  responseTimeoutSeconds: 0\n").unwrap_err().to_string();
+        assert!(err.contains("upstream.responseTimeoutSeconds: must be at least 1"), "{err}");
     }
 
     #[test]

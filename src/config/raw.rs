@@ -100,6 +100,13 @@ pub struct RawLimits {
     /// `maxRequestBodyBytes`.
     #[serde(default = "default_max_buffered_body_bytes")]
     pub max_buffered_body_bytes: u64,
+    /// How long a client may take to send a whole request body, from its headers; past it the
+    /// request is answered `408` and its share of `maxBufferedBodyBytes` given back, so a body
+    /// trickled a byte at a time cannot hold it (kube-apiserver reads bodies within its own
+    /// `--request-timeout`, 60 s by default).
+    #[serde(default = "default_body_read_timeout")]
+    #[schemars(range(min = 1))]
+    pub body_read_timeout_seconds: u64,
 }
 
 impl Default for RawLimits {
@@ -112,6 +119,7 @@ impl Default for RawLimits {
             max_header_bytes: default_max_header_bytes(),
             max_request_body_bytes: default_max_request_body(),
             max_buffered_body_bytes: default_max_buffered_body_bytes(),
+            body_read_timeout_seconds: default_body_read_timeout(),
         }
     }
 }
@@ -148,7 +156,7 @@ pub struct RawTls {
 }
 
 /// `upstream:` — the real apiserver and Canopy's own credentials there.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Upstream")]
 pub struct RawUpstream {
@@ -163,6 +171,42 @@ pub struct RawUpstream {
     /// HTTP/1.1.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// How long connecting to the apiserver (TCP, and TLS on HTTP/2 connections) may take; a
+    /// request that cannot connect is answered `503 ServiceUnavailable`.
+    #[serde(default = "default_connect_timeout")]
+    #[schemars(range(min = 1))]
+    pub connect_timeout_seconds: u64,
+    /// How long the apiserver may take to start its answer (the response headers, which it
+    /// sends at once for a watch too) before the request is answered `504 Timeout`. Not for
+    /// `proxy` subresources, whose answers come from workloads at their own pace.
+    /// kube-apiserver answers its own requests within `--request-timeout`, 60 s by default.
+    #[serde(default = "default_response_timeout")]
+    #[schemars(range(min = 1))]
+    pub response_timeout_seconds: u64,
+    /// An HTTP/2 connection to the apiserver on which nothing arrived for this long is pinged,
+    /// idle or not, so that a paused or vanished apiserver is noticed even by idle watches.
+    #[serde(default = "default_keep_alive_interval")]
+    #[schemars(range(min = 1))]
+    pub keep_alive_interval_seconds: u64,
+    /// How long such a ping may go unanswered before the connection is dropped: requests on it
+    /// are answered `504 Timeout` and its watches end with an `ERROR` event, so clients list again.
+    #[serde(default = "default_keep_alive_timeout")]
+    #[schemars(range(min = 1))]
+    pub keep_alive_timeout_seconds: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            context: None,
+            protocol: UpstreamProtocol::default(),
+            connect_timeout_seconds: default_connect_timeout(),
+            response_timeout_seconds: default_response_timeout(),
+            keep_alive_interval_seconds: default_keep_alive_interval(),
+            keep_alive_timeout_seconds: default_keep_alive_timeout(),
+        }
+    }
 }
 
 /// `upstream.protocol:` — the HTTP version spoken to the apiserver.
@@ -302,6 +346,21 @@ fn default_unknown_token_rate() -> u32 {
 }
 fn default_unknown_token_burst() -> u32 {
     40
+}
+pub(super) fn default_connect_timeout() -> u64 {
+    5
+}
+pub(super) fn default_response_timeout() -> u64 {
+    60
+}
+pub(super) fn default_keep_alive_interval() -> u64 {
+    30
+}
+pub(super) fn default_keep_alive_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    60
 }
 fn default_header_read_timeout() -> u64 {
     10

@@ -4,7 +4,8 @@
 //! `maxBufferedBodyBytes`. A request takes its share of that budget — its declared length, or the
 //! largest body when it declares none — before its body is read, and gives it back with its
 //! response; a request that finds no room within [`BUDGET_WAIT`] gets 429 with `Retry-After`,
-//! so memory stays bounded however many clients send at once.
+//! so memory stays bounded however many clients send at once. A body must also arrive within
+//! `bodyReadTimeoutSeconds` ([`super::body_deadline`]), so no client holds its share for ever.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use http_body_util::Limited;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
+use super::body_deadline::with_deadline;
 use crate::body::Body;
 use crate::config::LimitsConfig;
 use crate::status::Status;
@@ -28,6 +30,7 @@ const BUDGET_WAIT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct BodyLimitLayer {
     max_body: u32,
+    read_timeout: Duration,
     budget: Arc<Semaphore>,
 }
 
@@ -35,7 +38,11 @@ impl BodyLimitLayer {
     pub fn new(config: &LimitsConfig) -> Self {
         // Config validation keeps the budget within what a semaphore counts.
         let budget = usize::try_from(config.max_buffered_body_bytes).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
-        Self { max_body: config.max_request_body_bytes, budget: Arc::new(Semaphore::new(budget)) }
+        Self {
+            max_body: config.max_request_body_bytes,
+            read_timeout: config.body_read_timeout,
+            budget: Arc::new(Semaphore::new(budget)),
+        }
     }
 }
 
@@ -43,7 +50,7 @@ impl<S> Layer<S> for BodyLimitLayer {
     type Service = BodyLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BodyLimit { max_body: self.max_body, budget: Arc::clone(&self.budget), inner }
+        BodyLimit { max_body: self.max_body, read_timeout: self.read_timeout, budget: Arc::clone(&self.budget), inner }
     }
 }
 
@@ -51,6 +58,7 @@ impl<S> Layer<S> for BodyLimitLayer {
 #[derive(Clone)]
 pub struct BodyLimit<S> {
     max_body: u32,
+    read_timeout: Duration,
     budget: Arc<Semaphore>,
     inner: S,
 }
@@ -79,6 +87,9 @@ where
             return Box::pin(std::future::ready(Err(too_large(max))));
         }
         let share = declared.map_or(max, |length| length as u32);
+        // From the request's head: waiting for room counts too.
+        let read_timeout = self.read_timeout;
+        let request = request.map(|body| with_deadline(Body::new(Limited::new(body, max as usize)), read_timeout));
         let budget = Arc::clone(&self.budget);
         // The clone is the one that was polled ready; see tower's "cloning services" guidance.
         let clone = self.inner.clone();
@@ -93,7 +104,7 @@ where
                     ));
                 }
             };
-            inner.call(request.map(|body| Body::new(Limited::new(body, max as usize)))).await
+            inner.call(request).await
         })
     }
 }

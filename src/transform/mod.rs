@@ -29,6 +29,7 @@ use crate::mask::read::ReadMask;
 use crate::mask::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
 use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
+use crate::server::body_deadline::BodyTimedOut;
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
 
@@ -169,10 +170,15 @@ pub async fn read_bytes(body: Body) -> Result<Bytes, Status> {
     Ok(Limited::new(body, MAX_REQUEST_BODY)
         .collect()
         .await
-        .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-            // From this limit or the configured one (`server::body_limit`) beneath it.
-            Some(_) => Status::too_large("Request entity too large: the body is larger than this server accepts"),
-            None => Status::bad_request(format!("cannot read the request body: {e}")),
+        .map_err(|e| {
+            if let Some(timed_out) = e.downcast_ref::<BodyTimedOut>() {
+                return timed_out.status();
+            }
+            match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                // From this limit or the configured one (`server::body_limit`) beneath it.
+                Some(_) => Status::too_large("Request entity too large: the body is larger than this server accepts"),
+                None => Status::bad_request(format!("cannot read the request body: {e}")),
+            }
         })?
         .to_bytes())
 }

@@ -20,7 +20,7 @@ use tower::{Service, ServiceExt};
 use super::UpstreamError;
 use super::http2::{Http2Pool, Sent, Target};
 use crate::body::{self, Body, BoxError};
-use crate::config::UpstreamProtocol;
+use crate::config::{UpstreamProtocol, UpstreamTimeouts};
 use crate::request::headers;
 use crate::request::query::Query;
 
@@ -37,14 +37,19 @@ pub struct Client {
 
 impl Client {
     /// A client with connections of its own for `config`'s apiserver.
-    pub fn new(config: &kube::Config, protocol: UpstreamProtocol) -> Result<Self, UpstreamError> {
+    pub fn new(
+        config: &kube::Config,
+        protocol: UpstreamProtocol,
+        timeouts: UpstreamTimeouts,
+    ) -> Result<Self, UpstreamError> {
         let http2 = match protocol {
             UpstreamProtocol::Streams | UpstreamProtocol::Http2 => {
-                http2_target(config)?.map(|target| Arc::new(Http2Pool::new(target)))
+                http2_target(config)?.map(|target| Arc::new(Http2Pool::new(target, timeouts)))
             }
             UpstreamProtocol::Http1 => None,
         };
-        Ok(Self { http1: http1_client(config)?, http2, watches_only: protocol == UpstreamProtocol::Streams })
+        let http1 = http1_client(config, timeouts.connect)?;
+        Ok(Self { http1, http2, watches_only: protocol == UpstreamProtocol::Streams })
     }
 }
 
@@ -85,12 +90,13 @@ fn is_watch(uri: &http::Uri) -> bool {
 }
 
 /// hyper's pooled HTTP/1.1 client over kube's TLS connector (ALPN `http/1.1` only).
-fn http1_client(config: &kube::Config) -> Result<Http1, UpstreamError> {
+fn http1_client(config: &kube::Config, connect_timeout: Duration) -> Result<Http1, UpstreamError> {
     let mut connector = HttpConnector::new();
     connector.enforce_http(false);
     connector.set_nodelay(true);
-    // Connecting is bounded; reading is not, because watches and exec streams live long.
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // Connecting is bounded here (TCP) and with the TLS handshake by the response timeout;
+    // reading is not, because watches and exec streams live long.
+    connector.set_connect_timeout(Some(connect_timeout));
     let https = config.rustls_https_connector_with_connector(connector)?;
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))

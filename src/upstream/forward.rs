@@ -11,11 +11,14 @@ use http::{Request, Response, StatusCode, Uri};
 use tower::{Service, ServiceExt};
 
 use super::http2::Http2Error;
+use super::timeout::{Unbounded, is_timeout};
+use super::watch_end::end_with_error_event;
 use super::{AsCanopy, StreamEnd, Tunnels, UpstreamService, impersonation_headers};
 use crate::auth::Identity;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::request::{RequestInfo, headers};
+use crate::server::body_deadline::BodyTimedOut;
 use crate::status::Status;
 
 /// Forwards requests upstream with impersonation headers.
@@ -51,7 +54,10 @@ impl Service<Request<Body>> for Forward {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let Shared { upstream, tunnels, metrics } = &*shared;
-            let finite = request.extensions().get::<RequestInfo>().is_some_and(answer_is_finite);
+            let info = request.extensions().get::<RequestInfo>();
+            let finite = info.is_some_and(answer_is_finite);
+            let watch = info.is_some_and(|info| info.verb == "watch");
+            let unbounded = info.is_some_and(RequestInfo::is_proxy);
             let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
             let end = request.extensions().get::<StreamEnd>().cloned();
             let (parts, body) = request.into_parts();
@@ -63,6 +69,9 @@ impl Service<Request<Body>> for Forward {
             *outgoing.method_mut() = parts.method;
             *outgoing.uri_mut() = path_and_query(parts.uri)?;
             *outgoing.headers_mut() = parts.headers;
+            if unbounded {
+                outgoing.extensions_mut().insert(Unbounded);
+            }
             headers::strip_request(outgoing.headers_mut());
             if parts.extensions.get::<AsCanopy>().is_none() {
                 impersonation_headers(identity, outgoing.headers_mut())
@@ -72,7 +81,13 @@ impl Service<Request<Body>> for Forward {
             let mut response = upstream.clone().oneshot(outgoing).await.map_err(|error| {
                 metrics.upstream_error(error_kind(&error));
                 tracing::warn!(error = %error_chain(&*error), "upstream request failed");
-                Status::service_unavailable("the upstream apiserver is unavailable")
+                if let Some(timed_out) = body_timed_out(&*error) {
+                    timed_out.status()
+                } else if is_timeout(&*error) {
+                    Status::timeout("the upstream apiserver did not answer in time")
+                } else {
+                    Status::service_unavailable("the upstream apiserver is unavailable")
+                }
             })?;
 
             let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -86,6 +101,11 @@ impl Service<Request<Body>> for Forward {
                     Err(Status::bad_gateway("the upstream switched protocols on a request that did not ask to"))
                 }
                 (false, _) if finite => Ok(response.map(|incoming| body::boxed(body::Coalesced::new(incoming)))),
+                (false, _) if watch && response.status().is_success() => {
+                    let (parts, incoming) = response.into_parts();
+                    let body = end_with_error_event(&parts.headers, incoming);
+                    Ok(Response::from_parts(parts, body))
+                }
                 (false, _) => Ok(response.map(body::boxed)),
             }
         })
@@ -108,6 +128,9 @@ fn answer_is_finite(info: &RequestInfo) -> bool {
 }
 
 fn error_kind(error: &BoxError) -> &'static str {
+    if is_timeout(&**error) {
+        return "timeout";
+    }
     if let Some(error) = error.downcast_ref::<Http2Error>() {
         return if error.is_connect() { "connect" } else { "request" };
     }
@@ -116,6 +139,19 @@ fn error_kind(error: &BoxError) -> &'static str {
         Some(_) => "request",
         None => "client",
     }
+}
+
+/// The client's body arriving too slowly, if that is what failed the request (its body streams
+/// upstream as it arrives).
+fn body_timed_out<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimedOut> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+            return Some(timed_out);
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// The error and its sources on one line, for logs.

@@ -24,13 +24,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::body::{self, Body, Holding};
+use crate::config::UpstreamTimeouts;
 
-/// How long connecting (TCP and TLS) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections are pinged this often, so a dead apiserver is noticed and its watches end.
-const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// How long a ping may go unanswered before the connection is closed.
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a server turned HTTP/2 down in ALPN, how long HTTP/1.1 is used before asking again.
 const HTTP1_RECHECK: Duration = Duration::from_secs(300);
 
@@ -40,7 +35,7 @@ pub enum Http2Error {
     /// TCP or TLS to the apiserver failed.
     #[error("connecting to the apiserver: {0}")]
     Connect(#[source] std::io::Error),
-    /// Connecting took longer than [`CONNECT_TIMEOUT`].
+    /// Connecting took longer than `upstream.connectTimeoutSeconds`.
     #[error("connecting to the apiserver timed out")]
     ConnectTimeout,
     /// The HTTP/2 handshake or the request failed.
@@ -80,6 +75,9 @@ pub struct Target {
 /// The pool of HTTP/2 connections of one serving thread.
 pub struct Http2Pool {
     target: Target,
+    // Connecting is bounded; connections are pinged when nothing arrived for a while, so a
+    // paused or vanished apiserver is noticed even by idle watches, which then end.
+    timeouts: UpstreamTimeouts,
     connections: Mutex<Vec<Arc<Connection>>>,
     // One connection is opened at a time: a burst of requests waits for it instead of each
     // opening its own.
@@ -98,9 +96,10 @@ struct Connection {
 }
 
 impl Http2Pool {
-    pub fn new(target: Target) -> Self {
+    pub fn new(target: Target, timeouts: UpstreamTimeouts) -> Self {
         Self {
             target,
+            timeouts,
             connections: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
             failed_at: Mutex::default(),
@@ -206,7 +205,7 @@ impl Http2Pool {
             tcp.set_nodelay(true)?;
             TlsConnector::from(Arc::clone(tls)).connect(server_name.clone(), tcp).await
         };
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        let tls = tokio::time::timeout(self.timeouts.connect, handshake)
             .await
             .map_err(|_| Http2Error::ConnectTimeout)?
             .map_err(Http2Error::Connect)?;
@@ -216,8 +215,8 @@ impl Http2Pool {
         }
         let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .keep_alive_interval(PING_INTERVAL)
-            .keep_alive_timeout(PING_TIMEOUT)
+            .keep_alive_interval(self.timeouts.keep_alive_interval)
+            .keep_alive_timeout(self.timeouts.keep_alive_timeout)
             .keep_alive_while_idle(true)
             .handshake(TokioIo::new(tls))
             .await?;
@@ -363,7 +362,7 @@ mod tests {
     async fn streams_beyond_the_servers_limit_open_another_connection() {
         let target = server(b"h2").await;
         let port = target.port;
-        let pool = Http2Pool::new(target);
+        let pool = Http2Pool::new(target, UpstreamTimeouts::default());
         let mut watches = Vec::new();
         for _ in 0..5 {
             match pool.send(watch(port)).await.expect("send") {
@@ -393,7 +392,7 @@ mod tests {
         target.port = closed.local_addr().expect("address").port();
         drop(closed);
         let port = target.port;
-        let pool = Http2Pool::new(target);
+        let pool = Http2Pool::new(target, UpstreamTimeouts::default());
         let (first, second) = tokio::join!(pool.send(watch(port)), pool.send(watch(port)));
         for result in [first, second] {
             assert!(result.is_err_and(|error| error.is_connect()));
@@ -406,7 +405,7 @@ mod tests {
     async fn a_server_without_http2_gets_http1() {
         let target = server(b"http/1.1").await;
         let port = target.port;
-        let pool = Http2Pool::new(target);
+        let pool = Http2Pool::new(target, UpstreamTimeouts::default());
         assert!(!pool.http1_only());
         assert!(matches!(pool.send(watch(port)).await.expect("send"), Sent::Http1Only(_)));
         assert!(pool.http1_only());

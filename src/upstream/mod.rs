@@ -10,7 +10,9 @@ mod http2;
 mod impersonate;
 mod list_namespaces;
 mod namespace_index;
+mod timeout;
 mod tunnel;
+mod watch_end;
 
 pub use forward::Forward;
 pub use impersonate::{AsCanopy, HeaderError, impersonation_headers};
@@ -25,7 +27,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::body::{Body, BoxError};
-use crate::config::{UpstreamConfig, UpstreamProtocol};
+use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamTimeouts};
 
 /// Why the upstream could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ pub struct Upstream {
     pub kube: kube::Client,
     config: kube::Config,
     protocol: UpstreamProtocol,
+    timeouts: UpstreamTimeouts,
 }
 
 impl Upstream {
@@ -68,29 +71,40 @@ impl Upstream {
             }
             None => kube::Config::infer().await?,
         };
-        Self::from_kube_config(kube_config, config.protocol)
+        Self::from_kube_config(kube_config, config.protocol, config.timeouts)
     }
 
-    /// Builds the clients from a kube `Config`; tenant requests go over `protocol`.
-    pub fn from_kube_config(config: kube::Config, protocol: UpstreamProtocol) -> Result<Self, UpstreamError> {
-        let http = http_service(&config, protocol)?;
+    /// Builds the clients from a kube `Config`; tenant requests go over `protocol`, waiting for
+    /// the apiserver as long as `timeouts` say.
+    pub fn from_kube_config(
+        config: kube::Config,
+        protocol: UpstreamProtocol,
+        timeouts: UpstreamTimeouts,
+    ) -> Result<Self, UpstreamError> {
+        let http = http_service(&config, protocol, timeouts)?;
         let kube = kube::Client::try_from(config.clone())?;
-        Ok(Self { http, kube, config, protocol })
+        Ok(Self { http, kube, config, protocol, timeouts })
     }
 
     /// The same upstream with a connection pool of its own for `http`, for a serving thread:
     /// connections then live on the thread whose requests use them.
     pub fn with_own_connections(&self) -> Result<Self, UpstreamError> {
-        Ok(Self { http: http_service(&self.config, self.protocol)?, ..self.clone() })
+        Ok(Self { http: http_service(&self.config, self.protocol, self.timeouts)?, ..self.clone() })
     }
 }
 
 /// A pooled HTTP client to the apiserver with `config`'s TLS and credentials.
-fn http_service(config: &kube::Config, protocol: UpstreamProtocol) -> Result<UpstreamService, UpstreamError> {
+fn http_service(
+    config: &kube::Config,
+    protocol: UpstreamProtocol,
+    timeouts: UpstreamTimeouts,
+) -> Result<UpstreamService, UpstreamError> {
     let http = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
         .map_err(Into::<BoxError>::into)
-        .service(client::Client::new(config, protocol)?);
+        // Around the client only: refreshing Canopy's own credentials is not the apiserver's time.
+        .layer_fn(|client| timeout::ResponseTimeout::new(client, timeouts.response))
+        .service(client::Client::new(config, protocol, timeouts)?);
     Ok(BoxCloneSyncService::new(http))
 }

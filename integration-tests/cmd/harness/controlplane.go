@@ -59,7 +59,7 @@ func startEtcd(h *harness) (*embed.Etcd, error) {
 // apiserverArgs are the kube-apiserver flags, as a real deployment passes them.
 func apiserverArgs(h *harness) []string {
 	p := h.pki
-	return []string{
+	args := []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(h.state.EtcdClientPort),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -89,6 +89,10 @@ func apiserverArgs(h *harness) []string {
 		// before cutting long-running requests such as logs -f.
 		"--shutdown-send-retry-after=true",
 	}
+	if h.http2MaxStreams > 0 {
+		args = append(args, "--http2-max-streams-per-connection="+strconv.Itoa(h.http2MaxStreams))
+	}
+	return args
 }
 
 // runAPIServer builds the options the way kube-apiserver's own command does

@@ -46,6 +46,8 @@ type harness struct {
 	tokensFile      string
 	adminKubeconfig string
 	stdoutIsLog     bool
+	// http2MaxStreams is kube-apiserver's --http2-max-streams-per-connection; 0 keeps its default (100).
+	http2MaxStreams int
 	lock            *os.File // flocked run-dir/lock; must stay open (and reachable) to hold the lock
 }
 
@@ -71,12 +73,13 @@ func main() {
 	runDir := flag.String("run-dir", "", "directory holding all state (required)")
 	bootstrapDir := flag.String("bootstrap-dir", "", "apply every YAML document in DIR/*.yaml once the apiserver is ready")
 	kubectl := flag.String("kubectl", "", "kubectl path written to the env file (default: kubectl next to this binary)")
+	http2MaxStreams := flag.Int("http2-max-streams-per-connection", 0, "kube-apiserver's limit on streams per HTTP/2 connection (0: its default, 100)")
 	flag.Parse()
 	if *runDir == "" {
 		fmt.Fprintln(os.Stderr, "harness: --run-dir is required")
 		os.Exit(2)
 	}
-	if err := run(start, *runDir, *bootstrapDir, *kubectl); err != nil {
+	if err := run(start, *runDir, *bootstrapDir, *kubectl, *http2MaxStreams); err != nil {
 		klog.Errorf("harness: %v", err)
 		klog.Flush()
 		fmt.Fprintf(os.Stdout, "harness: %v\n", err)
@@ -84,7 +87,7 @@ func main() {
 	}
 }
 
-func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
+func run(start time.Time, runDir, bootstrapDir, kubectl string, http2MaxStreams int) error {
 	runDir, err := filepath.Abs(runDir)
 	if err != nil {
 		return err
@@ -92,7 +95,7 @@ func run(start time.Time, runDir, bootstrapDir, kubectl string) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
 	}
-	h := &harness{runDir: runDir}
+	h := &harness{runDir: runDir, http2MaxStreams: http2MaxStreams}
 	if err := h.setupLogAndLock(); err != nil {
 		return err
 	}

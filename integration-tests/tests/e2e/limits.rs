@@ -1,5 +1,6 @@
 //! Canopy under abuse: a slowloris client (a header byte a second) is closed at the header
-//! timeout while others are served, the connection cap holds, and a flood of unknown bearer
+//! timeout while others are served, a body trickled a byte a second is answered 408 at the body
+//! timeout, the connection cap holds, and a flood of unknown bearer
 //! tokens costs a bounded number of TokenReviews, the rest answered 429 with `Retry-After`.
 //! Each test prints the figures `bench/RESULTS.md` records.
 
@@ -44,6 +45,19 @@ async fn slowloris(canopy: &Canopy, limit: Duration) -> Option<Duration> {
         }
     }
     None
+}
+
+/// A TLS connection to Canopy speaking HTTP/1.1.
+async fn connect(canopy: &Canopy) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let ca = pem::parse(std::fs::read(&canopy.ca_file).unwrap()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(ca.contents().to_vec())).unwrap();
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(canopy.url.trim_start_matches("https://")).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    connector.connect(name, tcp).await.unwrap()
 }
 
 /// The value of an unlabelled metric on Canopy's admin port.
@@ -175,4 +189,49 @@ async fn oversized_heads_and_bodies_are_refused() {
     // The connection pool still works for a normal request.
     let response = http.get(&url).bearer_auth(harness.token("admin")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_sent_too_slowly_is_answered_408_with_a_status() {
+    let harness = Harness::shared();
+    let canopy = Canopy::start_with(harness, limited("    bodyReadTimeoutSeconds: 2\n"));
+    let tls = connect(&canopy).await;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let head = format!(
+        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: canopy\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        harness.token("admin")
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (mut answer, mut answered) = (Vec::new(), None);
+    let mut buffer = [0u8; 4096];
+    // A byte a second, never the whole body; the answer comes (and the connection closes) first.
+    while started.elapsed() < Duration::from_secs(30) {
+        tokio::select! {
+            read = reader.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answered.get_or_insert_with(|| started.elapsed());
+                    answer.extend_from_slice(&buffer[..n]);
+                }
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if writer.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    println!(
+        "figure: a body trickled a byte a second with bodyReadTimeoutSeconds 2: answered after {answered:?}, \
+         connection closed after {:?}",
+        started.elapsed()
+    );
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let body = &text[text.find("\r\n\r\n").expect("a head") + 4..];
+    let json = body.find('{').map(|start| &body[start..=body.rfind('}').unwrap()]).expect("a JSON body");
+    let status: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!((status["kind"].as_str(), status["code"].as_u64()), (Some("Status"), Some(408)), "{status}");
 }

@@ -30,4 +30,5 @@ mod scope;
 mod secrets;
 mod sidecar;
 mod tenancy;
+mod upstream_faults;
 mod upstream_h2;

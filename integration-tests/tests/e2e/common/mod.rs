@@ -119,6 +119,10 @@ pub struct Options {
     pub token_review: Option<String>,
     /// `upstream.protocol` (`http2`, `http1`); absent: the default.
     pub upstream_protocol: Option<&'static str>,
+    /// `upstream.kubeconfig`; absent: the harness's kubeconfig for Canopy.
+    pub upstream_kubeconfig: Option<PathBuf>,
+    /// More of `upstream`, as YAML lines indented under it (`  responseTimeoutSeconds: 2\n`).
+    pub upstream: Option<String>,
 }
 
 /// The `tree:` section of `proxy-config/example.yaml`.
@@ -187,10 +191,15 @@ impl Canopy {
         if let Some(limits) = &options.limits {
             config.push_str(&format!("  limits:\n{limits}"));
         }
-        config.push_str(&format!("upstream:\n  kubeconfig: {}\n", harness.var("CANOPY_UPSTREAM_KUBECONFIG")));
+        let upstream_kubeconfig = match &options.upstream_kubeconfig {
+            Some(path) => path.display().to_string(),
+            None => harness.var("CANOPY_UPSTREAM_KUBECONFIG").to_owned(),
+        };
+        config.push_str(&format!("upstream:\n  kubeconfig: {upstream_kubeconfig}\n"));
         if let Some(protocol) = options.upstream_protocol {
             config.push_str(&format!("  protocol: {protocol}\n"));
         }
+        config.push_str(options.upstream.as_deref().unwrap_or_default());
         config.push_str("authentication:\n  tokenReview:\n    cacheTtlSeconds: 60\n");
         config.push_str(options.token_review.as_deref().unwrap_or_default());
         if let Some(tokens) = &options.static_tokens {
