@@ -100,7 +100,7 @@ impl Authenticator {
                         retry_after,
                     ));
                 }
-                Err(error @ ReviewError::Upstream(_)) => {
+                Err(error @ (ReviewError::Upstream(_) | ReviewError::TimedOut(_))) => {
                     tracing::warn!(%error, "cannot verify a bearer token");
                     return Err(Status::service_unavailable(
                         "cannot verify the bearer token right now: the upstream apiserver is unavailable",

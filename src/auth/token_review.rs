@@ -29,6 +29,9 @@ pub enum ReviewError {
     /// The TokenReview call to the upstream failed.
     #[error("TokenReview failed: {0}")]
     Upstream(Arc<kube::Error>),
+    /// The upstream did not answer the TokenReview in time (a paused or overloaded apiserver).
+    #[error("TokenReview got no answer within {0:?}")]
+    TimedOut(Duration),
     /// The client asked for too many reviews of unknown tokens; it may ask again after the delay.
     #[error("too many unknown tokens from this client")]
     RateLimited(Duration),
@@ -154,9 +157,9 @@ impl Inner {
     async fn ask(self: Arc<Self>, key: Key, token: String) -> Result<Option<Identity>, ReviewError> {
         let review = TokenReview { spec: TokenReviewSpec { token, ..Default::default() }, ..Default::default() };
         self.metrics.reviews.inc();
-        let answer = self.api.create(&PostParams::default(), &review).await;
+        let answer = tokio::time::timeout(self.config.timeout, self.api.create(&PostParams::default(), &review)).await;
         let result = match answer {
-            Ok(answer) => {
+            Ok(Ok(answer)) => {
                 let identity = answer.status.and_then(identity_of);
                 let expires = Instant::now();
                 match &identity {
@@ -169,7 +172,8 @@ impl Inner {
                 }
                 Ok(identity)
             }
-            Err(error) => Err(ReviewError::Upstream(Arc::new(error))),
+            Ok(Err(error)) => Err(ReviewError::Upstream(Arc::new(error))),
+            Err(_) => Err(ReviewError::TimedOut(self.config.timeout)),
         };
         // After the verdict is cached, so a request arriving in between finds one or the other.
         lock(&self.in_flight).remove(&key);
@@ -211,6 +215,7 @@ mod tests {
             max_refused_entries: 10,
             unknown_tokens_per_second: 1_000.0,
             unknown_token_burst: 1_000,
+            timeout: Duration::from_secs(10),
         }
     }
 
@@ -283,6 +288,16 @@ mod tests {
         assert!(gave_up.is_err());
         assert_eq!(user(&reviewer, "good-late").await.as_deref(), Some("late"));
         assert_eq!(reviews.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_review_upstream_does_not_answer_in_time_fails_and_is_not_cached() {
+        // The upstream answers after a second.
+        let (reviewer, reviews, _) = reviewer(TokenReviewConfig { timeout: Duration::from_millis(200), ..config() });
+        let error = reviewer.review("good-slow", None).await.unwrap_err();
+        assert!(matches!(error, ReviewError::TimedOut(_)), "{error}");
+        assert!(matches!(reviewer.review("good-slow", None).await, Err(ReviewError::TimedOut(_))));
+        assert_eq!(reviews.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

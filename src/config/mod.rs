@@ -134,6 +134,8 @@ pub struct TokenReviewConfig {
     pub max_refused_entries: usize,
     pub unknown_tokens_per_second: f64,
     pub unknown_token_burst: u32,
+    /// Bound on one TokenReview's round trip.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -286,6 +288,7 @@ impl Config {
                     max_refused_entries: token_review.negative_max_entries,
                     unknown_tokens_per_second: f64::from(token_review.unknown_tokens_per_second),
                     unknown_token_burst: token_review.unknown_token_burst,
+                    timeout: Duration::from_secs(token_review.timeout_seconds),
                 }),
                 front_proxy_names,
             },

@@ -295,6 +295,11 @@ pub struct RawTokenReview {
     #[serde(default = "default_unknown_token_burst")]
     #[schemars(range(min = 1))]
     pub unknown_token_burst: u32,
+    /// How long a review may take before the request it authenticates is answered 503 (the
+    /// token is not cached either way, so the next request asks again).
+    #[serde(default = "default_review_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: u64,
 }
 
 impl Default for RawTokenReview {
@@ -307,6 +312,7 @@ impl Default for RawTokenReview {
             negative_max_entries: default_negative_max_entries(),
             unknown_tokens_per_second: default_unknown_token_rate(),
             unknown_token_burst: default_unknown_token_burst(),
+            timeout_seconds: default_review_timeout(),
         }
     }
 }
@@ -346,6 +352,9 @@ fn default_unknown_token_rate() -> u32 {
 }
 fn default_unknown_token_burst() -> u32 {
     40
+}
+fn default_review_timeout() -> u64 {
+    10
 }
 pub(super) fn default_connect_timeout() -> u64 {
     5
