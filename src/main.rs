@@ -104,6 +104,9 @@ enum Command {
         /// cluster-scoped resources.
         #[arg(long, short)]
         namespace: Option<String>,
+        /// Also list the value bounds that narrow the allowed writes, next to their resource.
+        #[arg(long)]
+        explain: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -223,9 +226,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", current_thread()?.block_on(access::who_can(&config, &args))?);
             Ok(())
         }
-        Command::AccessMatrix { user, groups, namespace, common } => {
+        Command::AccessMatrix { user, groups, namespace, explain, common } => {
             let config = common.load()?;
-            let args = MatrixArgs { user, groups, namespace, view: common.view, format: common.output };
+            let args = MatrixArgs { user, groups, namespace, view: common.view, format: common.output, explain };
             print!("{}", current_thread()?.block_on(access::access_matrix(&config, &args))?);
             Ok(())
         }

@@ -33,6 +33,19 @@ pub struct Details {
     /// When the client may try again; also sent as the `Retry-After` header.
     #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
+    /// The fields at fault, for `422 Invalid`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+}
+
+/// One field at fault in an invalid object, as the apiserver's `details.causes[]` say it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    /// `FieldValueInvalid`.
+    pub reason: &'static str,
+    pub message: String,
+    /// `spec.containers[0].image`.
+    pub field: String,
 }
 
 impl Status {
@@ -47,8 +60,33 @@ impl Status {
             group: group.to_owned(),
             kind: resource.to_owned(),
             retry_after_seconds: None,
+            causes: Vec::new(),
         }));
         self
+    }
+
+    /// 422 about object `name` of `kind` (`Deployment`) in `group`, invalid in the fields
+    /// `causes` name (`(field, message)`), worded as the apiserver words it so kubectl prints
+    /// `The Deployment "x" is invalid: spec.replicas: …`.
+    pub fn invalid_fields(kind: &str, group: &str, name: &str, causes: Vec<(String, String)>) -> Self {
+        let qualified = if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") };
+        let errors: Vec<String> = causes.iter().map(|(field, message)| format!("{field}: {message}")).collect();
+        let listed = match errors.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut status = Self::invalid(format!("{qualified} {name:?} is invalid: {listed}"));
+        status.details = Some(Box::new(Details {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            retry_after_seconds: None,
+            causes: causes
+                .into_iter()
+                .map(|(field, message)| Cause { reason: "FieldValueInvalid", message, field })
+                .collect(),
+        }));
+        status
     }
 
     /// 400: the request itself is malformed.
@@ -106,6 +144,7 @@ impl Status {
             group: String::new(),
             kind: String::new(),
             retry_after_seconds: Some(seconds.max(1)),
+            causes: Vec::new(),
         }));
         status
     }
@@ -225,6 +264,21 @@ mod tests {
         assert_eq!(
             json["details"],
             serde_json::json!({"name": "standard", "group": "storage.k8s.io", "kind": "storageclasses"})
+        );
+    }
+
+    #[test]
+    fn invalid_fields_read_as_the_apiservers_field_errors() {
+        let causes = vec![("spec.replicas".to_owned(), "Invalid value: 11: too many".to_owned())];
+        let json: serde_json::Value =
+            serde_json::from_slice(&Status::invalid_fields("Deployment", "apps", "w", causes).to_json()).unwrap();
+        assert_eq!((json["reason"].as_str(), json["code"].as_u64()), (Some("Invalid"), Some(422)));
+        assert_eq!(json["message"], "Deployment.apps \"w\" is invalid: spec.replicas: Invalid value: 11: too many");
+        assert_eq!(
+            json["details"],
+            serde_json::json!({"name": "w", "group": "apps", "kind": "Deployment", "causes": [
+                {"reason": "FieldValueInvalid", "message": "Invalid value: 11: too many", "field": "spec.replicas"}
+            ]})
         );
     }
 

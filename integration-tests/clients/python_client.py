@@ -29,7 +29,7 @@ def main(kubeconfig, namespace, name):
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+                              "spec": {"containers": [{"name": "c", "image": "images.globex.internal/busybox"}]}}},
     })
     # The Deployment controller writes the object meanwhile: a 409 is retried, as clients do.
     for attempt in range(10):

@@ -35,7 +35,7 @@ pub struct WhoCanArgs {
     pub format: Format,
 }
 
-/// `canopy access-matrix --user U [--groups G,…] [-n NS] [--view PATH]`.
+/// `canopy access-matrix --user U [--groups G,…] [-n NS] [--view PATH] [--explain]`.
 #[derive(Debug, Clone)]
 pub struct MatrixArgs {
     pub user: String,
@@ -44,6 +44,8 @@ pub struct MatrixArgs {
     pub namespace: Option<String>,
     pub view: Option<String>,
     pub format: Format,
+    /// List the value bounds narrowing the allowed writes under the table.
+    pub explain: bool,
 }
 
 /// What the commands share: the tree with the upstream namespaces, the frame view, discovery.
@@ -142,7 +144,8 @@ pub async fn access_matrix(config: &Config, args: &MatrixArgs) -> Result<String,
     let cells = matrix::plan(&context.tree, &identity, &place, &rows);
     let pending: Vec<_> = cells.iter().map(|(_, _, p)| p.clone()).collect();
     let answers = context.reviewer.review_all(&questions(&pending)).await?;
-    let matrix = Matrix::new(&context.tree, &identity, &place, args.namespace.clone(), &rows, &cells, &answers);
+    let mut matrix = Matrix::new(&context.tree, &identity, &place, args.namespace.clone(), &rows, &cells, &answers);
+    matrix.explain = args.explain;
     Ok(match args.format {
         Format::Table => matrix.render(),
         Format::Json => json(&matrix),

@@ -1,7 +1,8 @@
 //! `canopy access-matrix --user U`: resources × verbs, each cell decided as Canopy decides the
 //! request at that moment — the user's view (as `resolve_view` picks it for the kubeconfig's
 //! URL), the tree's confinement and ceiling, then the apiserver asked as the user. With `-n`, the
-//! namespaced resources in that namespace; without, the cluster-scoped ones.
+//! namespaced resources in that namespace; without, the cluster-scoped ones. Each row also
+//! names the value bounds that narrow the writes it allows (`--explain` prints them).
 
 use std::collections::BTreeMap;
 
@@ -71,6 +72,53 @@ pub fn plan(tree: &Tree, identity: &Identity, place: &Place, rows: &[&ApiResourc
 pub struct Row {
     pub resource: String,
     pub access: BTreeMap<&'static str, Verdict>,
+    /// The value bounds on what the allowed writes may store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<BoundNote>,
+}
+
+/// A value bound narrowing a row's allowed writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoundNote {
+    /// The bound's config path.
+    pub at: String,
+    /// The allowed write verbs it narrows.
+    pub verbs: Vec<&'static str>,
+    /// `spec.replicas: between 2 and 10 (only queueworker)`.
+    pub bound: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The verbs that store objects, which bounds narrow.
+const WRITES: [&str; 3] = ["create", "update", "patch"];
+
+/// The bounds on `resource` in force where the matrix is asked, for the verbs of `access` that
+/// write and are allowed.
+fn bound_notes(
+    tree: &Tree,
+    place: &Place,
+    resource: &ApiResource,
+    access: &BTreeMap<&'static str, Verdict>,
+) -> Vec<BoundNote> {
+    let Ok(view) = place.view else { return Vec::new() };
+    let node = place.namespace.as_deref().and_then(|physical| tree.owner(physical)).unwrap_or(view);
+    let verbs: Vec<&'static str> =
+        WRITES.into_iter().filter(|verb| access.get(verb).is_some_and(|v| v.allowed)).collect();
+    if verbs.is_empty() {
+        return Vec::new();
+    }
+    tree.nodes[node]
+        .bounds
+        .iter()
+        .filter(|bound| bound.applies(&resource.group, &resource.resource))
+        .map(|bound| BoundNote {
+            at: bound.at.clone(),
+            verbs: verbs.clone(),
+            bound: bound.describe(),
+            reason: bound.reason.clone(),
+        })
+        .collect()
 }
 
 /// A decided matrix.
@@ -90,6 +138,9 @@ pub struct Matrix {
     pub namespace: Option<String>,
     pub verbs: [&'static str; 7],
     pub resources: Vec<Row>,
+    /// Whether [`Matrix::render`] lists the value bounds under the table.
+    #[serde(skip)]
+    pub explain: bool,
 }
 
 impl Matrix {
@@ -105,9 +156,12 @@ impl Matrix {
     ) -> Self {
         let pending: Vec<Pending> = cells.iter().map(|(_, _, p)| p.clone()).collect();
         let mut resources: Vec<Row> =
-            rows.iter().map(|r| Row { resource: r.name(), access: BTreeMap::new() }).collect();
+            rows.iter().map(|r| Row { resource: r.name(), access: BTreeMap::new(), bounds: Vec::new() }).collect();
         for ((index, verb, _), verdict) in cells.iter().zip(verdicts(&pending, answers)) {
             resources[*index].access.insert(verb, verdict);
+        }
+        for (row, resource) in resources.iter_mut().zip(rows) {
+            row.bounds = bound_notes(tree, place, resource, &row.access);
         }
         Matrix {
             user: identity.user.clone(),
@@ -117,6 +171,7 @@ impl Matrix {
             namespace,
             verbs: VERBS,
             resources,
+            explain: false,
         }
     }
 
@@ -160,6 +215,32 @@ impl Matrix {
         }
         legend.push_str("; -o json says why)  n/a: the resource has no such verb\n");
         out.push_str(&legend);
+        if self.explain {
+            out.push_str(&self.render_bounds());
+        }
+        out
+    }
+
+    /// The value bounds narrowing the allowed writes, one per line under their resource.
+    fn render_bounds(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .resources
+            .iter()
+            .flat_map(|row| {
+                row.bounds.iter().map(|note| {
+                    let by = match &note.reason {
+                        Some(reason) => format!("{}: {reason}", note.at),
+                        None => note.at.clone(),
+                    };
+                    vec![row.resource.clone(), note.verbs.join(","), note.bound.clone(), by]
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return "no value bounds narrow the allowed writes\n".to_owned();
+        }
+        let mut out = String::from("\nvalue bounds on what the allowed writes may store:\n");
+        out.push_str(&table::render(&["NAME", "NARROWS", "BOUND", "BY"], &rows));
         out
     }
 }
@@ -231,6 +312,41 @@ mod tests {
         let (table, legend) = text.rsplit_once("\n✔ allowed").unwrap();
         assert!(!table.contains('✔') && !legend.contains('✔'), "{text}");
         assert!(matrix.resources.iter().flat_map(|r| r.access.values()).all(|v| !v.allowed && v.by == By::Canopy));
+    }
+
+    #[test]
+    fn explain_shows_the_bounds_next_to_the_writes_they_narrow() {
+        let tree = example();
+        let dave = identity("dave", &[]);
+        let place_of = place;
+        let place = place_of(&tree, &dave, None, Some("globex-main"));
+        let resources = sample();
+        let rows = rows(&resources, true);
+        let cells = plan(&tree, &dave, &place, &rows);
+        let answers: Vec<Value> = cells
+            .iter()
+            .filter(|(_, _, p)| p.question.is_some())
+            .map(|_| json!({"status": {"allowed": true}}))
+            .collect();
+        let mut matrix = Matrix::new(&tree, &dave, &place, Some("main".into()), &rows, &cells, &answers);
+        let deployments = matrix.resources.iter().find(|r| r.resource == "deployments.apps").unwrap();
+        let notes: Vec<&str> = deployments.bounds.iter().map(|n| n.bound.as_str()).collect();
+        assert!(notes.contains(&"spec.replicas: between 2 and 10 (only queueworker)"), "{notes:?}");
+        assert!(notes.contains(&"spec.template.spec.hostNetwork: absent"), "{notes:?}");
+        assert_eq!(deployments.bounds[0].verbs, ["create", "update", "patch"]);
+        assert!(!matrix.render().contains("value bounds"));
+        matrix.explain = true;
+        let text = matrix.render();
+        assert!(text.contains("value bounds on what the allowed writes may store:"), "{text}");
+        let line = text.lines().find(|l| l.contains("between 2 and 10")).unwrap();
+        assert!(line.starts_with("deployments.apps") && line.contains("create,update,patch"), "{text}");
+        assert!(line.contains("tree.nodes[1].bounds[3]: the queue needs 2 workers"), "{text}");
+        // A reader's matrix has no allowed writes to narrow.
+        let carol = identity("carol", &[]);
+        let reader = place_of(&tree, &carol, Some("acme/data"), Some("acme-data-warehouse"));
+        let cells = plan(&tree, &carol, &reader, &rows);
+        let matrix = Matrix::new(&tree, &carol, &reader, None, &rows, &cells, &[]);
+        assert!(matrix.resources.iter().all(|r| r.bounds.is_empty()));
     }
 
     #[test]

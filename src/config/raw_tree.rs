@@ -76,6 +76,10 @@ pub struct RawNode {
     /// allow: deny beats allow, and no node below can lift an ancestor's rule.
     #[serde(default)]
     pub deny: Vec<RawDeny>,
+    /// Value bounds on what writes at this node and below may store, added to the ancestors':
+    /// no node below can lift one.
+    #[serde(default)]
+    pub bounds: Vec<RawBound>,
     /// Nodes below this one; their paths are `<this path>/<name>`.
     #[serde(default)]
     pub children: Vec<RawNode>,
@@ -146,6 +150,45 @@ pub struct RawDeny {
     /// namespace of the subtree, and cluster-scoped resources.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// Why, said in the refusal.
+    pub reason: Option<String>,
+}
+
+/// A value bound: what a field of the objects a write would store may hold (replicas of one
+/// Deployment between 2 and 10, images from one registry, no Service `externalIPs`). Judged on
+/// the object the apiserver would store, so every kind of write counts (create, update, every
+/// patch type, server-side apply); a write breaking it is refused with `422 Invalid` naming the
+/// field and the bound's config path. Exactly one constraint: `min`/`max`, `enum`, `regex`,
+/// `absent` or `immutable`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Bound")]
+pub struct RawBound {
+    /// `services`, `deployments.apps`: plural resource name, then its API group, as masks name
+    /// them. A bound on `pods` holds on every pod template too (Deployments, StatefulSets,
+    /// DaemonSets, ReplicaSets, Jobs, CronJobs, ReplicationControllers, PodTemplates).
+    pub resource: String,
+    /// Object names, or prefixes ending in `*`; absent: every object.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// JSONPath of the bounded values (`$.spec.replicas`, `$.spec.containers[*].image`); each
+    /// value it selects must meet the constraint.
+    pub path: String,
+    /// Each selected value is a number at least this.
+    pub min: Option<f64>,
+    /// Each selected value is a number at most this.
+    pub max: Option<f64>,
+    /// Each selected value is one of these.
+    #[serde(rename = "enum")]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// Each selected value is a string this regular expression matches whole.
+    pub regex: Option<String>,
+    /// The path selects nothing (a `null` counts as absent).
+    #[serde(default)]
+    pub absent: bool,
+    /// Once the object exists, what the path selects never changes.
+    #[serde(default)]
+    pub immutable: bool,
     /// Why, said in the refusal.
     pub reason: Option<String>,
 }

@@ -27,7 +27,7 @@ pub fn covers_subresource(subresource: &str) -> bool {
 }
 
 /// Every resource that holds a pod template: group, resource, and the template's path.
-const POD_TEMPLATES: [(&str, &str, &str); 8] = [
+pub const POD_TEMPLATES: [(&str, &str, &str); 8] = [
     ("apps", "deployments", "$.spec.template"),
     ("apps", "replicasets", "$.spec.template"),
     ("apps", "statefulsets", "$.spec.template"),

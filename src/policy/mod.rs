@@ -6,6 +6,7 @@
 //! gates and filters this module holds.
 
 mod as_caller;
+pub mod bound_gate;
 mod escalation;
 pub mod links;
 pub mod mask_gate;

@@ -1,5 +1,5 @@
 //! Phase 9: the gates. A write any gate judges (write masks, secret types, references,
-//! namespace labels, protobuf bodies) goes through the write driver, which judges the object
+//! namespace labels, value bounds, protobuf bodies) goes through the write driver, which judges the object
 //! the apiserver would store and commits exactly that ([`crate::policy::write`]); linked copies
 //! are refused before anything is written; a single secret is read or deleted only if its type
 //! is the view's. Everything else goes upstream as rewritten.
@@ -11,6 +11,7 @@ use tower::util::BoxCloneService;
 
 use super::{Decision, Inner, Phase, Rewritten, claim};
 use crate::body::Body;
+use crate::policy::bound_gate::BoundGate;
 use crate::policy::links::LinkGuard;
 use crate::policy::mask_gate::MaskGate;
 use crate::policy::namespace_gate::NamespaceGate;
@@ -58,6 +59,10 @@ impl Phase for Gates {
             gates.push(Box::new(gate));
         }
         if let Some(gate) = NamespaceGate::of(tree, *governing, info) {
+            gates.push(Box::new(gate));
+        }
+        // Bounds judge what would be stored, whichever way the write says it.
+        if let Some(gate) = BoundGate::of(tree, *governing, info) {
             gates.push(Box::new(gate));
         }
         // A protobuf body is read only where its own namespace is: what else it names is judged

@@ -166,6 +166,11 @@ impl Tree {
                 &format!("{at}.deny[{i}]"),
             )?));
         }
+        let mut bounds = parent.map(|p| self.nodes[p].bounds.clone()).unwrap_or_default();
+        for (i, raw_bound) in raw.bounds.iter().enumerate() {
+            let compiled = super::bounds::Bound::compile(raw_bound, &format!("{at}.bounds[{i}]"))?;
+            bounds.extend(compiled.into_iter().map(Arc::new));
+        }
         let inherited = parent.map(|p| self.nodes[p].namespace_labels.clone()).unwrap_or_default();
         let namespace_labels = super::platform_labels::compile(&inherited, &raw.namespace_labels, &self.domain)
             .map_err(|(p, m)| err(&format!(".{p}"), m))?;
@@ -184,6 +189,7 @@ impl Tree {
             links,
             namespace_labels,
             denies,
+            bounds,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

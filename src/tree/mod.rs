@@ -4,9 +4,10 @@
 //! Nodes have paths (`acme`, `acme/web`); each owns physical namespaces named
 //! `prefix(node) + local`, where a top-level node's prefix defaults to `<name>-` and a child's is
 //! `prefix(parent) + name + "-"`. Compilation checks names, prefixes, duplicate namespaces,
-//! roles, that no child's ceiling exceeds its parent's, and links (see [`links`]), naming the config
+//! roles, that no child's ceiling exceeds its parent's, deny rules and value bounds, and links (see [`links`]), naming the config
 //! path at fault.
 
+pub mod bounds;
 pub mod ceiling;
 mod compile;
 pub mod deny;
@@ -122,6 +123,9 @@ pub struct Node {
     pub namespace_labels: BTreeMap<String, String>,
     /// Deny rules in force here: the ancestors', then the node's own.
     pub denies: deny::Denies,
+    /// Value bounds in force here: the ancestors', then the node's own (pod bounds with their
+    /// pod-template twins).
+    pub bounds: Vec<Arc<bounds::Bound>>,
 }
 
 /// A namespace declared in the config.

@@ -6,6 +6,7 @@
 mod common;
 
 mod across;
+mod bounds;
 mod config_cli;
 mod deny;
 mod helm;

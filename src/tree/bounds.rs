@@ -1,0 +1,374 @@
+//! Value bounds: what the objects a write would store may hold in one field (a number range, a
+//! set of values, a pattern, nothing at all, or what the object first had). A node holds its
+//! ancestors' bounds, then its own, so none below can lift one. Compiled once at load (JSONPath
+//! and regex parsed, one constraint per bound); judged by [`crate::policy::bound_gate`] on the
+//! dry-run result of every write with the pure [`Bound::violations`].
+
+use std::fmt::Write as _;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::TreeError;
+use crate::config::raw_tree::RawBound;
+use crate::mask::path::{self, Location, Step};
+use crate::mask::{MaskPath, POD_TEMPLATES};
+
+/// A compiled bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// The bound's config path (`tree.nodes[1].bounds[2]`), named in every refusal.
+    pub at: String,
+    pub group: String,
+    pub resource: String,
+    /// Object names or prefixes ending in `*`; empty: every object.
+    names: Vec<String>,
+    pub path: MaskPath,
+    pub constraint: Constraint,
+    pub reason: Option<String>,
+}
+
+/// What each value a bound's path selects must be.
+#[derive(Debug, Clone)]
+pub enum Constraint {
+    /// A number within the range (either end open).
+    Range { min: Option<f64>, max: Option<f64> },
+    /// One of these values.
+    OneOf(Vec<Value>),
+    /// A string the pattern (anchored at both ends) matches.
+    Pattern { text: String, regex: Regex },
+    /// Nothing (or `null`).
+    Absent,
+    /// What the stored object holds there.
+    Immutable,
+}
+
+/// A field a write would store against a bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field as Kubernetes names fields (`spec.containers[0].image`).
+    pub field: String,
+    /// As the apiserver words a field error (`Invalid value: 11: must be at most 10 (…)`).
+    pub message: String,
+}
+
+impl Bound {
+    /// Compiles `raw`, declared at `at`; a bound on pods comes with one per pod template (see
+    /// [`POD_TEMPLATES`]), which names the same config path.
+    pub fn compile(raw: &RawBound, at: &str) -> Result<Vec<Self>, TreeError> {
+        let err = |field: &str, message: String| TreeError { at: format!("{at}.{field}"), message };
+        let (resource, group) = raw.resource.split_once('.').unwrap_or((raw.resource.as_str(), ""));
+        if resource.is_empty()
+            || resource.contains('/')
+            || resource.contains('*')
+            || resource != resource.to_ascii_lowercase()
+        {
+            return Err(err(
+                "resource",
+                format!("{:?} is not a resource; write `pods` or `deployments.apps`", raw.resource),
+            ));
+        }
+        if group.is_empty() && resource == "namespaces" {
+            return Err(err(
+                "resource",
+                "namespaces are the tree's; their labels are bounded by allow.namespaces".into(),
+            ));
+        }
+        let path = MaskPath::compile(&raw.path).map_err(|e| err("path", e.to_string()))?;
+        for (i, name) in raw.names.iter().enumerate() {
+            if name.trim_end_matches('*').contains('*') || name.is_empty() {
+                return Err(err(&format!("names[{i}]"), format!("{name:?} is not a name or a prefix ending in '*'")));
+            }
+        }
+        let mut constraints = Vec::new();
+        if raw.min.is_some() || raw.max.is_some() {
+            if let (Some(min), Some(max)) = (raw.min, raw.max)
+                && min > max
+            {
+                return Err(err("min", format!("min {min} is above max {max}")));
+            }
+            constraints.push(("min", Constraint::Range { min: raw.min, max: raw.max }));
+        }
+        if let Some(values) = &raw.one_of {
+            if values.is_empty() {
+                return Err(err("enum", "must list at least one value".into()));
+            }
+            constraints.push(("enum", Constraint::OneOf(values.clone())));
+        }
+        if let Some(text) = &raw.regex {
+            let regex = Regex::new(&format!("^(?:{text})$")).map_err(|e| err("regex", e.to_string()))?;
+            constraints.push(("regex", Constraint::Pattern { text: text.clone(), regex }));
+        }
+        if raw.absent {
+            constraints.push(("absent", Constraint::Absent));
+        }
+        if raw.immutable {
+            constraints.push(("immutable", Constraint::Immutable));
+        }
+        let constraint = match constraints.len() {
+            1 => constraints.remove(0).1,
+            0 => return Err(err("path", "a bound needs one of min/max, enum, regex, absent, immutable".into())),
+            _ => {
+                let named: Vec<&str> = constraints.iter().map(|(name, _)| *name).collect();
+                return Err(err(named[1], format!("one constraint per bound, not {}", named.join(" and "))));
+            }
+        };
+        let bound = Bound {
+            at: at.to_owned(),
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            names: raw.names.clone(),
+            path,
+            constraint,
+            reason: raw.reason.clone(),
+        };
+        let mut all = bound.on_pod_templates();
+        all.push(bound);
+        Ok(all)
+    }
+
+    /// For a bound on pods, the same bound on every pod template: a controller creates the pods a
+    /// template describes, and refusing them there would leave a workload that never runs.
+    /// Its names then select the workload.
+    fn on_pod_templates(&self) -> Vec<Bound> {
+        if !(self.group.is_empty() && self.resource == "pods") {
+            return Vec::new();
+        }
+        POD_TEMPLATES
+            .iter()
+            .filter_map(|(group, resource, prefix)| {
+                Some(Bound {
+                    group: (*group).to_owned(),
+                    resource: (*resource).to_owned(),
+                    path: self.path.under(prefix)?,
+                    ..self.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the bound holds for writes of `group`/`resource`.
+    pub fn applies(&self, group: &str, resource: &str) -> bool {
+        self.group == group && self.resource == resource
+    }
+
+    /// Whether the bound holds for the object named `name`.
+    pub fn names(&self, name: &str) -> bool {
+        self.names.is_empty()
+            || self.names.iter().any(|n| n.strip_suffix('*').map_or(n == name, |prefix| name.starts_with(prefix)))
+    }
+
+    /// Where `result` (the object a write would store) breaks the bound; `stored` is the object
+    /// before the write (`None`: the write creates it).
+    pub fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
+        let found = self.path.locate(result);
+        let mut out = Vec::new();
+        if let Constraint::Immutable = self.constraint {
+            let Some(stored) = stored else { return out };
+            let before = self.path.locate(stored);
+            let value_at = |doc: &'_ Value, location: &Location| path::get(doc, location).cloned();
+            let before_values: Vec<(Location, Option<Value>)> =
+                before.iter().map(|l| (l.clone(), value_at(stored, l))).collect();
+            let after_values: Vec<(Location, Option<Value>)> =
+                found.iter().map(|l| (l.clone(), value_at(result, l))).collect();
+            if before_values != after_values {
+                let location = after_values
+                    .iter()
+                    .find(|entry| !before_values.contains(entry))
+                    .or_else(|| before_values.iter().find(|entry| !after_values.contains(entry)))
+                    .map(|(location, _)| location.clone())
+                    .unwrap_or_default();
+                let shown = path::get(result, &location).map_or_else(|| "null".to_owned(), show);
+                out.push(self.violation(&location, &shown, "field is immutable"));
+            }
+            return out;
+        }
+        for location in found {
+            let Some(value) = path::get(result, &location) else { continue };
+            if let Some(why) = self.breaks(value) {
+                out.push(self.violation(&location, &show(value), &why));
+            }
+        }
+        out
+    }
+
+    /// Why `value` breaks a constraint on single values.
+    fn breaks(&self, value: &Value) -> Option<String> {
+        match &self.constraint {
+            Constraint::Range { min, max } => {
+                let range = match (min, max) {
+                    (Some(min), Some(max)) => format!("between {min} and {max}"),
+                    (Some(min), None) => format!("at least {min}"),
+                    (None, Some(max)) => format!("at most {max}"),
+                    (None, None) => "a number".to_owned(),
+                };
+                let inside = value.as_f64().is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m));
+                (!inside).then(|| format!("must be a number {range}"))
+            }
+            Constraint::OneOf(values) => {
+                let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => a == b,
+                };
+                (!values.iter().any(|v| same(v, value))).then(|| {
+                    let listed: Vec<String> = values.iter().map(show).collect();
+                    format!("must be one of {}", listed.join(", "))
+                })
+            }
+            Constraint::Pattern { text, regex } => (!value.as_str().is_some_and(|s| regex.is_match(s)))
+                .then(|| format!("must be a string matching {text:?}")),
+            Constraint::Absent => (!value.is_null()).then(|| "must not be set".to_owned()),
+            Constraint::Immutable => None,
+        }
+    }
+
+    fn violation(&self, location: &[Step], shown: &str, why: &str) -> Violation {
+        let mut message = format!("Invalid value: {shown}: {why} (bound {}", self.at);
+        if let Some(reason) = &self.reason {
+            let _ = write!(message, ": {reason}");
+        }
+        message.push(')');
+        Violation { field: field_path(location), message }
+    }
+
+    /// The bound in a line: `spec.replicas: between 2 and 10 (queueworker)`.
+    pub fn describe(&self) -> String {
+        let what = match &self.constraint {
+            Constraint::Range { min: Some(min), max: Some(max) } => format!("between {min} and {max}"),
+            Constraint::Range { min: Some(min), .. } => format!("at least {min}"),
+            Constraint::Range { max: Some(max), .. } => format!("at most {max}"),
+            Constraint::Range { .. } => "a number".to_owned(),
+            Constraint::OneOf(values) => {
+                format!("one of {}", values.iter().map(show).collect::<Vec<_>>().join(", "))
+            }
+            Constraint::Pattern { text, .. } => format!("matching {text:?}"),
+            Constraint::Absent => "absent".to_owned(),
+            Constraint::Immutable => "immutable".to_owned(),
+        };
+        let mut line = format!("{}: {what}", self.path.field());
+        if !self.names.is_empty() {
+            let _ = write!(line, " (only {})", self.names.join(", "));
+        }
+        line
+    }
+}
+
+/// A value as a field error shows it: JSON, cut short.
+fn show(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// `location` as Kubernetes names fields: `spec.containers[0].image`.
+pub fn field_path(location: &[Step]) -> String {
+    let mut out = String::new();
+    for step in location {
+        match step {
+            Step::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Step::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn compile(yaml: &str) -> Result<Vec<Bound>, TreeError> {
+        let raw: RawBound = serde_saphyr::from_str(yaml).unwrap();
+        Bound::compile(&raw, "tree.nodes[1].bounds[2]")
+    }
+
+    fn bound(yaml: &str) -> Bound {
+        compile(yaml).unwrap().pop().unwrap()
+    }
+
+    fn fields(bound: &Bound, result: Value, stored: Option<Value>) -> Vec<String> {
+        bound.violations(&result, stored.as_ref()).into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_range_holds_numbers_within_it() {
+        let b = bound(
+            "{resource: deployments.apps, names: [queue*], path: $.spec.replicas, min: 2, max: 10, reason: capacity}",
+        );
+        assert!(fields(&b, json!({"spec": {"replicas": 2}}), None).is_empty());
+        assert!(fields(&b, json!({"spec": {}}), None).is_empty(), "nothing selected, nothing to bound");
+        let found = b.violations(&json!({"spec": {"replicas": 11}}), None);
+        assert_eq!(found[0].field, "spec.replicas");
+        assert_eq!(
+            found[0].message,
+            "Invalid value: 11: must be a number between 2 and 10 (bound tree.nodes[1].bounds[2]: capacity)"
+        );
+        assert_eq!(fields(&b, json!({"spec": {"replicas": "3"}}), None), ["spec.replicas"]);
+        assert!(b.names("queueworker") && !b.names("web"));
+        assert_eq!(b.describe(), "spec.replicas: between 2 and 10 (only queue*)");
+    }
+
+    #[test]
+    fn enums_regexes_and_absence_judge_every_selected_value() {
+        let b = bound("{resource: pods, path: '$.spec.containers[*].image', regex: 'images\\.acme\\.internal/.+'}");
+        let pod = json!({"spec": {"containers": [{"image": "images.acme.internal/web"}, {"image": "evil.io/images.acme.internal/x"}]}});
+        assert_eq!(fields(&b, pod, None), ["spec.containers[1].image"]);
+        let b = bound("{resource: services, path: $.spec.type, enum: [ClusterIP, NodePort]}");
+        assert!(fields(&b, json!({"spec": {"type": "NodePort"}}), None).is_empty());
+        assert_eq!(fields(&b, json!({"spec": {"type": "LoadBalancer"}}), None), ["spec.type"]);
+        let b = bound("{resource: services, path: $.spec.externalIPs, absent: true}");
+        assert!(fields(&b, json!({"spec": {"externalIPs": null}}), None).is_empty());
+        assert_eq!(fields(&b, json!({"spec": {"externalIPs": ["1.2.3.4"]}}), None), ["spec.externalIPs"]);
+        let b = bound("{resource: services, path: '$.spec.ports[*].port', enum: [80, 443]}");
+        assert!(fields(&b, json!({"spec": {"ports": [{"port": 443.0}]}}), None).is_empty());
+    }
+
+    #[test]
+    fn immutable_values_may_be_set_at_create_and_never_changed() {
+        let b = bound("{resource: configmaps, path: $.data.owner, immutable: true}");
+        assert!(fields(&b, json!({"data": {"owner": "a"}}), None).is_empty());
+        let stored = json!({"data": {"owner": "a"}});
+        assert!(fields(&b, json!({"data": {"owner": "a", "x": "1"}}), Some(stored.clone())).is_empty());
+        assert_eq!(fields(&b, json!({"data": {"owner": "b"}}), Some(stored.clone())), ["data.owner"]);
+        assert_eq!(fields(&b, json!({"data": {}}), Some(stored)), ["data.owner"], "removing changes it too");
+        assert_eq!(fields(&b, json!({"data": {"owner": "b"}}), Some(json!({"data": {}}))), ["data.owner"]);
+    }
+
+    #[test]
+    fn a_pod_bound_holds_on_every_pod_template() {
+        let all = compile("{resource: pods, path: $.spec.hostNetwork, absent: true}").unwrap();
+        assert_eq!(all.len(), POD_TEMPLATES.len() + 1);
+        let cronjobs = all.iter().find(|b| b.applies("batch", "cronjobs")).unwrap();
+        let job = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"hostNetwork": true}}}}}});
+        assert_eq!(fields(cronjobs, job, None), ["spec.jobTemplate.spec.template.spec.hostNetwork"]);
+        assert_eq!(cronjobs.at, "tree.nodes[1].bounds[2]");
+        assert!(compile("{resource: services, path: $.spec.externalIPs, absent: true}").unwrap().len() == 1);
+    }
+
+    #[test]
+    fn bad_bounds_are_refused_at_load_with_their_paths() {
+        let at = |yaml: &str| compile(yaml).unwrap_err().at;
+        assert_eq!(at("{resource: pods, path: '$.spec[', absent: true}"), "tree.nodes[1].bounds[2].path");
+        assert_eq!(at("{resource: pods, path: $.a, regex: '(['}"), "tree.nodes[1].bounds[2].regex");
+        assert_eq!(at("{resource: pods, path: $.a, min: 3, max: 2}"), "tree.nodes[1].bounds[2].min");
+        assert_eq!(at("{resource: Pods, path: $.a, absent: true}"), "tree.nodes[1].bounds[2].resource");
+        assert_eq!(at("{resource: pods/status, path: $.a, absent: true}"), "tree.nodes[1].bounds[2].resource");
+        assert_eq!(at("{resource: pods, path: $.a}"), "tree.nodes[1].bounds[2].path");
+        assert_eq!(
+            at("{resource: pods, path: $.a, absent: true, immutable: true}"),
+            "tree.nodes[1].bounds[2].immutable"
+        );
+        assert_eq!(at("{resource: pods, path: $.a, enum: []}"), "tree.nodes[1].bounds[2].enum");
+        assert_eq!(at("{resource: pods, names: ['a*b'], path: $.a, absent: true}"), "tree.nodes[1].bounds[2].names[0]");
+    }
+}
