@@ -38,6 +38,7 @@ impl Tree {
         }
         tree.check_prefixes(at)?;
         tree.check_links()?;
+        tree.add_controllers(&raw.controllers, &format!("{at}.controllers"))?;
         Ok(tree)
     }
 
@@ -184,6 +185,7 @@ impl Tree {
             links,
             namespace_labels,
             denies,
+            reach: None,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

@@ -5,10 +5,11 @@
 //! `prefix(node) + local`, where a top-level node's prefix defaults to `<name>-` and a child's is
 //! `prefix(parent) + name + "-"`. Compilation checks names, prefixes, duplicate namespaces,
 //! roles, that no child's ceiling exceeds its parent's, and links (see [`links`]), naming the config
-//! path at fault.
+//! path at fault. Controllers ([`controllers`]) are views after the tenants' nodes.
 
 pub mod ceiling;
 mod compile;
+pub mod controllers;
 pub mod deny;
 mod dns;
 pub mod key_patterns;
@@ -19,6 +20,7 @@ mod platform_labels;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};
+pub use controllers::{Controller, Reach};
 pub use dns::{is_dns_label, is_dns_subdomain};
 pub use labels::Labels;
 
@@ -81,6 +83,8 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// Custom roles by name.
     pub roles: BTreeMap<String, Vec<Rule>>,
+    /// Controllers, whose views follow the tenants' nodes in [`Tree::nodes`].
+    pub controllers: Vec<Controller>,
     by_path: HashMap<String, NodeId>,
     by_physical: HashMap<String, (NodeId, usize)>,
     /// Aliases: canonical name (`prefix(owner) + local`) → physical, and back.
@@ -112,6 +116,9 @@ pub struct Node {
     pub namespace_labels: BTreeMap<String, String>,
     /// Deny rules in force here: the ancestors', then the node's own.
     pub denies: Vec<Arc<deny::DenyRule>>,
+    /// `None` for a node of the tree; for a controller's view (see [`controllers`]), the
+    /// namespaces it reaches under their physical names.
+    pub reach: Option<Reach>,
 }
 
 /// A namespace declared in the config.
@@ -198,7 +205,7 @@ impl Tree {
     /// The node owning the undeclared namespace `physical`, whose owner label says `owner`:
     /// that node, if `physical` carries its prefix.
     pub fn labelled_owner(&self, physical: &str, owner: &str) -> Option<NodeId> {
-        let node = self.nodes.iter().position(|n| n.prefix.trim_end_matches('-') == owner)?;
+        let node = self.nodes.iter().position(|n| n.reach.is_none() && n.prefix.trim_end_matches('-') == owner)?;
         physical.strip_prefix(&self.nodes[node].prefix).filter(|local| !local.is_empty())?;
         Some(node)
     }
