@@ -7,6 +7,7 @@ mod common;
 
 mod across;
 mod config_cli;
+mod controllers;
 mod deny;
 mod helm;
 mod limits;
