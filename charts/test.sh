@@ -188,6 +188,8 @@ for name, props, struct in [
     ("rule", defs["rule"]["properties"], "RawRule"),
     ("clusterRule", defs["clusterRule"]["properties"], "RawClusterRule"),
     ("mask", defs["mask"]["properties"], "RawMask"),
+    ("controller", defs["controller"]["properties"], "RawController"),
+    ("controllerSubject", defs["controllerSubject"]["properties"], "RawControllerSubject"),
 ]:
     check(set(props) == raw_tree.get(struct, set()),
           f"values.schema.json tree {name}: {sorted(set(props))} != {struct} fields {sorted(raw_tree.get(struct, set()))}")
@@ -417,7 +419,7 @@ pod_t = lambda objs: one(objs, "Deployment", "?")["spec"]["template"]
 check(pod_t(o) == pod_t(d), "other tree: the pod template changed, so a tree change would restart pods")
 check(o[("ConfigMap", "canopy-config")]["data"] != d[("ConfigMap", "canopy-config")]["data"], "other tree: the ConfigMap must change")
 common(o, "other-tree", {"domain": "example.org", "nodes": [{"name": "solo", "namespaces": ["main"],
-       "members": [{"kind": "User", "name": "zed", "role": "view"}]}], "roles": {}})
+       "members": [{"kind": "User", "name": "zed", "role": "view"}]}], "roles": {}, "controllers": []})
 s = load("other-settings.yaml")
 ann = lambda objs: pod_t(objs)["metadata"]["annotations"]["checksum/settings"]
 check(ann(s) != ann(d), "other settings: a start-time setting must roll the pods (checksum/settings)")

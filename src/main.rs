@@ -207,7 +207,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
-            println!("{}: ok ({} tree nodes)", config.display(), loaded.tree.nodes.len());
+            let nodes = loaded.tree.nodes.len() - loaded.tree.controllers.len();
+            println!("{}: ok ({nodes} tree nodes, {} controllers)", config.display(), loaded.tree.controllers.len());
             Ok(())
         }
         Command::Tree { config, live: false } => {

@@ -92,7 +92,8 @@ impl Context {
 
     /// Every namespace of the frame view, or of the whole tree.
     fn all_namespaces(&self) -> Vec<String> {
-        let tops = (0..self.tree.nodes.len()).filter(|&n| self.tree.nodes[n].parent.is_none());
+        let tops = (0..self.tree.nodes.len())
+            .filter(|&n| self.tree.nodes[n].parent.is_none() && self.tree.nodes[n].reach.is_none());
         let mut all: Vec<String> = match self.frame {
             Some(frame) => self.tree.subtree_namespaces(frame),
             None => tops.flat_map(|top| self.tree.subtree_namespaces(top)).collect(),

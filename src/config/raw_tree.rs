@@ -19,11 +19,15 @@ pub struct RawTree {
     /// Top-level nodes.
     #[serde(default)]
     pub nodes: Vec<RawNode>,
+    /// Cluster-wide principals that are not tenants (an ingress controller, a backup operator),
+    /// each confined to a ceiling of its own over the namespaces it reaches, named physically.
+    #[serde(default)]
+    pub controllers: Vec<RawController>,
 }
 
 impl Default for RawTree {
     fn default() -> Self {
-        Self { domain: default_domain(), roles: BTreeMap::new(), nodes: Vec::new() }
+        Self { domain: default_domain(), roles: BTreeMap::new(), nodes: Vec::new(), controllers: Vec::new() }
     }
 }
 
@@ -204,6 +208,57 @@ pub struct RawDenySubject {
     pub name: String,
     /// For ServiceAccounts: the namespace's name at this node.
     pub namespace: Option<String>,
+}
+
+/// A controller: a principal that is not a tenant, such as the ServiceAccount of an ingress
+/// controller. It sees the namespaces it reaches under their physical names, with no renaming,
+/// and only what its `allow` lets through: an ingress controller allowed the secret type
+/// `kubernetes.io/tls` alone lists, watches and gets TLS secrets as if no other type existed.
+/// Its subjects use this view whatever URL they call; none of them may also be a member of a
+/// node (a principal is a tenant or a controller, never both). The platform grants them RBAC
+/// upstream itself: Canopy narrows what that RBAC allows, it binds them nothing.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Controller")]
+pub struct RawController {
+    /// DNS label, unique among controllers; its view is called `controller:<name>` in audit
+    /// lines and messages.
+    pub name: String,
+    /// Who acts as this controller.
+    pub subjects: Vec<RawControllerSubject>,
+    /// The namespaces it reaches, by their physical names: `all` (every namespace of the
+    /// cluster) or `{subtree: <node path>}` (the namespaces of that subtree).
+    pub namespaces: RawReach,
+    /// Its ceiling, as a node's `allow`: resources × verbs, cluster resources, subresources,
+    /// secret types (absent: every type). Namespace creation is never a controller's.
+    pub allow: RawAllow,
+    /// Field masks on what it reads and writes.
+    #[serde(default)]
+    pub masks: Vec<RawMask>,
+}
+
+/// A controller's subject.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "ControllerSubject")]
+pub struct RawControllerSubject {
+    /// What kind of subject `name` is.
+    pub kind: RawSubjectKind,
+    /// User, group or ServiceAccount name.
+    pub name: String,
+    /// For ServiceAccounts: the physical namespace it lives in.
+    pub namespace: Option<String>,
+}
+
+/// The namespaces a controller reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "ControllerNamespaces")]
+pub enum RawReach {
+    /// Every namespace of the cluster, the platform's own included.
+    All,
+    /// The namespaces of the subtree at this node path (`acme`, `acme/web`).
+    Subtree(String),
 }
 
 /// The kind of a member, as in RBAC subjects.

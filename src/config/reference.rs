@@ -196,8 +196,10 @@ mod tests {
             "| `authentication.tokenReview.maxEntries` | integer ≥ 1 | `10000` |",
             "| `server.limits.maxHeaderBytes` | integer 8192–16777216 | `65536` |",
             "| `tree.nodes[].members[].kind` | one of User, Group, ServiceAccount, required | — |",
-            "| `tree.nodes[].allow.resources[].apiGroups` | list of strings | `[\"\"]` |",
-            "| `tree.nodes[].allow.resources[].verbs` | list of strings, required | — |",
+            // Controllers sort first: the ceiling's fields are listed under theirs.
+            "| `tree.controllers[].allow.resources[].apiGroups` | list of strings | `[\"\"]` |",
+            "| `tree.controllers[].allow.resources[].verbs` | list of strings, required | — |",
+            "| `tree.nodes[].allow` | object | — | The ceiling of this subtree; absent: the parent's. Fields as under `tree.controllers[].allow`. |",
             "| `tree.nodes[].aliases` | map of name to string | `{}` |",
         ] {
             assert!(text.contains(row), "no {row:?} in\n{text}");
@@ -215,7 +217,7 @@ mod tests {
         assert!(!text.contains("children[].name"), "{text}");
         // A rule is listed once, under the ceiling; a custom role's rules point there.
         let rules = text.lines().find(|l| l.starts_with("| `tree.roles.<name>.rules` |")).unwrap();
-        assert!(rules.contains("Fields as under `tree.nodes[].allow.resources[]`."), "{rules}");
+        assert!(rules.contains("Fields as under `tree.controllers[].allow.resources[]`."), "{rules}");
     }
 
     #[test]

@@ -67,10 +67,10 @@ impl SecretFilter {
         }
         let names = ViewNames::new(tree, view);
         let owners: HashMap<String, Option<Arc<Vec<String>>>> = tree
-            .subtree_namespaces(view)
+            .view_namespaces(view)
             .iter()
             .filter_map(|physical| {
-                let types = tree.owner(physical).and_then(|owner| tree.nodes[owner].ceiling.secret_types.clone());
+                let types = tree.nodes[tree.answering(view, Some(physical))].ceiling.secret_types.clone();
                 Some((names.to_virtual(physical)?, types))
             })
             .collect();

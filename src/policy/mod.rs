@@ -26,7 +26,7 @@ use crate::auth::Identity;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
-use crate::tree::{Ceiling, NodeId, Tree};
+use crate::tree::{Ceiling, NodeId, Reach, Tree};
 pub use crate::upstream::AsCanopy;
 
 /// How an allowed request is rewritten for upstream.
@@ -47,9 +47,26 @@ pub struct Plan {
     pub rule: &'static str,
 }
 
-/// The view of a request: the node its URL names, if the caller may use it, or else the caller's
-/// single home node.
+/// The view of a request: for a controller's subject, the controller's, which takes no URL;
+/// else the node its URL names, if the caller may use it, or else the caller's single home node.
 pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result<NodeId, Status> {
+    // A controller's subject is never a tenant (the tree refuses one listed as both); one that
+    // a group makes a member too still acts as the controller, and only as that.
+    let controllers = tree.controller_views(identity);
+    if !controllers.is_empty() {
+        return match (&path.0, controllers.first()) {
+            (Some(path), _) => Err(Status::not_found(format!("the view {path:?} does not exist"))),
+            (None, Some(&view)) if controllers.len() == 1 => Ok(view),
+            _ => {
+                let paths: Vec<&str> = controllers.iter().map(|&n| tree.nodes[n].path.as_str()).collect();
+                Err(Status::forbidden(format!(
+                    "User {:?} acts as several controllers ({}); the platform must give it one",
+                    identity.user,
+                    paths.join(", ")
+                )))
+            }
+        };
+    }
     if let Some(path) = &path.0 {
         // A view the caller cannot use is reported as absent: other tenants' nodes stay unknown.
         return tree
@@ -79,7 +96,7 @@ pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result
 pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
     let plan = allowed(tree, view, identity, info)?;
     let physical = plan.namespace.as_ref().map(|(physical, _)| physical.as_str());
-    let node = physical.and_then(|p| tree.owner(p)).unwrap_or(view);
+    let node = tree.answering(view, physical);
     if info.is_resource_request
         && let Some(rule) = tree.nodes[node].denies.refusing(identity, info, physical)
     {
@@ -105,6 +122,7 @@ fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -
     }
     let names = ViewNames::new(tree, view);
     let ceiling = &tree.nodes[view].ceiling;
+    let reach = tree.nodes[view].reach;
     let forbidden = |what: String| {
         Status::forbidden(format!(
             "{} is forbidden: User {:?} cannot {what} in view {}",
@@ -123,8 +141,12 @@ fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -
             )
         })?;
         // A namespace answers to the ceiling of the node owning it, which lies within the view's
-        // (a view of `acme` reaches `acme/data`'s namespaces only as far as `acme/data` may go).
-        let ceiling = tree.owner(&physical).map_or(ceiling, |owner| &tree.nodes[owner].ceiling);
+        // (a view of `acme` reaches `acme/data`'s namespaces only as far as `acme/data` may go);
+        // in a controller's view, to the controller's.
+        let ceiling = &tree.nodes[tree.answering(view, Some(&physical))].ceiling;
+        // Tenants hold no RBAC on namespaces, so Canopy reads the view's for them; a
+        // controller's reads go as itself, its own RBAC the last word.
+        let as_canopy = reach.is_none();
         let plan = Plan {
             namespace: Some((physical, info.namespace.clone())),
             rule: "namespace of the view's subtree, within the ceiling",
@@ -133,10 +155,10 @@ fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -
         if info.resource == "namespaces" {
             return match info.verb.as_str() {
                 "get" | "list" | "watch" if info.subresource.is_empty() => {
-                    Ok(Plan { as_canopy: true, rule: "namespace of the view's subtree", ..plan })
+                    Ok(Plan { as_canopy, rule: "namespace of the view's subtree", ..plan })
                 }
                 "get" if info.subresource == "status" => {
-                    Ok(Plan { as_canopy: true, rule: "namespace status of the view's subtree", ..plan })
+                    Ok(Plan { as_canopy, rule: "namespace status of the view's subtree", ..plan })
                 }
                 "delete" if info.subresource.is_empty() && manages_namespaces(tree, view, identity) => {
                     let physical = plan.namespace.as_ref().map(|(p, _)| p.as_str()).unwrap_or_default();
@@ -172,8 +194,13 @@ fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -
     if info.resource == "namespaces" {
         return match info.verb.as_str() {
             "list" | "watch" => {
-                let selector = Some(tree.labels(view).subtree_selector());
-                Ok(Plan { selector, as_canopy: true, rule: "namespaces of the view's subtree", ..Plan::default() })
+                let selector = match reach {
+                    None => Some(tree.labels(view).subtree_selector()),
+                    Some(Reach::Subtree(node)) => Some(tree.labels(node).subtree_selector()),
+                    Some(Reach::All) => None,
+                };
+                let as_canopy = reach.is_none();
+                Ok(Plan { selector, as_canopy, rule: "namespaces of the view's subtree", ..Plan::default() })
             }
             "create" if manages_namespaces(tree, view, identity) => Ok(Plan {
                 create_namespace: true,
@@ -210,6 +237,10 @@ fn allowed(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -
     if !cluster_scoped && ceiling.allows(&info.api_group, &info.resource, &info.verb) {
         // A namespaced resource asked for across namespaces: lists and watches span the view's.
         return match info.verb.as_str() {
+            // Every namespace: one request upstream, streamed and filtered like any other.
+            "list" | "watch" if reach == Some(Reach::All) => {
+                Ok(Plan { rule: "across all namespaces, within the controller's ceiling", ..Plan::default() })
+            }
             "list" | "watch" => {
                 Ok(Plan { across: true, rule: "across the view's namespaces, within the ceiling", ..Plan::default() })
             }
@@ -233,13 +264,11 @@ fn review_plan(info: &RequestInfo, plan: Plan) -> Plan {
 /// The namespaces a request across the view reaches: the subtree's, but those whose owner's
 /// ceiling does not allow the request or whose deny rules refuse it there.
 pub fn across_namespaces(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Vec<String> {
-    let mut namespaces = tree.subtree_namespaces(view);
+    let mut namespaces = tree.view_namespaces(view);
     namespaces.retain(|n| {
-        tree.owner(n).is_none_or(|owner| {
-            let node = &tree.nodes[owner];
-            node.ceiling.allows(&info.api_group, &info.resource, &info.verb)
-                && node.denies.refusing(identity, info, Some(n)).is_none()
-        })
+        let node = &tree.nodes[tree.answering(view, Some(n))];
+        node.ceiling.allows(&info.api_group, &info.resource, &info.verb)
+            && node.denies.refusing(identity, info, Some(n)).is_none()
     });
     namespaces
 }

@@ -41,9 +41,9 @@ impl Standing {
     pub fn of(tree: &Tree, identity: &Identity, info: &RequestInfo, view_path: &ViewPath) -> Option<Standing> {
         let view = resolve_view(tree, identity, view_path).ok()?;
         let plan = decide(tree, view, identity, info).ok()?;
-        let across = if plan.across { tree.subtree_namespaces(view) } else { Vec::new() };
+        let across = if plan.across { tree.view_namespaces(view) } else { Vec::new() };
         let answering: Vec<NodeId> = match &plan.namespace {
-            Some((physical, _)) => vec![tree.owner(physical).unwrap_or(view)],
+            Some((physical, _)) => vec![tree.answering(view, Some(physical))],
             None if plan.across => tree.subtree(view).collect(),
             None => vec![view],
         };

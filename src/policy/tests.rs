@@ -216,3 +216,49 @@ fn deny_rules_beat_every_allow_and_name_their_config_path() {
     // globex has no such rule.
     attempt(&tree, "dave", None, Method::PATCH, "/apis/apps/v1/namespaces/main/deployments/queueworker").unwrap();
 }
+
+const INGRESS: &str = "system:serviceaccount:ingress-nginx:ingress-nginx";
+const BACKUP: &str = "system:serviceaccount:backup:velero";
+
+#[test]
+fn a_controller_reaching_all_namespaces_names_them_physically_and_lists_cluster_wide_at_once() {
+    let tree = example();
+    let plan = attempt(&tree, INGRESS, None, Method::GET, "/api/v1/namespaces/acme-web-dev/secrets/tls").unwrap();
+    assert_eq!(plan.namespace, Some(("acme-web-dev".into(), "acme-web-dev".into())));
+    let plan = attempt(&tree, INGRESS, None, Method::GET, "/api/v1/namespaces/kube-system/secrets").unwrap();
+    assert_eq!(plan.namespace.unwrap().0, "kube-system");
+    // `-A`: one request upstream, not a fan-out; namespaces as the controller itself.
+    let plan = attempt(&tree, INGRESS, None, Method::GET, "/api/v1/secrets?watch=1").unwrap();
+    assert!(!plan.across && plan.namespace.is_none() && !plan.as_canopy, "{plan:?}");
+    let plan = attempt(&tree, INGRESS, None, Method::GET, "/api/v1/namespaces").unwrap();
+    assert!(plan.selector.is_none() && !plan.as_canopy, "{plan:?}");
+    // Its ceiling alone: acme's deny rule is about acme's tenants, and acme's pods are not its.
+    assert!(attempt(&tree, INGRESS, None, Method::GET, "/apis/apps/v1/namespaces/acme-web-dev/deployments").is_err());
+    let refused = attempt(&tree, INGRESS, None, Method::POST, "/api/v1/namespaces/acme-web-dev/secrets").unwrap_err();
+    assert_eq!(refused.code, 403);
+    assert!(attempt(&tree, INGRESS, None, Method::GET, "/apis/networking.k8s.io/v1/ingressclasses").is_ok());
+    // Its subjects call plain URLs: a view's URL does not exist for them.
+    assert_eq!(attempt(&tree, INGRESS, Some("acme"), Method::GET, "/api/v1/secrets").unwrap_err().code, 404);
+}
+
+#[test]
+fn a_controller_reaching_a_subtree_fans_out_over_its_namespaces_only() {
+    let tree = example();
+    let plan = attempt(&tree, BACKUP, None, Method::GET, "/api/v1/configmaps").unwrap();
+    assert!(plan.across, "{plan:?}");
+    let view = resolve_view(&tree, &user(BACKUP), &ViewPath(None)).unwrap();
+    let info = request(Method::GET, "/api/v1/configmaps");
+    assert_eq!(
+        across_namespaces(&tree, view, &user(BACKUP), &info),
+        ["acme-data-warehouse", "acme-web-dev", "acme-web-prod"]
+    );
+    let plan = attempt(&tree, BACKUP, None, Method::GET, "/api/v1/namespaces/acme-web-dev/secrets").unwrap();
+    assert_eq!(plan.namespace, Some(("acme-web-dev".into(), "acme-web-dev".into())));
+    for outside in ["globex-main", "kube-system", "dev", "web-dev"] {
+        let uri = format!("/api/v1/namespaces/{outside}/secrets");
+        assert_eq!(attempt(&tree, BACKUP, None, Method::GET, &uri).unwrap_err().code, 404, "{outside}");
+    }
+    let plan = attempt(&tree, BACKUP, None, Method::GET, "/api/v1/namespaces?watch=1").unwrap();
+    assert_eq!(plan.selector.as_deref(), Some("acme.tree.canopy.dev/depth"));
+    assert_eq!(attempt(&tree, BACKUP, None, Method::DELETE, "/api/v1/namespaces/acme-web-dev").unwrap_err().code, 403);
+}

@@ -2,9 +2,10 @@
 //! `web-dev` in view `acme`: the virtual name is the namespace's canonical name
 //! (`prefix(owner) + local`) without the view's prefix, so translation is exact and reversible.
 //! An alias adopts an existing physical namespace under a local name; it translates through its
-//! canonical name. A physical name outside the view has no virtual name at all.
+//! canonical name. A physical name outside the view has no virtual name at all. A controller's
+//! view names the namespaces it reaches as they are: no prefix, no aliases.
 
-use crate::tree::{NodeId, Tree};
+use crate::tree::{NodeId, Reach, Tree};
 
 /// Translation between virtual and physical namespace names for one view.
 #[derive(Clone, Copy)]
@@ -24,6 +25,9 @@ impl<'a> ViewNames<'a> {
 
     /// The physical name of `virtual_name` in this view, if the view owns such a namespace.
     pub fn to_physical(&self, virtual_name: &str) -> Option<String> {
+        if self.tree.nodes[self.view].reach.is_some() {
+            return self.owns(virtual_name).then(|| virtual_name.to_owned());
+        }
         let canonical = format!("{}{virtual_name}", self.prefix());
         let physical = self.tree.alias_of(&canonical).map_or(canonical, str::to_owned);
         self.owns(&physical).then_some(physical)
@@ -34,13 +38,21 @@ impl<'a> ViewNames<'a> {
         if !self.owns(physical) {
             return None;
         }
+        if self.tree.nodes[self.view].reach.is_some() {
+            return Some(physical.to_owned());
+        }
         let canonical = self.tree.canonical_of(physical).unwrap_or(physical);
         canonical.strip_prefix(self.prefix()).filter(|v| !v.is_empty()).map(str::to_owned)
     }
 
     /// Whether `physical` belongs to the view's subtree.
     pub fn owns(&self, physical: &str) -> bool {
-        self.tree.owner(physical).is_some_and(|owner| self.tree.is_within(owner, self.view))
+        let within = |node| self.tree.owner(physical).is_some_and(|owner| self.tree.is_within(owner, node));
+        match self.tree.nodes[self.view].reach {
+            None => within(self.view),
+            Some(Reach::All) => crate::tree::is_dns_label(physical),
+            Some(Reach::Subtree(node)) => within(node),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use super::ViewNames;
 use super::json::{map_namespace_names, map_namespaces};
 use crate::config::raw_tree::RawTree;
-use crate::tree::{LiveNamespaces, NodeId, Tree};
+use crate::tree::{LiveNamespaces, NodeId, Reach, Tree};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -119,6 +119,17 @@ fn embed_last_applied(value: &mut Value) {
     }
 }
 
+/// Whether `physical` is in `view`, said without [`ViewNames`]: a tenant view's subtree, or what a
+/// controller reaches (any namespace name, or a subtree).
+fn in_view(tree: &Tree, view: NodeId, physical: &str) -> bool {
+    let within = |node| tree.owner(physical).is_some_and(|owner| tree.is_within(owner, node));
+    match tree.nodes[view].reach {
+        None => within(view),
+        Some(Reach::All) => crate::tree::is_dns_label(physical),
+        Some(Reach::Subtree(node)) => within(node),
+    }
+}
+
 /// A tree, a view in it, and the view's names.
 fn setup(which: usize, live: Vec<(String, String)>, view: usize) -> (Tree, NodeId) {
     let tree = tree(which, live);
@@ -137,7 +148,7 @@ proptest! {
         let names = ViewNames::new(&tree, view);
         let mut seen = std::collections::HashMap::new();
         for physical in known_names(&tree).into_iter().chain([extra]) {
-            let within = tree.owner(&physical).is_some_and(|owner| tree.is_within(owner, view));
+            let within = in_view(&tree, view, &physical);
             match names.to_virtual(&physical) {
                 Some(virtual_name) => {
                     prop_assert!(within, "{} is not in view {}", physical, tree.nodes[view].path);

@@ -61,6 +61,6 @@ fn decision(tree: Arc<Tree>, request: &Request<Body>, view_path: &ViewPath) -> R
         r.reason = plan.rule.to_owned();
         r.physical_namespace = plan.namespace.as_ref().map(|(physical, _)| physical.clone());
     });
-    let governing = plan.namespace.as_ref().and_then(|(physical, _)| tree.owner(physical)).unwrap_or(view);
+    let governing = tree.answering(view, plan.namespace.as_ref().map(|(physical, _)| physical.as_str()));
     Ok(Decision { tree, view, plan, governing, identity, info })
 }

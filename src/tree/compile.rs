@@ -38,6 +38,7 @@ impl Tree {
         }
         tree.check_prefixes(at)?;
         tree.check_links()?;
+        tree.add_controllers(&raw.controllers, &format!("{at}.controllers"))?;
         Ok(tree)
     }
 
@@ -190,6 +191,7 @@ impl Tree {
             namespace_labels,
             denies,
             bounds,
+            reach: None,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);

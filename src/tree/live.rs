@@ -99,7 +99,7 @@ impl<'a> Live<'a> {
             // The deepest node whose depth label the namespace carries: lists, watches and the
             // reconciler count it into that node's subtree and every one above.
             let owner = (0..tree.nodes.len())
-                .filter(|&id| ns.labels.contains_key(&depth_keys[id]))
+                .filter(|&id| tree.nodes[id].reach.is_none() && ns.labels.contains_key(&depth_keys[id]))
                 .max_by_key(|&id| tree.nodes[id].depth);
             match owner {
                 Some(id) => live.undeclared.entry(id).or_default().push(ns),

@@ -4,12 +4,14 @@
 //! Nodes have paths (`acme`, `acme/web`); each owns physical namespaces named
 //! `prefix(node) + local`, where a top-level node's prefix defaults to `<name>-` and a child's is
 //! `prefix(parent) + name + "-"`. Compilation checks names, prefixes, duplicate namespaces,
-//! roles, that no child's ceiling exceeds its parent's, deny rules and value bounds, and links (see [`links`]), naming the config
-//! path at fault.
+//! roles, that no child's ceiling exceeds its parent's, deny rules and value bounds, and links (see
+//! [`links`]), naming the config path at fault. Controllers ([`controllers`]) are views after the
+//! tenants' nodes.
 
 pub mod bounds;
 pub mod ceiling;
 mod compile;
+pub mod controllers;
 pub mod deny;
 mod dns;
 pub mod key_patterns;
@@ -20,6 +22,7 @@ mod platform_labels;
 mod render;
 
 pub use ceiling::{Ceiling, Rule};
+pub use controllers::{Controller, Reach};
 pub use dns::{is_dns_label, is_dns_subdomain};
 pub use labels::Labels;
 
@@ -92,6 +95,8 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// Custom roles by name.
     pub roles: BTreeMap<String, Vec<Rule>>,
+    /// Controllers, whose views follow the tenants' nodes in [`Tree::nodes`].
+    pub controllers: Vec<Controller>,
     by_path: HashMap<String, NodeId>,
     by_physical: HashMap<String, (NodeId, usize)>,
     /// Aliases: canonical name (`prefix(owner) + local`) → physical, and back.
@@ -126,6 +131,9 @@ pub struct Node {
     /// Value bounds in force here: the ancestors', then the node's own (pod bounds with their
     /// pod-template twins).
     pub bounds: Vec<Arc<bounds::Bound>>,
+    /// `None` for a node of the tree; for a controller's view (see [`controllers`]), the
+    /// namespaces it reaches under their physical names.
+    pub reach: Option<Reach>,
 }
 
 /// A namespace declared in the config.
@@ -212,7 +220,7 @@ impl Tree {
     /// The node owning the undeclared namespace `physical`, whose owner label says `owner`:
     /// that node, if `physical` carries its prefix.
     pub fn labelled_owner(&self, physical: &str, owner: &str) -> Option<NodeId> {
-        let node = self.nodes.iter().position(|n| n.prefix.trim_end_matches('-') == owner)?;
+        let node = self.nodes.iter().position(|n| n.reach.is_none() && n.prefix.trim_end_matches('-') == owner)?;
         physical.strip_prefix(&self.nodes[node].prefix).filter(|local| !local.is_empty())?;
         Some(node)
     }

@@ -43,7 +43,9 @@ impl Tree {
 
     fn render_with(&self, live: Option<&Live<'_>>) -> String {
         let mut out = String::new();
-        let tops: Vec<NodeId> = (0..self.nodes.len()).filter(|&n| self.nodes[n].parent.is_none()).collect();
+        let tops: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].parent.is_none() && self.nodes[n].reach.is_none())
+            .collect();
         for (i, &top) in tops.iter().enumerate() {
             self.render_node(&mut out, live, top, "", i + 1 == tops.len(), true);
         }

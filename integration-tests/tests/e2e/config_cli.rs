@@ -93,7 +93,7 @@ fn schema_markdown_prints_the_checked_in_reference() {
         printed == checked_in,
         "docs/config-reference.md is stale; run `cargo run --release -- schema --markdown > docs/config-reference.md`"
     );
-    assert!(printed.contains("| `tree.nodes[].allow.secretTypes` |"), "{printed}");
+    assert!(printed.contains("| `tree.controllers[].allow.secretTypes` |"), "{printed}");
 }
 
 #[test]

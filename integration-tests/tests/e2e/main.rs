@@ -8,6 +8,7 @@ mod common;
 mod across;
 mod bounds;
 mod config_cli;
+mod controllers;
 mod deny;
 mod helm;
 mod kubectl_plugin;
