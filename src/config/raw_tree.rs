@@ -154,8 +154,54 @@ pub struct RawDeny {
     /// namespace of the subtree, and cluster-scoped resources.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// Objects by their labels; absent: every object. An object is refused when its labels
+    /// match, before or after the write (so a write cannot lift or dodge the rule by relabelling),
+    /// and a delete is committed only on the object judged. Lists, watches and deletecollections
+    /// are refused unless their own `labelSelector` selects none of the rule's objects
+    /// (`-l 'protected!=true'`).
+    pub label_selector: Option<RawLabelSelector>,
     /// Why, said in the refusal.
     pub reason: Option<String>,
+}
+
+/// A label selector, as in Kubernetes objects: all of `matchLabels` and `matchExpressions` hold.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "LabelSelector")]
+pub struct RawLabelSelector {
+    /// Labels with exactly these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements on one label each.
+    #[serde(default)]
+    pub match_expressions: Vec<RawSelectorRequirement>,
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "LabelSelectorRequirement")]
+pub struct RawSelectorRequirement {
+    /// The label's key.
+    pub key: String,
+    /// How the label relates to `values`.
+    pub operator: RawSelectorOperator,
+    /// For `In` and `NotIn`: at least one; for `Exists` and `DoesNotExist`: none.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A label selector requirement's operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum RawSelectorOperator {
+    /// The label is present with one of the values.
+    In,
+    /// The label is absent or has none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
 }
 
 /// A value bound: what a field of the objects a write would store may hold (replicas of one

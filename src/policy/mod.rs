@@ -7,6 +7,7 @@
 
 mod as_caller;
 pub mod bound_gate;
+pub mod deny_gate;
 mod escalation;
 pub mod links;
 pub mod mask_gate;
@@ -26,6 +27,7 @@ use crate::auth::Identity;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
 use crate::status::Status;
+use crate::tree::deny::DenyRule;
 use crate::tree::{Ceiling, NodeId, Reach, Tree};
 pub use crate::upstream::AsCanopy;
 
@@ -100,18 +102,22 @@ pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo
     if info.is_resource_request
         && let Some(rule) = tree.nodes[node].denies.refusing(identity, info, physical)
     {
-        return Err(Status::forbidden(format!(
-            "{} is forbidden: User {:?} cannot {} {} in view {}: {}",
-            resource_text(info),
-            identity.user,
-            info.verb,
-            resource_name(info),
-            tree.nodes[view].path,
-            rule.message()
-        ))
-        .about(&info.name, &info.api_group, &info.resource));
+        return Err(denied(&tree.nodes[view].path, identity, info, rule));
     }
     Ok(plan)
+}
+
+/// The refusal of `info` in the view at `view` by deny rule `rule`.
+pub fn denied(view: &str, identity: &Identity, info: &RequestInfo, rule: &DenyRule) -> Status {
+    Status::forbidden(format!(
+        "{} is forbidden: User {:?} cannot {} {} in view {view}: {}",
+        resource_text(info),
+        identity.user,
+        info.verb,
+        resource_name(info),
+        rule.message()
+    ))
+    .about(&info.name, &info.api_group, &info.resource)
 }
 
 /// What the view's confinement and ceiling allow of a request.

@@ -81,6 +81,12 @@ pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -
         subresource: field("subresource"),
         namespace: field("namespace"),
         name: field("name"),
+        // Kubernetes 1.31+ asks with the selector a list would carry.
+        label_selector: attributes
+            .pointer("/labelSelector/rawSelector")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         ..RequestInfo::default()
     };
     if tree.is_cluster_scoped(&info.api_group, &info.resource) {

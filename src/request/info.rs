@@ -54,6 +54,8 @@ pub struct RequestInfo {
     pub segments: Vec<String>,
     /// Index in `segments` of the namespace name, if the path names one.
     pub namespace_segment: Option<usize>,
+    /// The `labelSelector` of a list, watch or deletecollection, as the apiserver reads it.
+    pub label_selector: String,
 }
 
 /// Why a path cannot be classified safely.
@@ -199,6 +201,9 @@ impl RequestInfo {
         }
         if info.name.is_empty() && info.verb == "delete" {
             info.verb = "deletecollection".to_owned();
+        }
+        if matches!(info.verb.as_str(), "list" | "watch" | "deletecollection") {
+            info.label_selector = query.get("labelSelector").unwrap_or_default().to_owned();
         }
     }
 }

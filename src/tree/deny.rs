@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::selector::Selector;
 use super::{Member, OwnedNamespace, TreeError};
 use crate::auth::Identity;
 use crate::config::raw_tree::{RawDeny, RawSubjectKind};
@@ -25,6 +26,8 @@ pub struct DenyRule {
     names: Vec<String>,
     /// Physical names; empty: every namespace.
     namespaces: Vec<String>,
+    /// Objects by label; `None`: every object.
+    selector: Option<Selector>,
     reason: Option<String>,
 }
 
@@ -68,6 +71,13 @@ impl DenyRule {
             }
             subjects.push(Member { kind: subject.kind, name: subject.name.clone(), namespace, role: String::new() });
         }
+        let selector = match &raw.label_selector {
+            Some(raw) => Some(Selector::compile(raw).map_err(|(field, e)| match field.as_str() {
+                "" => err("labelSelector", &e.0),
+                field => err(&format!("labelSelector.{field}"), &e.0),
+            })?),
+            None => None,
+        };
         Ok(DenyRule {
             at: at.to_owned(),
             subjects,
@@ -76,13 +86,48 @@ impl DenyRule {
             verbs: raw.verbs.iter().cloned().collect(),
             names: raw.resource_names.clone(),
             namespaces,
+            selector,
             reason: raw.reason.clone(),
         })
     }
 
     /// Whether the rule refuses `info` from `identity` in physical namespace `namespace`
-    /// (`None`: across namespaces, or a cluster-scoped resource).
+    /// (`None`: across namespaces, or a cluster-scoped resource) whatever object it touches. A
+    /// rule choosing objects by label refuses lists, watches and deletecollections whose own
+    /// selector does not exclude its objects; the objects of other requests are judged by
+    /// [`crate::policy::deny_gate`] ([`DenyRule::refuses_labelled`]).
     pub fn refuses(&self, identity: &Identity, info: &RequestInfo, namespace: Option<&str>) -> bool {
+        let refused = match &self.selector {
+            None => true,
+            Some(selector) => {
+                !self.per_object(info)
+                    && !Selector::parse(&info.label_selector).is_ok_and(|asked| asked.excludes(selector))
+            }
+        };
+        refused && self.reaches(identity, info, namespace)
+    }
+
+    /// Whether the rule refuses `info` for the objects it touches whose labels match: the
+    /// request names one object (or creates one), and the rule chooses objects by label.
+    pub fn refuses_labelled(&self, identity: &Identity, info: &RequestInfo, namespace: Option<&str>) -> bool {
+        self.selector.is_some() && self.per_object(info) && self.reaches(identity, info, namespace)
+    }
+
+    /// Whether an object with `labels` is one the rule chooses.
+    pub fn chooses(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.selector.as_ref().is_none_or(|selector| selector.matches(labels))
+    }
+
+    /// Requests judged object by object: all but collections, and creates under a rule naming
+    /// objects (which refuses them all, as the objects they make could be the named ones).
+    fn per_object(&self, info: &RequestInfo) -> bool {
+        let collection = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
+        let names_its_object = !info.name.is_empty() || self.names.is_empty();
+        !collection && names_its_object
+    }
+
+    /// Whether `info` from `identity` in `namespace` is among the requests the rule is about.
+    fn reaches(&self, identity: &Identity, info: &RequestInfo, namespace: Option<&str>) -> bool {
         let any = |set: &BTreeSet<String>, value: &str| set.contains("*") || set.contains(value);
         let resource = match info.subresource.as_str() {
             "" => any(&self.resources, &info.resource),
@@ -107,9 +152,13 @@ impl DenyRule {
 
     /// Why a request it refuses is refused.
     pub fn message(&self) -> String {
-        match &self.reason {
-            Some(reason) => format!("denied by {}: {reason}", self.at),
+        let rule = match &self.selector {
+            Some(selector) => format!("denied by {} (objects labelled {selector})", self.at),
             None => format!("denied by {}", self.at),
+        };
+        match &self.reason {
+            Some(reason) => format!("{rule}: {reason}"),
+            None => rule,
         }
     }
 }
@@ -183,8 +232,26 @@ impl Denies {
     /// The first rule, in config order, that refuses `info` from `identity` in physical
     /// namespace `namespace` (see [`DenyRule::refuses`]).
     pub fn refusing(&self, identity: &Identity, info: &RequestInfo, namespace: Option<&str>) -> Option<&DenyRule> {
+        let mut candidates = self.candidates(info).into_iter().map(|at| &*self.rules[at]);
+        candidates.find(|rule| rule.refuses(identity, info, namespace))
+    }
+
+    /// The rules, in config order, that refuse `info` for the objects it touches whose labels
+    /// they choose (see [`DenyRule::refuses_labelled`]).
+    pub fn refusing_labelled(
+        &self,
+        identity: &Identity,
+        info: &RequestInfo,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<DenyRule>> {
+        let candidates = self.candidates(info).into_iter().map(|at| &self.rules[at]);
+        candidates.filter(|rule| rule.refuses_labelled(identity, info, namespace)).cloned().collect()
+    }
+
+    /// The rules that could refuse `info`, in config order.
+    fn candidates(&self, info: &RequestInfo) -> Vec<usize> {
         if self.rules.is_empty() {
-            return None;
+            return Vec::new();
         }
         // A collection verb is refused with the single-object verb reaching the same objects.
         let implied = match info.verb.as_str() {
@@ -206,7 +273,7 @@ impl Denies {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        candidates.into_iter().map(|at| &*self.rules[at]).find(|rule| rule.refuses(identity, info, namespace))
+        candidates
     }
 }
 
@@ -277,6 +344,63 @@ mod tests {
         assert_eq!(refusing(Method::GET, deployment), None);
         assert_eq!(refusing(Method::GET, "/apis/apps/v1/namespaces/dev/statefulsets/s").as_deref(), Some("deny[0]"));
         assert_eq!(refusing(Method::PUT, "/api/v1/namespaces/dev/configmaps/c"), None);
+    }
+
+    #[test]
+    fn a_rule_choosing_by_label_judges_objects_and_refuses_collections_its_selector_does_not_exclude() {
+        let rule = rule(
+            "{resources: [configmaps], verbs: [get, delete], labelSelector: {matchLabels: {protected: 'true'}}, reason: r}",
+        );
+        let bob = Identity::new("bob", ["g"]);
+        let ns = Some("acme-web-dev");
+        let one = info(Method::GET, "/api/v1/namespaces/dev/configmaps/c");
+        assert!(!rule.refuses(&bob, &one, ns) && rule.refuses_labelled(&bob, &one, ns));
+        let collection = |method: Method, query: &str| {
+            RequestInfo::parse(&method, "/api/v1/namespaces/dev/configmaps", Some(query)).unwrap()
+        };
+        for query in ["", "labelSelector=protected%3Dtrue", "labelSelector=protected+gt+1", "labelSelector=a,,b"] {
+            assert!(rule.refuses(&bob, &collection(Method::GET, query), ns), "{query}");
+            assert!(!rule.refuses_labelled(&bob, &collection(Method::GET, query), ns), "{query}");
+        }
+        assert!(rule.refuses(&bob, &collection(Method::DELETE, "labelSelector=app%3Dweb"), ns));
+        assert!(!rule.refuses(&bob, &collection(Method::GET, "labelSelector=protected%21%3Dtrue&watch=1"), ns));
+        assert!(!rule.refuses(&bob, &collection(Method::DELETE, "labelSelector=%21protected"), ns));
+        assert!(rule.chooses(&[("protected".to_owned(), "true".to_owned())].into()));
+        assert!(!rule.chooses(&Default::default()));
+        assert_eq!(rule.message(), "denied by tree.nodes[0].deny[0] (objects labelled protected=true): r");
+    }
+
+    #[test]
+    fn a_repeated_label_selector_is_read_as_the_apiserver_reads_it_the_first() {
+        let rule = rule("{resources: [configmaps], verbs: [get], labelSelector: {matchLabels: {protected: 'true'}}}");
+        let bob = Identity::new("bob", ["g"]);
+        let list = |query: &str| RequestInfo::parse(&Method::GET, "/api/v1/namespaces/dev/configmaps", Some(query));
+        let first_excludes = list("labelSelector=%21protected&labelSelector=protected").unwrap();
+        assert!(!rule.refuses(&bob, &first_excludes, None));
+        let first_overlaps = list("labelSelector=protected&labelSelector=%21protected").unwrap();
+        assert!(rule.refuses(&bob, &first_overlaps, None));
+    }
+
+    #[test]
+    fn a_rule_naming_objects_and_choosing_by_label_refuses_every_create() {
+        let rule = rule(
+            "{resources: [configmaps], verbs: [create], resourceNames: [c], labelSelector: {matchLabels: {a: b}}}",
+        );
+        let create = info(Method::POST, "/api/v1/namespaces/dev/configmaps");
+        let bob = Identity::new("bob", ["g"]);
+        assert!(rule.refuses(&bob, &create, None) && !rule.refuses_labelled(&bob, &create, None));
+    }
+
+    #[test]
+    fn a_bad_label_selector_is_refused_at_load_with_its_path() {
+        let raw: RawDeny =
+            serde_saphyr::from_str("{resources: [pods], verbs: [get], labelSelector: {matchLabels: {a: 'b c'}}}")
+                .unwrap();
+        let error = DenyRule::compile(&raw, "", &[], "tree.nodes[1].deny[0]").unwrap_err();
+        assert_eq!(error.at, "tree.nodes[1].deny[0].labelSelector.matchLabels.a");
+        let raw: RawDeny = serde_saphyr::from_str("{resources: [pods], verbs: [get], labelSelector: {}}").unwrap();
+        let error = DenyRule::compile(&raw, "", &[], "tree.nodes[1].deny[0]").unwrap_err();
+        assert_eq!(error.at, "tree.nodes[1].deny[0].labelSelector");
     }
 
     #[test]

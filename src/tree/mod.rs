@@ -20,6 +20,7 @@ pub mod links;
 pub mod live;
 mod platform_labels;
 mod render;
+pub mod selector;
 
 pub use ceiling::{Ceiling, Rule};
 pub use controllers::{Controller, Reach};

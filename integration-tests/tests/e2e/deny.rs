@@ -1,6 +1,10 @@
 //! Issue 20: deny rules. The example tree keeps the Deployment `queueworker` from everyone
 //! below acme, whatever their role (`tree.nodes[0].deny[0]`): every kind of write is refused
 //! with a 403 naming the rule, `kubectl auth can-i` says so, and other Deployments stay theirs.
+//! It keeps whatever the platform labels protected the same way (`tree.nodes[0].deny[1]`), judged
+//! on the object's labels before and after each write, so relabelling neither lifts nor dodges it.
+
+use std::time::Duration;
 
 use crate::common::tenants::*;
 use crate::common::*;
@@ -68,4 +72,130 @@ fn a_deny_rule_keeps_one_deployment_from_every_kind_of_write() {
     assert_eq!(can_i(&["patch", "deployments/web"]), "yes");
     assert_eq!(can_i(&["get", "deployments/queueworker"]), "yes");
     ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "get", "deployment", "queueworker"]));
+}
+
+const PROTECTED: &str = "platform.canopy.dev/protected";
+const LABEL_RULE: &str = "denied by tree.nodes[0].deny[1] (objects labelled platform.canopy.dev/protected=true): the platform team protects it";
+
+/// Creates ConfigMap `name` in acme-web-dev as the admin, with `labels` (`k=v` pairs).
+fn admin_configmap(name: &str, labels: &[&str]) {
+    let bin = kubectl_bin();
+    ok(kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "create", "configmap", name, "--from-literal=k=v"]));
+    if !labels.is_empty() {
+        let mut args = vec!["-n", "acme-web-dev", "label", "configmap", name];
+        args.extend(labels);
+        ok(kubectl(bin, admin_kubeconfig(), &args));
+    }
+}
+
+/// `labels` and `data.k` of ConfigMap `name` in acme-web-dev, as the admin reads it.
+fn admin_reads(name: &str) -> String {
+    ok(kubectl(
+        kubectl_bin(),
+        admin_kubeconfig(),
+        &["-n", "acme-web-dev", "get", "configmap", name, "-o", "jsonpath={.metadata.labels} {.data.k}"],
+    ))
+}
+
+#[test]
+fn a_deny_rule_by_label_keeps_protected_objects_from_every_kind_of_write_and_relabelling() {
+    let _tree = tree::reading();
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let bin = kubectl_bin();
+    let (guarded, free, batch) = (unique("guarded"), unique("free"), unique("batch"));
+    let protected = format!("{PROTECTED}=true");
+    admin_configmap(&guarded, &[&protected]);
+    admin_configmap(&free, &[]);
+    let before = admin_reads(&guarded);
+    let refused = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["-n", "dev"];
+        all.extend(args);
+        let answer = fails(kubectl_stdin(bin, &bob, &all, stdin));
+        assert!(answer.contains("forbidden") && answer.contains(LABEL_RULE), "{args:?}: {answer}");
+    };
+    // Every kind of write to the protected object, lifting the label included.
+    let patch = r#"{"data":{"k":"changed"}}"#;
+    refused(&["patch", "configmap", &guarded, "--type=merge", "-p", patch], None);
+    refused(&["patch", "configmap", &guarded, "-p", patch], None);
+    refused(
+        &["patch", "configmap", &guarded, "--type=json", "-p", r#"[{"op":"replace","path":"/data/k","value":"x"}]"#],
+        None,
+    );
+    refused(&["label", "configmap", &guarded, &format!("{PROTECTED}-")], None);
+    refused(&["label", "configmap", &guarded, "--overwrite", &format!("{PROTECTED}=false")], None);
+    let object = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{guarded}","namespace":"dev"}},"data":{{"k":"replaced"}}}}"#
+    );
+    refused(&["replace", "-f", "-"], Some(&object));
+    refused(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&object));
+    refused(&["delete", "configmap", &guarded], None);
+    // Nor can a write make an object protected (it would be one the rule chooses), nor create one.
+    refused(&["label", "configmap", &free, &protected], None);
+    let labelled = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{batch}","labels":{{"{PROTECTED}":"true"}}}}}}"#
+    );
+    refused(&["create", "-f", "-"], Some(&labelled));
+    // A protected Deployment's scale is read through its own labels.
+    let deployment = WORKER.replace("queueworker", &guarded).replace(
+        r#""namespace": "acme-web-dev"}"#,
+        r#""namespace": "acme-web-dev", "labels": {"platform.canopy.dev/protected": "true"}}"#,
+    );
+    ok(kubectl_stdin(bin, admin_kubeconfig(), &["apply", "-f", "-"], Some(&deployment)));
+    refused(&["scale", "deployment", &guarded, "--replicas=2"], None);
+    ok(kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "deployment", &guarded]));
+    // A delete of a collection reaches protected objects unless its selector excludes them
+    // (`kubectl delete --all` deletes one by one; `--raw` sends the deletecollection itself).
+    refused(&["delete", "--raw", "/api/v1/namespaces/dev/configmaps"], None);
+    assert_eq!(admin_reads(&guarded), before, "nothing changed upstream");
+    assert!(!admin_reads(&free).contains(PROTECTED), "the free one stayed unlabelled");
+    // What the rule does not choose stays the tenant's: reads, writes of others, a narrowed delete.
+    ok(kubectl(bin, &bob, &["-n", "dev", "get", "configmap", &guarded]));
+    ok(kubectl(bin, &bob, &["-n", "dev", "patch", "configmap", &free, "--type=merge", "-p", patch]));
+    ok(kubectl(bin, &bob, &["-n", "dev", "create", "configmap", &batch, "--from-literal=k=v"]));
+    ok(kubectl(bin, &bob, &["-n", "dev", "label", "configmap", &batch, "e2e-batch=labels"]));
+    let narrowed = "/api/v1/namespaces/dev/configmaps?labelSelector=e2e-batch%3Dlabels%2Cplatform.canopy.dev%2Fprotected%21%3Dtrue";
+    ok(kubectl(bin, &bob, &["delete", "--raw", narrowed]));
+    assert!(!exists_upstream("acme-web-dev", "configmap", &batch));
+    // Once the platform lifts the label, the object is the tenant's again.
+    ok(kubectl(
+        bin,
+        admin_kubeconfig(),
+        &["-n", "acme-web-dev", "label", "configmap", &guarded, &format!("{PROTECTED}-")],
+    ));
+    ok(kubectl(bin, &bob, &["-n", "dev", "delete", "configmap", &guarded, &free]));
+}
+
+#[test]
+fn a_deny_rule_by_label_on_reads_hides_protected_objects_from_gets_and_unnarrowed_lists() {
+    let _tree = tree::reading();
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let bin = kubectl_bin();
+    let (guarded, free) = (unique("guarded"), unique("free"));
+    admin_configmap(&guarded, &[&format!("{PROTECTED}=true")]);
+    admin_configmap(&free, &[]);
+    // The same rule, reading too.
+    let original = std::fs::read_to_string(&canopy.config).unwrap();
+    let reading = original.replace(
+        "resources: [configmaps, deployments]\n          verbs: [create, update, patch, delete]",
+        "resources: [configmaps, deployments]\n          verbs: [get, create, update, patch, delete]",
+    );
+    assert_ne!(reading, original, "the example's label rule is where this test expects it");
+    std::fs::write(&canopy.config, &reading).unwrap();
+    eventually(Duration::from_secs(20), "the reload to refuse reads", || {
+        !kubectl(bin, &bob, &["-n", "dev", "get", "configmap", &guarded]).status.success()
+    });
+    for output in ["name", "json", "yaml", "wide"] {
+        let answer = fails(kubectl(bin, &bob, &["-n", "dev", "get", "configmap", &guarded, "-o", output]));
+        assert!(answer.contains(LABEL_RULE), "-o {output}: {answer}");
+    }
+    let answer = fails(kubectl(bin, &bob, &["-n", "dev", "get", "configmaps"]));
+    assert!(answer.contains(LABEL_RULE), "{answer}");
+    let narrowed = format!("{PROTECTED}!=true");
+    let listed = ok(kubectl(bin, &bob, &["-n", "dev", "get", "configmaps", "-l", &narrowed, "-o", "name"]));
+    assert!(listed.contains(&free) && !listed.contains(&guarded), "{listed}");
+    ok(kubectl(bin, &bob, &["-n", "dev", "get", "configmap", &free, "-o", "json"]));
+    std::fs::write(&canopy.config, &original).unwrap();
+    let _ = kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "configmap", &guarded, &free]);
 }

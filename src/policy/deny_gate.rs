@@ -1,0 +1,345 @@
+//! Deny rules that choose objects by label (issue 20). A request about one object that such a
+//! rule reaches ([`DenyRule::refuses_labelled`]) is judged on that object's labels, read from
+//! upstream as the caller, never from the request:
+//!
+//! - create, update and patch of the object or its `status`: by the write driver, on the stored
+//!   object and on the object the apiserver would store; either one matching refuses, so a write
+//!   can neither lift the rule by relabelling nor bring a chosen object into being. The commit
+//!   carries the judged resourceVersion ([`super::write`]).
+//! - delete: the stored object is judged and the delete sent with a precondition on the
+//!   resourceVersion judged, so an object relabelled meanwhile is not deleted (`409`).
+//! - get of the object or its `status`: judged on the answer itself.
+//! - the object's other subresources (`scale`, `log`, `exec`, `eviction`, …): the object is read
+//!   and judged first.
+//!
+//! Lists, watches and deletecollections never get here: the rule refuses them unless their own
+//! selector excludes its objects ([`DenyRule::refuses`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use serde_json::Value;
+use tower::{Service, ServiceExt};
+
+use super::AsCanopy;
+use super::as_caller::{self, encode_segment, read, read_json};
+use super::precondition::Verb;
+use super::write::{Proposed, Stored, Upstream, Write, WriteGate};
+use crate::auth::Identity;
+use crate::body::{self, Body};
+use crate::request::RequestInfo;
+use crate::status::Status;
+use crate::transform;
+use crate::tree::deny::DenyRule;
+use crate::tree::{NodeId, Tree};
+
+/// How a request the rules reach is judged.
+pub enum DenyCheck {
+    /// Create, update or patch of the object or its status: by the write driver.
+    Write(DenyGate),
+    /// Get of the object or its status: on the answer.
+    Answer(DenyGate),
+    /// Delete: on the stored object, sent with a precondition.
+    Delete(DenyGate),
+    /// Anything else naming an object: on the object, first.
+    Lookup(DenyGate),
+}
+
+/// A request about one object, under the deny rules that choose objects by label.
+pub struct DenyGate {
+    rules: Vec<Arc<DenyRule>>,
+    identity: Identity,
+    info: RequestInfo,
+    /// The view's path, named in refusals.
+    view: String,
+    /// Physical path of the object the request is about (for a subresource, its object's).
+    object: String,
+}
+
+impl DenyGate {
+    /// The check of `info` in `view`, answering to `governing`, if label rules reach it.
+    pub fn of(
+        tree: &Tree,
+        governing: NodeId,
+        view: NodeId,
+        info: &RequestInfo,
+        identity: &Identity,
+        namespace: &Option<(String, String)>,
+    ) -> Option<DenyCheck> {
+        let physical = namespace.as_ref().map(|(physical, _)| physical.as_str());
+        let rules = tree.nodes[governing].denies.refusing_labelled(identity, info, physical);
+        if rules.is_empty() {
+            return None;
+        }
+        let gate = DenyGate {
+            rules,
+            identity: identity.clone(),
+            info: info.clone(),
+            view: tree.nodes[view].path.clone(),
+            object: object_path(info, physical),
+        };
+        let whole = matches!(info.subresource.as_str(), "" | "status");
+        Some(match info.verb.as_str() {
+            "create" | "update" | "patch" if whole => DenyCheck::Write(gate),
+            "get" if whole => DenyCheck::Answer(gate),
+            "delete" if info.subresource.is_empty() => DenyCheck::Delete(gate),
+            _ => DenyCheck::Lookup(gate),
+        })
+    }
+
+    /// Refuses the request if the object it is about is one the rules choose.
+    pub async fn check<S>(&self, inner: S, as_canopy: Option<AsCanopy>) -> Result<(), Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+    {
+        match self.stored(inner, as_canopy).await? {
+            Some(object) => self.judge(&object),
+            None => Ok(()),
+        }
+    }
+
+    /// Judges the object `request` deletes and pins the delete to the state judged.
+    pub async fn guard_delete<S>(&self, inner: S, request: Request<Body>) -> Result<Request<Body>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+    {
+        let as_canopy = request.extensions().get::<AsCanopy>().copied();
+        let Some(stored) = self.stored(inner, as_canopy).await? else {
+            // Absent: the apiserver answers the delete as it would.
+            return Ok(request);
+        };
+        self.judge(&stored)?;
+        let judged = stored.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let (mut parts, body) = request.into_parts();
+        let bytes = read(body).await?;
+        if transform::is_protobuf(&parts.headers) {
+            return Err(Status::unsupported_media_type(
+                "delete options in protobuf cannot be read here; send them as JSON",
+            ));
+        }
+        let mut options = match bytes.is_empty() {
+            true => Value::Object(Default::default()),
+            false => transform::parse_document(&bytes)?,
+        };
+        let Some(fields) = options.as_object_mut() else {
+            return Err(Status::bad_request("the delete options are not an object"));
+        };
+        let preconditions = fields.entry("preconditions").or_insert_with(|| Value::Object(Default::default()));
+        let Some(preconditions) = preconditions.as_object_mut() else {
+            return Err(Status::bad_request("preconditions is not an object"));
+        };
+        match preconditions.get("resourceVersion").and_then(Value::as_str) {
+            Some(asked) if asked != judged => return Err(stale(&self.info, asked, judged)),
+            _ => preconditions.insert("resourceVersion".into(), Value::from(judged)),
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&options).map_err(|e| Status::internal(e.to_string()))?);
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        Ok(Request::from_parts(parts, body::full(bytes)))
+    }
+
+    /// Refuses `answer` (to a get of the object) if it shows an object the rules choose; a
+    /// Table row without its object is judged on the object read anew.
+    pub async fn judge_answer<S>(
+        &self,
+        inner: S,
+        as_canopy: Option<AsCanopy>,
+        answer: Response<Body>,
+    ) -> Result<Response<Body>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+    {
+        if !answer.status().is_success() {
+            return Ok(answer);
+        }
+        let (parts, body) = answer.into_parts();
+        let bytes = read(body).await?;
+        let document: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Status::bad_gateway(format!("the upstream answer is not JSON: {e}")))?;
+        match document.get("kind").and_then(Value::as_str) {
+            Some("Table") => {
+                let rows = document.get("rows").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                let objects: Option<Vec<&Value>> =
+                    rows.iter().map(|row| row.get("object").filter(|o| o.get("metadata").is_some())).collect();
+                match objects {
+                    Some(objects) => objects.into_iter().try_for_each(|object| self.judge(object))?,
+                    None => self.check(inner, as_canopy).await?,
+                }
+            }
+            _ => self.judge(&document)?,
+        }
+        Ok(Response::from_parts(parts, body::full(bytes)))
+    }
+
+    /// The object the request is about, read as the request is sent; `None`: it does not exist.
+    async fn stored<S>(&self, inner: S, as_canopy: Option<AsCanopy>) -> Result<Option<Value>, Status>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
+    {
+        let mut lookup = as_caller::get(&self.identity, &self.object)?;
+        if let Some(as_canopy) = as_canopy {
+            lookup.extensions_mut().insert(as_canopy);
+        }
+        let found = inner.oneshot(lookup).await?;
+        match found.status() {
+            status if status.is_success() => Ok(Some(read_json(found.into_body()).await?)),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(self.unreadable(status)),
+        }
+    }
+
+    /// Refuses `object` if a rule chooses it.
+    fn judge(&self, object: &Value) -> Result<(), Status> {
+        let labels = labels(object);
+        match self.rules.iter().find(|rule| rule.chooses(&labels)) {
+            Some(rule) => Err(super::denied(&self.view, &self.identity, &self.info, rule)),
+            None => Ok(()),
+        }
+    }
+
+    /// The object's labels cannot be read, so whether a rule chooses it cannot be told.
+    fn unreadable(&self, status: StatusCode) -> Status {
+        let rule = self.rules.first().map(|rule| rule.at.as_str()).unwrap_or_default();
+        Status::forbidden(format!(
+            "{} {:?} is forbidden: {rule} chooses objects by label, and reading its labels as User {:?} was answered {status}",
+            self.info.resource, self.info.name, self.identity.user
+        ))
+        .about(&self.info.name, &self.info.api_group, &self.info.resource)
+    }
+}
+
+impl WriteGate for DenyGate {
+    fn needs_stored(&self, verb: Verb) -> bool {
+        verb != Verb::Create
+    }
+
+    /// A write to an object the rules choose is refused before anything is tried.
+    fn prepare(&self, _write: &mut Write, stored: &Stored) -> Result<(), Status> {
+        match stored {
+            Stored::Found(object) => self.judge(object),
+            Stored::Unreadable(status) => Err(self.unreadable(*status)),
+            Stored::NotRead | Stored::Absent => Ok(()),
+        }
+    }
+
+    fn judge<'a>(&'a self, _upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move { self.judge(proposed.result) })
+    }
+}
+
+/// `metadata.labels` of `object`.
+fn labels(object: &Value) -> BTreeMap<String, String> {
+    let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+    labels.into_iter().flatten().filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned()))).collect()
+}
+
+/// The physical path of the object `info` is about, in `namespace` (physical).
+fn object_path(info: &RequestInfo, namespace: Option<&str>) -> String {
+    let version = match info.api_group.as_str() {
+        "" => format!("/api/{}", info.api_version),
+        group => format!("/apis/{group}/{}", info.api_version),
+    };
+    let (resource, name) = (encode_segment(&info.resource), encode_segment(&info.name));
+    match (info.resource.as_str(), namespace) {
+        ("namespaces", Some(namespace)) => format!("{version}/namespaces/{}", encode_segment(namespace)),
+        (_, Some(namespace)) => format!("{version}/namespaces/{}/{resource}/{name}", encode_segment(namespace)),
+        (_, None) => format!("{version}/{resource}/{name}"),
+    }
+}
+
+/// A delete whose own precondition names another state than the one judged, worded as the
+/// apiserver words a failed precondition.
+fn stale(info: &RequestInfo, asked: &str, judged: &str) -> Status {
+    Status::from_code(
+        StatusCode::CONFLICT,
+        format!(
+            "Operation cannot be fulfilled on {} {:?}: the ResourceVersion in the precondition ({asked}) does not match the ResourceVersion in record ({judged}). The object might have been modified",
+            info.resource, info.name
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_object_is_read_at_its_own_path_whatever_subresource_is_asked() {
+        let info =
+            RequestInfo::parse(&http::Method::PUT, "/apis/apps/v1/namespaces/dev/deployments/web/scale", None).unwrap();
+        assert_eq!(
+            object_path(&info, Some("acme-web-dev")),
+            "/apis/apps/v1/namespaces/acme%2Dweb%2Ddev/deployments/web"
+        );
+        let info = RequestInfo::parse(&http::Method::GET, "/api/v1/nodes/n.1/proxy/x", None).unwrap();
+        assert_eq!(object_path(&info, None), "/api/v1/nodes/n%2E1");
+    }
+
+    /// A Canopy reading the example tree's label rule, and an apiserver holding ConfigMap `c`
+    /// at resourceVersion 7 with `labels`.
+    fn gate_and_upstream(labels: Value) -> (DenyGate, Upstream) {
+        let raw: crate::config::raw_tree::RawDeny = serde_saphyr::from_str(
+            "{resources: [configmaps], verbs: [delete], labelSelector: {matchLabels: {protected: 'true'}}}",
+        )
+        .unwrap();
+        let rule = DenyRule::compile(&raw, "acme-", &[], "tree.nodes[0].deny[1]").unwrap();
+        let info = RequestInfo::parse(&http::Method::DELETE, "/api/v1/namespaces/dev/configmaps/c", None).unwrap();
+        let gate = DenyGate {
+            rules: vec![Arc::new(rule)],
+            identity: Identity::new("bob", ["g"]),
+            object: object_path(&info, Some("acme-dev")),
+            info,
+            view: "acme".into(),
+        };
+        let upstream = tower::util::BoxCloneService::new(tower::service_fn(move |request: Request<Body>| {
+            let object =
+                json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "7", "labels": labels}});
+            async move {
+                assert_eq!(request.uri().path(), "/api/v1/namespaces/acme%2Ddev/configmaps/c");
+                Ok(Response::new(body::full(serde_json::to_vec(&object).unwrap())))
+            }
+        }));
+        (gate, upstream)
+    }
+
+    fn delete(options: &str, content_type: &str) -> Request<Body> {
+        Request::delete("/api/v1/namespaces/acme-dev/configmaps/c")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body::full(options.as_bytes().to_vec()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_delete_is_sent_pinned_to_the_object_judged() {
+        let (gate, upstream) = gate_and_upstream(json!({"app": "web"}));
+        let request = gate.guard_delete(upstream, delete(r#"{"propagationPolicy":"Foreground"}"#, "application/json"));
+        let sent = read(request.await.unwrap().into_body()).await.unwrap();
+        let sent: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(sent, json!({"propagationPolicy": "Foreground", "preconditions": {"resourceVersion": "7"}}));
+    }
+
+    #[tokio::test]
+    async fn a_delete_of_a_chosen_object_or_of_another_state_than_judged_is_refused() {
+        let (gate, upstream) = gate_and_upstream(json!({"protected": "true"}));
+        let refused = gate.guard_delete(upstream, delete("", "application/json")).await.unwrap_err();
+        assert_eq!(refused.code, StatusCode::FORBIDDEN);
+        assert!(refused.message.contains("denied by tree.nodes[0].deny[1]"), "{}", refused.message);
+        let (gate, upstream) = gate_and_upstream(json!({}));
+        let stale = delete(r#"{"preconditions":{"resourceVersion":"6"}}"#, "application/json");
+        assert_eq!(gate.guard_delete(upstream.clone(), stale).await.unwrap_err().code, StatusCode::CONFLICT);
+        let protobuf = delete("k8s\0", "application/vnd.kubernetes.protobuf");
+        assert_eq!(gate.guard_delete(upstream, protobuf).await.unwrap_err().code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn labels_that_are_not_strings_are_not_labels() {
+        let object = json!({"metadata": {"labels": {"a": "1", "b": 2}}});
+        assert_eq!(labels(&object), BTreeMap::from([("a".to_owned(), "1".to_owned())]));
+        assert!(labels(&json!({"kind": "Scale"})).is_empty());
+    }
+}
