@@ -45,12 +45,15 @@ pub fn verdict() -> (watch::Sender<Option<Ended>>, watch::Receiver<Option<Ended>
     watch::channel(None)
 }
 
+/// The connection's verdict, awaited.
+type Awaited = Pin<Box<dyn Future<Output = Ended> + Send>>;
+
 /// A response body of a stream on a connection whose end `verdict` tells.
 pub struct ConnectionBody {
     inner: Body,
     verdict: watch::Receiver<Option<Ended>>,
     /// The error the stream failed with, while the connection's verdict is awaited.
-    failed: Option<(BoxError, Pin<Box<dyn Future<Output = Ended> + Send>>)>,
+    failed: Option<(BoxError, Awaited)>,
 }
 
 impl ConnectionBody {
