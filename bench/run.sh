@@ -10,6 +10,7 @@
 #   BENCH_CANOPY_THREADS=1 bash bench/run.sh  # Canopy with server.workerThreads: 1
 #   BENCH_PERF=1 bash bench/run.sh     # then split Canopy's and the relay's CPU with perf
 #   BENCH_UPSTREAM_PROTOCOL=http1 bash bench/run.sh  # Canopy and the relay speak HTTP/1.1 upstream
+#                                                    # (streams, Canopy's default, unless set; or http2)
 #   BENCH_HARNESS_DIR=/abs/dir bash bench/run.sh     # use (and leave running) that harness
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ seconds="${BENCH_SECONDS:-10}"
 warmup="${BENCH_WARMUP:-2}"
 keep="${BENCH_KEEP:-${BENCH_HARNESS_DIR:+1}}"
 keep="${keep:-0}"
-upstream_protocol="${BENCH_UPSTREAM_PROTOCOL:-http2}"
+upstream_protocol="${BENCH_UPSTREAM_PROTOCOL:-streams}"
 pin="${BENCH_PIN:-0}"
 canopy_threads="${BENCH_CANOPY_THREADS:+  workerThreads: $BENCH_CANOPY_THREADS}"
 perf_split="${BENCH_PERF:-0}"

@@ -40,13 +40,15 @@ struct Args {
     /// Groups every request is sent with.
     #[arg(long)]
     group: Vec<String>,
-    /// HTTP version spoken to the apiserver, as Canopy's `upstream.protocol`.
-    #[arg(long, value_enum, default_value = "http2")]
+    /// HTTP version spoken to the apiserver, as Canopy's `upstream.protocol` (`streams`, its
+    /// default: watches over HTTP/2, every other request over pooled HTTP/1.1).
+    #[arg(long, value_enum, default_value = "streams")]
     upstream_protocol: Protocol,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Protocol {
+    Streams,
     Http2,
     Http1,
 }
@@ -61,6 +63,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let protocol = match args.upstream_protocol {
+        Protocol::Streams => UpstreamProtocol::Streams,
         Protocol::Http2 => UpstreamProtocol::Http2,
         Protocol::Http1 => UpstreamProtocol::Http1,
     };

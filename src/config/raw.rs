@@ -185,11 +185,15 @@ pub struct RawUpstream {
     pub response_timeout_seconds: u64,
     /// An HTTP/2 connection to the apiserver on which nothing arrived for this long is pinged,
     /// idle or not, so that a paused or vanished apiserver is noticed even by idle watches.
+    /// HTTP/1.1 has no pings: while watches over HTTP/1.1 are open (`protocol: http1`, or an
+    /// apiserver without HTTP/2), the apiserver is asked `GET /version` at most this often instead.
     #[serde(default = "default_keep_alive_interval")]
     #[schemars(range(min = 1))]
     pub keep_alive_interval_seconds: u64,
     /// How long such a ping may go unanswered before the connection is dropped: requests on it
     /// are answered `504 Timeout` and its watches end with an `ERROR` event, so clients list again.
+    /// When a `GET /version` goes unanswered this long, the HTTP/1.1 watches that received
+    /// nothing meanwhile end the same way.
     #[serde(default = "default_keep_alive_timeout")]
     #[schemars(range(min = 1))]
     pub keep_alive_timeout_seconds: u64,

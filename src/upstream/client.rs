@@ -85,7 +85,7 @@ impl Service<Request<Body>> for Client {
 
 /// Whether `uri` asks for a watch (`?watch=true`, as the apiserver reads it; the path form
 /// `/watch/…` is deprecated and rare, and goes over HTTP/1.1 like any request).
-fn is_watch(uri: &http::Uri) -> bool {
+pub(super) fn is_watch(uri: &http::Uri) -> bool {
     Query::parse(uri.query().unwrap_or("")).is_ok_and(|query| query.is_true("watch"))
 }
 

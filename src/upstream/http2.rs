@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::ping_timeout::{self, ConnectionBody, Ended};
 use crate::body::{self, Body, Holding};
 use crate::config::UpstreamTimeouts;
 
@@ -93,6 +94,8 @@ struct Connection {
     send: SendRequest<Body>,
     streams: AtomicUsize,
     limit: Arc<AtomicUsize>,
+    /// How the connection ended, once it has: its streams' bodies fail accordingly.
+    ended: tokio::sync::watch::Receiver<Option<Ended>>,
 }
 
 impl Http2Pool {
@@ -143,7 +146,13 @@ impl Http2Pool {
             };
             match stream.connection.send.clone().try_send_request(request).await {
                 Ok(response) => {
-                    let held = |incoming| body::boxed(Holding::new(body::boxed(incoming), stream));
+                    let ended = stream.connection.ended.clone();
+                    let held = |incoming| {
+                        body::boxed(Holding::new(
+                            body::boxed(ConnectionBody::new(body::boxed(incoming), ended)),
+                            stream,
+                        ))
+                    };
                     return Ok(Sent::Answered(response.map(held)));
                 }
                 Err(mut failed) => match failed.take_message() {
@@ -221,8 +230,9 @@ impl Http2Pool {
             .handshake(TokioIo::new(tls))
             .await?;
         let limit = Arc::new(AtomicUsize::new(connection.current_max_send_streams()));
-        tokio::spawn(Driven { connection, limit: Arc::clone(&limit) });
-        Ok(Some(Connection { send, streams: AtomicUsize::new(0), limit }))
+        let (tell, ended) = ping_timeout::verdict();
+        tokio::spawn(Driven { connection, limit: Arc::clone(&limit), tell });
+        Ok(Some(Connection { send, streams: AtomicUsize::new(0), limit, ended }))
     }
 }
 
@@ -250,10 +260,12 @@ impl Drop for Stream {
 
 type Io = TokioIo<TlsStream<TcpStream>>;
 
-/// Drives a connection and keeps `limit` at what the server currently announces.
+/// Drives a connection, keeps `limit` at what the server currently announces and tells the
+/// connection's streams how it ended.
 struct Driven {
     connection: H2Connection<Io, Body, TokioExecutor>,
     limit: Arc<AtomicUsize>,
+    tell: tokio::sync::watch::Sender<Option<Ended>>,
 }
 
 impl Future for Driven {
@@ -266,9 +278,13 @@ impl Future for Driven {
         match polled {
             Poll::Ready(Err(error)) => {
                 tracing::debug!(%error, "an HTTP/2 connection to the apiserver ended");
+                self.tell.send_replace(Some(Ended::of(Err(&error))));
                 Poll::Ready(())
             }
-            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {
+                self.tell.send_replace(Some(Ended::Closed));
+                Poll::Ready(())
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -280,12 +296,15 @@ mod tests {
 
     use bytes::Bytes;
     use http_body::Frame;
-    use http_body_util::StreamBody;
+    use http_body_util::{BodyExt, StreamBody};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
+    use crate::upstream::watch_end::end_with_error_event;
 
     #[test]
     fn the_fullest_connection_with_room_is_picked() {
@@ -322,6 +341,8 @@ mod tests {
                 let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
                     let forever = StreamBody::new(futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>());
                     let mut response = Response::new(forever);
+                    let json = http::HeaderValue::from_static("application/json;stream=watch");
+                    response.headers_mut().insert(http::header::CONTENT_TYPE, json);
                     if request.headers().contains_key(http::header::HOST) {
                         *response.status_mut() = http::StatusCode::BAD_REQUEST;
                     }
@@ -348,6 +369,38 @@ mod tests {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let server_name = ServerName::try_from("localhost").expect("name");
         Target { host: "127.0.0.1".into(), port, server_name, tls: Arc::new(tls) }
+    }
+
+    /// A loopback TCP relay to `target` that forwards nothing once `stalled` is set, as a paused
+    /// apiserver whose kernel still holds its connections; its port is returned.
+    async fn stalling_relay(target: u16, stalled: tokio::sync::watch::Receiver<bool>) -> u16 {
+        async fn copy(
+            mut from: OwnedReadHalf,
+            mut to: OwnedWriteHalf,
+            mut stalled: tokio::sync::watch::Receiver<bool>,
+        ) {
+            let mut buffer = vec![0; 16 << 10];
+            while let Ok(n) = from.read(&mut buffer).await {
+                if n == 0
+                    || stalled.wait_for(|stalled| !stalled).await.is_err()
+                    || to.write_all(&buffer[..n]).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = tcp.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = tcp.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { continue };
+                let ((client_read, client_write), (server_read, server_write)) =
+                    (client.into_split(), server.into_split());
+                tokio::spawn(copy(client_read, server_write, stalled.clone()));
+                tokio::spawn(copy(server_read, client_write, stalled.clone()));
+            }
+        });
+        port
     }
 
     /// A watch request as a client sent it to the proxy, with the proxy's `Host` header.
@@ -381,6 +434,29 @@ mod tests {
             }
         }
         assert_eq!(pool.connection_count(), 3);
+    }
+
+    /// Regression: a ping that timed out dropped the connection and its watches failed with the
+    /// broken pipe of a closed one, so they ended with a 503 where the reference promises 504.
+    #[tokio::test]
+    async fn a_watch_whose_ping_times_out_ends_with_a_504_error_event() {
+        let mut target = server(b"h2").await;
+        let (stall, stalled) = tokio::sync::watch::channel(false);
+        target.port = stalling_relay(target.port, stalled).await;
+        let port = target.port;
+        let millis = Duration::from_millis;
+        let timeouts = UpstreamTimeouts {
+            keep_alive_interval: millis(200),
+            keep_alive_timeout: millis(200),
+            ..Default::default()
+        };
+        let pool = Http2Pool::new(target, timeouts);
+        let Sent::Answered(response) = pool.send(watch(port)).await.expect("send") else { panic!("HTTP/2") };
+        let (parts, incoming) = response.into_parts();
+        stall.send_replace(true);
+        let ended = end_with_error_event(&parts.headers, incoming).collect().await.expect("ends cleanly").to_bytes();
+        let event: serde_json::Value = serde_json::from_slice(&ended).expect("an event");
+        assert_eq!((event["type"].as_str(), event["object"]["code"].as_u64()), (Some("ERROR"), Some(504)), "{event}");
     }
 
     /// With the apiserver down, requests queued behind a failed connect fail with it, as

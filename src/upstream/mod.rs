@@ -9,7 +9,9 @@ mod forward;
 mod http2;
 mod impersonate;
 mod list_namespaces;
+mod liveness;
 mod namespace_index;
+mod ping_timeout;
 mod timeout;
 mod tunnel;
 mod watch_end;
@@ -106,5 +108,6 @@ fn http_service(
         // Around the client only: refreshing Canopy's own credentials is not the apiserver's time.
         .layer_fn(|client| timeout::ResponseTimeout::new(client, timeouts.response))
         .service(client::Client::new(config, protocol, timeouts)?);
-    Ok(BoxCloneSyncService::new(http))
+    // Outermost, so that its probes go out as any request does, with Canopy's credentials.
+    Ok(BoxCloneSyncService::new(liveness::Liveness::new(BoxCloneSyncService::new(http), timeouts)))
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tower::Service;
 
+use super::liveness::Unanswered;
+use super::ping_timeout::PingTimedOut;
 use crate::body::{Body, BoxError};
 
 /// The apiserver did not start answering in time.
@@ -61,11 +63,17 @@ where
 }
 
 /// Whether `error`, or an error it came from, is the apiserver not answering in time: this
-/// module's timeout, or an HTTP/2 connection whose keep-alive ping went unanswered.
+/// module's timeout, an HTTP/2 connection whose keep-alive ping went unanswered (as hyper
+/// tells a request, or [`PingTimedOut`] a stream's body), or an HTTP/1.1 watch whose
+/// apiserver left a liveness probe [`Unanswered`].
 pub fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
-        if error.is::<TimedOut>() || error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+        if error.is::<TimedOut>()
+            || error.is::<PingTimedOut>()
+            || error.is::<Unanswered>()
+            || error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout)
+        {
             return true;
         }
         current = error.source();
