@@ -46,11 +46,31 @@ pub enum Constraint {
 /// A field a write would store against a bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The field as Kubernetes names fields (`spec.containers[0].image`).
-    pub field: String,
-    /// As the apiserver words a field error (`Invalid value: 11: must be at most 10 (…)`).
-    pub message: String,
+    /// Where the value at fault is; [`field_path`] names it as Kubernetes names fields.
+    pub location: Location,
+    /// Why it breaks the bound (`must be a number between 2 and 10`), in the bound's own words.
+    why: String,
 }
+
+impl Violation {
+    /// The field as Kubernetes names fields (`spec.containers[0].image`).
+    pub fn field(&self) -> String {
+        field_path(&self.location)
+    }
+}
+
+/// How a refusal words a violation for the caller: the value at fault is read where the caller
+/// would read it, and the bound's own words (its constraint, its reason) pass through `prose`.
+pub struct Wording<'a> {
+    /// The object the write would store as the caller sees it (namespaces in the view's names,
+    /// read masks applied); a value the result holds and this does not is hidden.
+    pub object: &'a Value,
+    /// The bound's words as the caller may read them; `None`: they are withheld.
+    pub prose: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// What a refusal quotes for a value the caller cannot read.
+pub const HIDDEN_VALUE: &str = "<hidden>";
 
 impl Bound {
     /// Compiles `raw`, declared at `at`; a bound on pods comes with one per pod template (see
@@ -159,7 +179,8 @@ impl Bound {
     }
 
     /// Where `result` (the object a write would store) breaks the bound; `stored` is the object
-    /// before the write (`None`: the write creates it).
+    /// before the write (`None`: the write creates it). Judged on the values as stored, so a bound
+    /// means the same whichever view a write comes through.
     pub fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
         let found = self.path.locate(result);
         let mut out = Vec::new();
@@ -178,15 +199,14 @@ impl Bound {
                     .or_else(|| before_values.iter().find(|entry| !after_values.contains(entry)))
                     .map(|(location, _)| location.clone())
                     .unwrap_or_default();
-                let shown = path::get(result, &location).map_or_else(|| "null".to_owned(), show);
-                out.push(self.violation(&location, &shown, "field is immutable"));
+                out.push(Violation { location, why: "field is immutable".to_owned() });
             }
             return out;
         }
         for location in found {
             let Some(value) = path::get(result, &location) else { continue };
             if let Some(why) = self.breaks(value) {
-                out.push(self.violation(&location, &show(value), &why));
+                out.push(Violation { location, why });
             }
         }
         out
@@ -222,13 +242,30 @@ impl Bound {
         }
     }
 
-    fn violation(&self, location: &[Step], shown: &str, why: &str) -> Violation {
+    /// `violation` of `result` as the apiserver words a field error (`Invalid value: 11: must
+    /// be at most 10 (bound tree.nodes[1].bounds[3]: capacity)`), in `wording`: the value as the
+    /// caller reads it, never as stored, and the bound's words as the caller may read them.
+    pub fn message(&self, violation: &Violation, result: &Value, wording: &Wording) -> String {
+        let shown = match path::get(result, &violation.location) {
+            None => "null".to_owned(),
+            Some(_) => path::get(wording.object, &violation.location).map_or_else(|| HIDDEN_VALUE.to_owned(), show),
+        };
+        let why = (wording.prose)(&violation.why).unwrap_or_else(|| self.withheld().to_owned());
         let mut message = format!("Invalid value: {shown}: {why} (bound {}", self.at);
-        if let Some(reason) = &self.reason {
+        if let Some(reason) = self.reason.as_deref().and_then(wording.prose) {
             let _ = write!(message, ": {reason}");
         }
         message.push(')');
-        Violation { field: field_path(location), message }
+        message
+    }
+
+    /// What a refusal says of the constraint when its words are withheld.
+    fn withheld(&self) -> &'static str {
+        match self.constraint {
+            Constraint::OneOf(_) => "must be one of the values the bound allows",
+            Constraint::Pattern { .. } => "must be a string matching the bound's pattern",
+            _ => "must meet the bound",
+        }
     }
 
     /// The bound in a line: `spec.replicas: between 2 and 10 (queueworker)`.
@@ -297,7 +334,13 @@ mod tests {
     }
 
     fn fields(bound: &Bound, result: Value, stored: Option<Value>) -> Vec<String> {
-        bound.violations(&result, stored.as_ref()).into_iter().map(|v| v.field).collect()
+        bound.violations(&result, stored.as_ref()).into_iter().map(|v| v.field()).collect()
+    }
+
+    /// The messages of `bound` on `result`, worded as stored.
+    fn messages(bound: &Bound, result: &Value) -> Vec<String> {
+        let wording = Wording { object: result, prose: &|text: &str| Some(text.to_owned()) };
+        bound.violations(result, None).iter().map(|v| bound.message(v, result, &wording)).collect()
     }
 
     #[test]
@@ -307,11 +350,10 @@ mod tests {
         );
         assert!(fields(&b, json!({"spec": {"replicas": 2}}), None).is_empty());
         assert!(fields(&b, json!({"spec": {}}), None).is_empty(), "nothing selected, nothing to bound");
-        let found = b.violations(&json!({"spec": {"replicas": 11}}), None);
-        assert_eq!(found[0].field, "spec.replicas");
+        assert_eq!(fields(&b, json!({"spec": {"replicas": 11}}), None), ["spec.replicas"]);
         assert_eq!(
-            found[0].message,
-            "Invalid value: 11: must be a number between 2 and 10 (bound tree.nodes[1].bounds[2]: capacity)"
+            messages(&b, &json!({"spec": {"replicas": 11}})),
+            ["Invalid value: 11: must be a number between 2 and 10 (bound tree.nodes[1].bounds[2]: capacity)"]
         );
         assert_eq!(fields(&b, json!({"spec": {"replicas": "3"}}), None), ["spec.replicas"]);
         assert!(b.names("queueworker") && !b.names("web"));
@@ -342,6 +384,36 @@ mod tests {
         assert_eq!(fields(&b, json!({"data": {"owner": "b"}}), Some(stored.clone())), ["data.owner"]);
         assert_eq!(fields(&b, json!({"data": {}}), Some(stored)), ["data.owner"], "removing changes it too");
         assert_eq!(fields(&b, json!({"data": {"owner": "b"}}), Some(json!({"data": {}}))), ["data.owner"]);
+    }
+
+    #[test]
+    fn a_message_quotes_the_value_as_the_caller_reads_it_and_the_bounds_words_through_prose() {
+        let b = bound(
+            "{resource: rolebindings.rbac.authorization.k8s.io, path: '$.subjects[*].namespace', enum: [acme-dev], reason: acme-dev only}",
+        );
+        let stored = json!({"subjects": [{"namespace": "acme-prod"}], "spec": {"nodeName": "n1"}});
+        let seen = json!({"subjects": [{"namespace": "prod"}]});
+        let prose = |text: &str| Some(text.replace("acme-", ""));
+        let wording = Wording { object: &seen, prose: &prose };
+        let found = b.violations(&stored, None);
+        assert_eq!(found[0].field(), "subjects[0].namespace");
+        assert_eq!(
+            b.message(&found[0], &stored, &wording),
+            r#"Invalid value: "prod": must be one of "dev" (bound tree.nodes[1].bounds[2]: dev only)"#
+        );
+        // Withheld words: the constraint in general terms, no reason; a value the caller cannot
+        // read is hidden.
+        let withheld = Wording { object: &json!({}), prose: &|_: &str| None };
+        assert_eq!(
+            b.message(&found[0], &stored, &withheld),
+            "Invalid value: <hidden>: must be one of the values the bound allows (bound tree.nodes[1].bounds[2])"
+        );
+        let b = bound("{resource: pods, path: $.spec.nodeName, regex: 'n[0-9]+-acme-.*'}");
+        let found = b.violations(&stored, None);
+        assert_eq!(
+            b.message(&found[0], &stored, &withheld),
+            "Invalid value: <hidden>: must be a string matching the bound's pattern (bound tree.nodes[1].bounds[2])"
+        );
     }
 
     #[test]
