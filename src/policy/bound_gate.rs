@@ -27,7 +27,7 @@ use crate::tree::{NodeId, Tree};
 
 /// A write to a resource with bounds.
 pub struct BoundGate {
-    bounds: Vec<Arc<Bound>>,
+    bounds: Arc<[Arc<Bound>]>,
     resource: String,
     group: String,
     /// How the request's answers are translated into its view: refusals read the object so.
@@ -43,18 +43,8 @@ impl BoundGate {
         if !writes || !whole {
             return None;
         }
-        let bounds: Vec<Arc<Bound>> = tree.nodes[governing]
-            .bounds
-            .iter()
-            .filter(|bound| bound.applies(&info.api_group, &info.resource))
-            .cloned()
-            .collect();
-        (!bounds.is_empty()).then(|| BoundGate {
-            bounds,
-            resource: info.resource.clone(),
-            group: info.api_group.clone(),
-            view: view.clone(),
-        })
+        let bounds = tree.nodes[governing].bounds.on(&info.api_group, &info.resource)?;
+        Some(BoundGate { bounds, resource: info.resource.clone(), group: info.api_group.clone(), view: view.clone() })
     }
 
     fn immutable(&self) -> bool {

@@ -4,7 +4,9 @@
 //! and regex parsed, one constraint per bound); judged by [`crate::policy::bound_gate`] on the
 //! dry-run result of every write with the pure [`Bound::violations`].
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::Value;
@@ -26,6 +28,45 @@ pub struct Bound {
     pub path: MaskPath,
     pub constraint: Constraint,
     pub reason: Option<String>,
+}
+
+/// The bounds in force at a node, in config order, and indexed by the resource they hold for:
+/// a write meets only the bounds on its own resource, shared with no copy, however many the
+/// tree holds.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    all: Vec<Arc<Bound>>,
+    /// Group, then resource.
+    by_resource: HashMap<String, HashMap<String, Shared>>,
+}
+
+/// The bounds on one resource, shared by every write of it.
+pub type Shared = Arc<[Arc<Bound>]>;
+
+impl Bounds {
+    /// Indexes `all`.
+    pub fn new(all: Vec<Arc<Bound>>) -> Self {
+        let mut grouped: HashMap<String, HashMap<String, Vec<Arc<Bound>>>> = HashMap::new();
+        for bound in &all {
+            let resources = grouped.entry(bound.group.clone()).or_default();
+            resources.entry(bound.resource.clone()).or_default().push(Arc::clone(bound));
+        }
+        let by_resource = grouped
+            .into_iter()
+            .map(|(group, resources)| (group, resources.into_iter().map(|(r, b)| (r, Arc::from(b))).collect()))
+            .collect();
+        Bounds { all, by_resource }
+    }
+
+    /// Every bound, in config order.
+    pub fn all(&self) -> &[Arc<Bound>] {
+        &self.all
+    }
+
+    /// The bounds on writes of `group`/`resource`, in config order.
+    pub fn on(&self, group: &str, resource: &str) -> Option<Shared> {
+        self.by_resource.get(group)?.get(resource).cloned()
+    }
 }
 
 /// What each value a bound's path selects must be.
@@ -167,11 +208,6 @@ impl Bound {
             .collect()
     }
 
-    /// Whether the bound holds for writes of `group`/`resource`.
-    pub fn applies(&self, group: &str, resource: &str) -> bool {
-        self.group == group && self.resource == resource
-    }
-
     /// Whether the bound holds for the object named `name`.
     pub fn names(&self, name: &str) -> bool {
         self.names.is_empty()
@@ -182,16 +218,24 @@ impl Bound {
     /// before the write (`None`: the write creates it). Judged on the values as stored, so a bound
     /// means the same whichever view a write comes through.
     pub fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
-        let found = self.path.locate(result);
         let mut out = Vec::new();
         if let Constraint::Immutable = self.constraint {
             let Some(stored) = stored else { return out };
-            let before = self.path.locate(stored);
-            let value_at = |doc: &'_ Value, location: &Location| path::get(doc, location).cloned();
-            let before_values: Vec<(Location, Option<Value>)> =
-                before.iter().map(|l| (l.clone(), value_at(stored, l))).collect();
-            let after_values: Vec<(Location, Option<Value>)> =
-                found.iter().map(|l| (l.clone(), value_at(result, l))).collect();
+            // Values compared first, without a location built: what nearly every write meets.
+            let values = |doc| {
+                let mut values = Vec::new();
+                self.path.walk(doc, &mut |_, value| values.push(value));
+                values
+            };
+            if self.path.is_fixed() && values(stored) == values(result) {
+                return out;
+            }
+            let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
+                let mut found = Vec::new();
+                self.path.walk(doc, &mut |trail, value| found.push((path::to_location(trail), Some(value.clone()))));
+                found
+            };
+            let (before_values, after_values) = (located(stored), located(result));
             if before_values != after_values {
                 let location = after_values
                     .iter()
@@ -203,12 +247,11 @@ impl Bound {
             }
             return out;
         }
-        for location in found {
-            let Some(value) = path::get(result, &location) else { continue };
+        self.path.walk(result, &mut |trail, value| {
             if let Some(why) = self.breaks(value) {
-                out.push(Violation { location, why });
+                out.push(Violation { location: path::to_location(trail), why });
             }
-        }
+        });
         out
     }
 
@@ -216,14 +259,13 @@ impl Bound {
     fn breaks(&self, value: &Value) -> Option<String> {
         match &self.constraint {
             Constraint::Range { min, max } => {
-                let range = match (min, max) {
-                    (Some(min), Some(max)) => format!("between {min} and {max}"),
-                    (Some(min), None) => format!("at least {min}"),
-                    (None, Some(max)) => format!("at most {max}"),
-                    (None, None) => "a number".to_owned(),
-                };
                 let inside = value.as_f64().is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m));
-                (!inside).then(|| format!("must be a number {range}"))
+                (!inside).then(|| match (min, max) {
+                    (Some(min), Some(max)) => format!("must be a number between {min} and {max}"),
+                    (Some(min), None) => format!("must be a number at least {min}"),
+                    (None, Some(max)) => format!("must be a number at most {max}"),
+                    (None, None) => "must be a number".to_owned(),
+                })
             }
             Constraint::OneOf(values) => {
                 let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
@@ -420,11 +462,31 @@ mod tests {
     fn a_pod_bound_holds_on_every_pod_template() {
         let all = compile("{resource: pods, path: $.spec.hostNetwork, absent: true}").unwrap();
         assert_eq!(all.len(), POD_TEMPLATES.len() + 1);
-        let cronjobs = all.iter().find(|b| b.applies("batch", "cronjobs")).unwrap();
+        let cronjobs = all.iter().find(|b| (b.group.as_str(), b.resource.as_str()) == ("batch", "cronjobs")).unwrap();
         let job = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"hostNetwork": true}}}}}});
         assert_eq!(fields(cronjobs, job, None), ["spec.jobTemplate.spec.template.spec.hostNetwork"]);
         assert_eq!(cronjobs.at, "tree.nodes[1].bounds[2]");
         assert!(compile("{resource: services, path: $.spec.externalIPs, absent: true}").unwrap().len() == 1);
+    }
+
+    #[test]
+    fn a_write_meets_the_bounds_on_its_resource_in_config_order() {
+        let mut all: Vec<Arc<Bound>> = Vec::new();
+        for yaml in [
+            "{resource: deployments.apps, path: $.a, absent: true}",
+            "{resource: pods, path: $.b, absent: true}",
+            "{resource: deployments.apps, path: $.c, absent: true}",
+        ] {
+            all.extend(compile(yaml).unwrap().into_iter().map(Arc::new));
+        }
+        let bounds = Bounds::new(all);
+        let paths = |group, resource| -> Vec<String> {
+            bounds.on(group, resource).unwrap().iter().map(|b| b.path.text.clone()).collect()
+        };
+        assert_eq!(paths("apps", "deployments"), ["$.a", "$.spec.template.b", "$.c"]);
+        assert_eq!(paths("", "pods"), ["$.b"]);
+        assert!(bounds.on("", "services").is_none() && bounds.on("apps", "statefulsets").is_some());
+        assert_eq!(bounds.all().len(), 3 + POD_TEMPLATES.len());
     }
 
     #[test]
