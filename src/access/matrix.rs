@@ -110,8 +110,9 @@ fn bound_notes(
     }
     tree.nodes[node]
         .bounds
+        .on(&resource.group, &resource.resource)
+        .unwrap_or_default()
         .iter()
-        .filter(|bound| bound.applies(&resource.group, &resource.resource))
         .map(|bound| BoundNote {
             at: bound.at.clone(),
             verbs: verbs.clone(),

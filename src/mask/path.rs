@@ -1,9 +1,10 @@
 //! One mask path: a JSONPath compiled once at config load, and the concrete locations it selects
-//! in a document. Paths made only of member names (`$.spec.nodeName`, by far the common case)
-//! are walked directly; any other path (wildcards, slices, filters, descendants) is evaluated by
+//! in a document. Paths made of member names, name lists, wildcards and indices
+//! (`$.spec.nodeName`, `$.spec.containers[*].image`: by far the common case) are walked
+//! directly, without allocating; any other path (slices, filters, descendants) is evaluated by
 //! jsonpath-rust, whose normalized result paths (RFC 9535: `$['spec']['containers'][0]`) are
-//! parsed back into steps. Both give the same locations; the direct walk only avoids building
-//! and parsing path strings per object.
+//! parsed back into steps. Both give the same locations (a test holds the walk to
+//! jsonpath-rust's); the walk only avoids building and parsing path strings per object.
 
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
@@ -20,14 +21,43 @@ pub enum Step {
 /// A concrete location: the steps from the document root.
 pub type Location = Vec<Step>;
 
+/// A step into a JSON document, borrowed from the path or the document: what a walk passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRef<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `trail` as an owned location.
+pub fn to_location(trail: &[StepRef]) -> Location {
+    trail
+        .iter()
+        .map(|step| match step {
+            StepRef::Key(key) => Step::Key((*key).to_owned()),
+            StepRef::Index(i) => Step::Index(*i),
+        })
+        .collect()
+}
+
+/// One segment of a path walked directly.
+#[derive(Debug, Clone)]
+enum Pick {
+    /// Members by name (`.a`, `['a','b']`), in this order.
+    Names(Vec<String>),
+    /// Every member or element (`[*]`).
+    Wildcard,
+    /// One element, from the end when negative (`[0]`, `[-1]`).
+    Index(i64),
+}
+
 /// A compiled mask path.
 #[derive(Debug, Clone)]
 pub struct MaskPath {
     /// As written in the config, for messages.
     pub text: String,
     query: JpQuery,
-    /// The member names, when the path has nothing else.
-    names: Option<Vec<String>>,
+    /// The segments, when the path is walked directly.
+    picks: Option<Vec<Pick>>,
 }
 
 /// Paths are compiled from their text, so the text decides equality.
@@ -52,30 +82,73 @@ impl MaskPath {
         if query.segments.is_empty() {
             return Err(PathError::Root(text.to_owned()));
         }
-        let names = query
+        let pick = |selector: &Selector| match selector {
+            Selector::Name(name) => Some(Pick::Names(vec![name.clone()])),
+            Selector::Wildcard => Some(Pick::Wildcard),
+            Selector::Index(i) => Some(Pick::Index(*i)),
+            _ => None,
+        };
+        let picks = query
             .segments
             .iter()
             .map(|segment| match segment {
-                Segment::Selector(Selector::Name(name)) => Some(name.clone()),
-                _ => None,
+                Segment::Selector(selector) => pick(selector),
+                Segment::Selectors(selectors) => selectors
+                    .iter()
+                    .map(|selector| match selector {
+                        Selector::Name(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<String>>>()
+                    .map(Pick::Names),
+                Segment::Descendant(_) => None,
             })
             .collect();
-        Ok(MaskPath { text: text.to_owned(), query, names })
+        Ok(MaskPath { text: text.to_owned(), query, picks })
     }
 
     /// Every location in `document` this path selects (none when evaluation fails: a mask never
     /// turns a readable answer into an error).
     pub fn locate(&self, document: &Value) -> Vec<Location> {
-        if let Some(names) = &self.names {
-            let mut current = document;
-            for name in names {
-                match current.get(name) {
-                    Some(next) => current = next,
-                    None => return Vec::new(),
+        if self.picks.is_none() {
+            return self.evaluate(document);
+        }
+        let mut found = Vec::new();
+        self.walk(document, &mut |trail, _| found.push(to_location(trail)));
+        found
+    }
+
+    /// Calls `f` with each location this path selects in `document` and the value there, in
+    /// the order [`MaskPath::locate`] gives them.
+    pub fn walk<'a>(&'a self, document: &'a Value, f: &mut dyn FnMut(&[StepRef<'_>], &'a Value)) {
+        match &self.picks {
+            Some(picks) => descend(picks, document, &mut Vec::new(), f),
+            None => {
+                for location in self.evaluate(document) {
+                    if let Some(value) = get(document, &location) {
+                        let trail: Vec<StepRef> = location
+                            .iter()
+                            .map(|step| match step {
+                                Step::Key(key) => StepRef::Key(key),
+                                Step::Index(i) => StepRef::Index(*i),
+                            })
+                            .collect();
+                        f(&trail, value);
+                    }
                 }
             }
-            return vec![names.iter().cloned().map(Step::Key).collect()];
         }
+    }
+
+    /// Whether the path selects one fixed location, if any (member names only).
+    pub fn is_fixed(&self) -> bool {
+        self.picks
+            .as_ref()
+            .is_some_and(|picks| picks.iter().all(|pick| matches!(pick, Pick::Names(names) if names.len() == 1)))
+    }
+
+    /// The locations jsonpath-rust finds.
+    fn evaluate(&self, document: &Value) -> Vec<Location> {
         match js_path_process(&self.query, document) {
             Ok(found) => found.into_iter().filter_map(|r| parse_normalized(&r.path())).collect(),
             Err(_) => Vec::new(),
@@ -107,6 +180,43 @@ impl MaskPath {
     /// The path for messages, without the leading `$.`: `spec.nodeName`.
     pub fn field(&self) -> &str {
         self.text.trim_start_matches('$').trim_start_matches('.')
+    }
+}
+
+/// Walks `picks` from `value`, whose location is `trail`.
+fn descend<'a>(
+    picks: &'a [Pick],
+    value: &'a Value,
+    trail: &mut Vec<StepRef<'a>>,
+    f: &mut dyn FnMut(&[StepRef<'_>], &'a Value),
+) {
+    let Some((pick, rest)) = picks.split_first() else { return f(trail, value) };
+    let mut into = |step: StepRef<'a>, next: &'a Value, trail: &mut Vec<StepRef<'a>>| {
+        trail.push(step);
+        descend(rest, next, trail, f);
+        trail.pop();
+    };
+    match (pick, value) {
+        (Pick::Names(names), Value::Object(map)) => {
+            for name in names {
+                if let Some(next) = map.get(name) {
+                    into(StepRef::Key(name), next, trail);
+                }
+            }
+        }
+        (Pick::Wildcard, Value::Object(map)) => map.iter().for_each(|(key, next)| into(StepRef::Key(key), next, trail)),
+        (Pick::Wildcard, Value::Array(items)) => {
+            items.iter().enumerate().for_each(|(i, next)| into(StepRef::Index(i), next, trail))
+        }
+        (Pick::Index(i), Value::Array(items)) => {
+            let index = if *i < 0 { i.checked_add_unsigned(items.len() as u64) } else { Some(*i) };
+            if let Some(index) = index.and_then(|i| usize::try_from(i).ok())
+                && let Some(next) = items.get(index)
+            {
+                into(StepRef::Index(index), next, trail);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -242,7 +352,7 @@ mod tests {
     #[test]
     fn names_only_paths_are_walked_directly() {
         let path = MaskPath::compile("$.spec.nodeName").unwrap();
-        assert!(path.names.is_some());
+        assert!(path.picks.is_some() && path.is_fixed());
         assert_eq!(path.locate(&pod()), vec![vec![Step::Key("spec".into()), Step::Key("nodeName".into())]]);
         assert!(path.locate(&json!({"spec": {}})).is_empty());
         assert_eq!(path.field(), "spec.nodeName");
@@ -252,7 +362,7 @@ mod tests {
     #[test]
     fn general_paths_are_evaluated_by_jsonpath() {
         let path = MaskPath::compile("$.spec.containers[*].env[?@.name == 'K'].value").unwrap();
-        assert!(path.names.is_none());
+        assert!(path.picks.is_none() && !path.is_fixed());
         let mut doc = pod();
         let found = path.locate(&doc);
         assert_eq!(found.len(), 2);
@@ -262,6 +372,42 @@ mod tests {
         let descendant = MaskPath::compile("$..value").unwrap();
         assert!(descendant.leading_names().is_empty());
         assert_eq!(descendant.locate(&pod()).len(), 3);
+    }
+
+    #[test]
+    fn the_direct_walk_finds_what_jsonpath_finds_in_its_order() {
+        let docs = [
+            pod(),
+            json!({"spec": {"containers": {"x": {"image": 1}, "a": {"image": 2}}, "initContainers": [{"image": "i"}]}}),
+            json!({"spec": [1, {"containers": []}], "a": null}),
+            json!(["x", {"spec": {"nodeName": null}}]),
+        ];
+        let paths = [
+            "$.spec.nodeName",
+            "$.spec.containers[*].name",
+            "$.spec.containers[*].env[*].value",
+            "$.spec['initContainers','containers','ephemeralContainers'][*].image",
+            "$.spec.containers[*].image",
+            "$.spec.containers[0].env[-1].name",
+            "$.spec.containers[-3]",
+            "$.spec.containers[5]",
+            "$[*]",
+            "$[*].spec.nodeName",
+            "$.spec['nodeName','nodeName']",
+            "$.spec.*",
+        ];
+        for text in paths {
+            let path = MaskPath::compile(text).unwrap();
+            assert!(path.picks.is_some(), "{text} is walked directly");
+            for doc in &docs {
+                assert_eq!(path.locate(doc), path.evaluate(doc), "{text} in {doc}");
+                let mut values = Vec::new();
+                path.walk(doc, &mut |trail, value| values.push((to_location(trail), value.clone())));
+                let expected: Vec<(Location, Value)> =
+                    path.evaluate(doc).into_iter().map(|l| (l.clone(), get(doc, &l).unwrap().clone())).collect();
+                assert_eq!(values, expected, "{text} in {doc}");
+            }
+        }
     }
 
     #[test]

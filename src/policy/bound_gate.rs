@@ -6,6 +6,11 @@
 //! each field at fault and the bound's config path, as the apiserver's own validation (and a
 //! ValidatingAdmissionPolicy) answers. Writes of `scale` are judged on the Scale they would
 //! store, whose `spec.replicas` is the workload's.
+//!
+//! Values are judged as stored (physical namespace names), so a bound means the same through
+//! every view; a refusal quotes them as the caller would read the object — translated into the
+//! view as its answers are, read masks applied — never as stored, and the bound's own words
+//! only as the view may read them ([`Translation::prose`]).
 
 use std::sync::Arc;
 
@@ -16,44 +21,48 @@ use super::precondition::Verb;
 use super::write::{Proposed, Stored, Upstream, WriteGate};
 use crate::request::RequestInfo;
 use crate::status::Status;
-use crate::tree::bounds::{Bound, Constraint};
+use crate::transform::Translation;
+use crate::tree::bounds::{Bound, Constraint, Violation, Wording};
 use crate::tree::{NodeId, Tree};
 
 /// A write to a resource with bounds.
 pub struct BoundGate {
-    bounds: Vec<Arc<Bound>>,
+    bounds: Arc<[Arc<Bound>]>,
     resource: String,
     group: String,
+    /// How the request's answers are translated into its view: refusals read the object so.
+    view: Translation,
 }
 
 impl BoundGate {
     /// The gate for `info` under the bounds in force at `governing`, if the request writes an
-    /// object some bound holds for.
-    pub fn of(tree: &Tree, governing: NodeId, info: &RequestInfo) -> Option<Self> {
+    /// object some bound holds for; `view` translates the request's answers.
+    pub fn of(tree: &Tree, governing: NodeId, info: &RequestInfo, view: &Translation) -> Option<Self> {
         let writes = matches!(info.verb.as_str(), "create" | "update" | "patch");
         let whole = crate::mask::covers_subresource(&info.subresource) || info.subresource == "scale";
         if !writes || !whole {
             return None;
         }
-        let bounds: Vec<Arc<Bound>> = tree.nodes[governing]
-            .bounds
-            .iter()
-            .filter(|bound| bound.applies(&info.api_group, &info.resource))
-            .cloned()
-            .collect();
-        (!bounds.is_empty()).then(|| BoundGate {
-            bounds,
-            resource: info.resource.clone(),
-            group: info.api_group.clone(),
-        })
+        let bounds = tree.nodes[governing].bounds.on(&info.api_group, &info.resource)?;
+        Some(BoundGate { bounds, resource: info.resource.clone(), group: info.api_group.clone(), view: view.clone() })
     }
 
     fn immutable(&self) -> bool {
         self.bounds.iter().any(|bound| matches!(bound.constraint, Constraint::Immutable))
     }
 
-    /// The refusal of `result` for breaking `causes`, in the view's names.
-    fn refusal(&self, result: &Value, causes: Vec<(String, String)>) -> Status {
+    /// The refusal of `result` for `violations`, in the view's names.
+    fn refusal(&self, result: &Value, violations: &[(&Bound, Violation)]) -> Status {
+        let mut seen = result.clone();
+        if !self.view.apply(&mut seen) {
+            seen = Value::Null;
+        }
+        let prose = |text: &str| self.view.prose(text);
+        let wording = Wording { object: &seen, prose: &prose };
+        let causes = violations
+            .iter()
+            .map(|(bound, violation)| (violation.field(), bound.message(violation, result, &wording)))
+            .collect();
         let text = |pointer: &str| result.pointer(pointer).and_then(Value::as_str).unwrap_or("");
         // Object names are the same in every view (bounds never hold for namespaces).
         let name = text("/metadata/name");
@@ -67,6 +76,22 @@ impl BoundGate {
             None => String::new(),
         };
         Status::invalid_fields(kind, &group, name, causes)
+    }
+
+    /// Refuses `result`, the object the write would store, where it breaks a bound; `stored`
+    /// is the object before the write.
+    pub fn check(&self, result: &Value, stored: Option<&Value>) -> Result<(), Status> {
+        let name = result.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let violations: Vec<(&Bound, Violation)> = self
+            .bounds
+            .iter()
+            .filter(|bound| bound.names(name))
+            .flat_map(|bound| bound.violations(result, stored).into_iter().map(move |v| (&**bound, v)))
+            .collect();
+        match violations.is_empty() {
+            true => Ok(()),
+            false => Err(self.refusal(result, &violations)),
+        }
     }
 }
 
@@ -86,19 +111,7 @@ impl WriteGate for BoundGate {
                 }
                 _ => None,
             };
-            let result = proposed.result;
-            let name = result.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            let causes: Vec<(String, String)> = self
-                .bounds
-                .iter()
-                .filter(|bound| bound.names(name))
-                .flat_map(|bound| bound.violations(result, stored))
-                .map(|violation| (violation.field, violation.message))
-                .collect();
-            match causes.is_empty() {
-                true => Ok(()),
-                false => Err(self.refusal(result, causes)),
-            }
+            self.check(proposed.result, stored)
         })();
         Box::pin(async move { judged })
     }
@@ -112,20 +125,59 @@ mod tests {
     use super::*;
     use crate::config::raw_tree::RawTree;
 
+    /// Node `a` (prefix `a-`) with `a/web` below it; `b` is another tenant.
     fn tree() -> Arc<Tree> {
         let raw: RawTree = serde_saphyr::from_str(
-            "nodes: [{name: a, namespaces: [dev], bounds: [
-               {resource: deployments.apps, names: [worker], path: $.spec.replicas, min: 2, max: 10, reason: capacity},
-               {resource: pods, path: $.spec.hostNetwork, absent: true}]}]",
+            "nodes:
+               - name: a
+                 namespaces: [dev]
+                 masks: [{resource: pods, read: [$.spec.nodeName]}]
+                 bounds:
+                   - {resource: deployments.apps, names: [worker], path: $.spec.replicas, min: 2, max: 10, reason: capacity}
+                   - {resource: pods, path: $.spec.hostNetwork, absent: true}
+                   - {resource: rolebindings.rbac.authorization.k8s.io, path: '$.subjects[*].namespace',
+                      enum: [a-dev, b-main], reason: service accounts of a-dev or b-main}
+                   - {resource: rolebindings.rbac.authorization.k8s.io, path: '$.subjects[*].name',
+                      regex: 'system:serviceaccount:a-web-.*|[a-z]+', reason: a-web-* accounts}
+                   - {resource: pods, path: $.spec.nodeName, regex: 'n[0-9]+'}
+                 children: [{name: web, namespaces: [dev, prod]}]
+               - name: b
+                 namespaces: [main, ops]",
         )
         .unwrap();
         Arc::new(Tree::compile(&raw, "tree").unwrap())
     }
 
-    fn gate(method: Method, path: &str) -> Option<BoundGate> {
+    /// The gate of a write in view `view` (a node path) to a namespace of node `a` or below.
+    fn gate_in(view: &str, method: Method, path: &str) -> Option<BoundGate> {
         let tree = tree();
         let info = RequestInfo::parse(&method, path, None).unwrap();
-        BoundGate::of(&tree, 0, &info)
+        let view = tree.node(view).unwrap();
+        let mask = crate::mask::Mask::of(&tree.nodes[view].masks, "a", &info.api_group, &info.resource, None);
+        let read = mask.map(|mask| {
+            crate::mask::read::ReadMask::for_request(&mask, &info.resource, &info.verb, &mut Vec::new()).unwrap()
+        });
+        let translation = Translation {
+            tree: Arc::clone(&tree),
+            view,
+            namespace: None,
+            watch: false,
+            namespaces: false,
+            secrets: None,
+            mask: read,
+        };
+        BoundGate::of(&tree, tree.node("a").unwrap(), &info, &translation)
+    }
+
+    fn gate(method: Method, path: &str) -> Option<BoundGate> {
+        gate_in("a", method, path)
+    }
+
+    /// The refusal's causes' messages, and its whole text.
+    fn refused_in(view: &str, path: &str, result: Value) -> (Vec<String>, String) {
+        let refused = judge(&gate_in(view, Method::POST, path).unwrap(), result).unwrap_err();
+        let text = String::from_utf8(refused.to_json().to_vec()).unwrap();
+        (refused.details.unwrap().causes.into_iter().map(|c| c.message).collect(), text)
     }
 
     fn judge(gate: &BoundGate, result: Value) -> Result<(), Status> {
@@ -180,5 +232,57 @@ mod tests {
         let fields: Vec<&str> = details.causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["spec.replicas", "spec.template.spec.hostNetwork"]);
         assert!(details.causes[0].message.contains("tree.nodes[0].bounds[0]: capacity"), "{:?}", details.causes);
+    }
+
+    #[test]
+    fn a_refusal_quotes_namespaces_in_the_views_names_and_never_another_tenants() {
+        let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/web-dev/rolebindings";
+        let binding = json!({"kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "a-web-dev"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "a-web-prod"},
+                         {"kind": "User", "name": "system:serviceaccount:a-dev:default"}]});
+        let (causes, text) = refused_in("a", bindings, binding.clone());
+        assert_eq!(
+            causes,
+            [
+                r#"Invalid value: "web-prod": must be one of "dev", "<another namespace>" (bound tree.nodes[0].bounds[2]: service accounts of dev or <another namespace>)"#,
+                r#"Invalid value: "system:serviceaccount:dev:default": must be a string matching the bound's pattern (bound tree.nodes[0].bounds[3])"#,
+            ]
+        );
+        assert!(!text.contains("a-") && !text.contains("b-main"), "{text}");
+        // Through view a/web: its own names, and a's namespace is not its to see.
+        let mut binding = binding;
+        binding["subjects"].as_array_mut().unwrap().truncate(1);
+        let (causes, text) = refused_in("a/web", bindings, binding);
+        assert_eq!(
+            causes,
+            [
+                r#"Invalid value: "prod": must be one of "<another namespace>", "<another namespace>" (bound tree.nodes[0].bounds[2]: service accounts of <another namespace> or <another namespace>)"#
+            ]
+        );
+        assert!(!text.contains("a-") && !text.contains("b-main"), "{text}");
+    }
+
+    #[test]
+    fn a_refusal_never_quotes_a_read_masked_value() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "a-dev"}, "spec": {"nodeName": "secret-node"}});
+        let (causes, text) = refused_in("a", "/api/v1/namespaces/dev/pods", pod);
+        assert_eq!(
+            causes,
+            [r#"Invalid value: <hidden>: must be a string matching "n[0-9]+" (bound tree.nodes[0].bounds[4])"#]
+        );
+        assert!(!text.contains("secret-node"), "{text}");
+    }
+
+    #[test]
+    fn a_tenants_own_literal_is_quoted_as_written_whether_or_not_it_names_a_namespace() {
+        // A name the view does not know stays as the caller wrote it: the refusal does not tell
+        // whether it names another tenant's namespace (`b-ops`) or none (`b-nope`).
+        let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/dev/rolebindings";
+        for literal in ["b-ops", "b-nope", "a-web-nope"] {
+            let binding = json!({"kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "a-web-dev"},
+                "subjects": [{"kind": "ServiceAccount", "name": "s", "namespace": literal}]});
+            let (causes, _) = refused_in("a/web", bindings, binding);
+            assert!(causes[0].starts_with(&format!(r#"Invalid value: "{literal}": "#)), "{causes:?}");
+        }
     }
 }

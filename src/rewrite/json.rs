@@ -186,7 +186,7 @@ pub fn map_messages(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
     };
     for field in fields {
         if let Some(Value::String(text)) = object.get_mut(*field) {
-            map_words(text, map);
+            map_prose(text, map);
         }
     }
     if let Some(Value::Object(details)) = object.get_mut("details") {
@@ -196,15 +196,16 @@ pub fn map_messages(value: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
         if let Some(Value::Array(causes)) = details.get_mut("causes") {
             for cause in causes.iter_mut() {
                 if let Some(Value::String(text)) = cause.get_mut("message") {
-                    map_words(text, map);
+                    map_prose(text, map);
                 }
             }
         }
     }
 }
 
-/// [`map_messages`] on one text.
-fn map_words(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
+/// [`map_messages`] on one text: every maximal run of DNS-label characters `map` knows is
+/// replaced.
+pub fn map_prose(text: &mut String, map: &dyn Fn(&str) -> Option<String>) {
     let is_label = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let mut out = String::with_capacity(text.len());
     let mut changed = false;

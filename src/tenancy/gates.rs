@@ -94,7 +94,7 @@ async fn gated<S: Inner>(
         gates.push(Box::new(gate));
     }
     // Bounds judge what would be stored, whichever way the write says it.
-    if let Some(gate) = BoundGate::of(tree, *governing, info) {
+    if let Some(gate) = BoundGate::of(tree, *governing, info, &rewritten.translation) {
         gates.push(Box::new(gate));
     }
     // A protobuf body is read only where its own namespace is: what else it names is judged

@@ -28,7 +28,9 @@ use crate::discovery::openapi_v2_protobuf::{self, MEDIA_TYPES as OPENAPI_V2_PROT
 use crate::mask::read::ReadMask;
 use crate::mask::secrets::SecretFilter;
 use crate::rewrite::ViewNames;
-use crate::rewrite::json::{hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_status_message};
+use crate::rewrite::json::{
+    hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_prose, map_status_message,
+};
 use crate::server::body_deadline::BodyTimedOut;
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
@@ -82,10 +84,7 @@ impl Translation {
         if let Some((physical, virtual_name)) = &self.namespace {
             map_status_message(value, physical, virtual_name);
         }
-        // Prose names the view's namespaces by their virtual names, and no other tenant's at all.
-        let in_prose = |physical: &str| {
-            names.to_virtual(physical).or_else(|| self.tree.owner(physical).map(|_| HIDDEN_NAMESPACE.to_owned()))
-        };
+        let in_prose = |physical: &str| self.in_prose(physical);
         map_messages(value, &in_prose);
         if let Some(object) = value.get_mut("object") {
             map_messages(object, &in_prose);
@@ -102,6 +101,27 @@ impl Translation {
             mask.apply(value);
         }
         true
+    }
+
+    /// A namespace named in prose: the view's by its virtual name, no other tenant's at all.
+    fn in_prose(&self, physical: &str) -> Option<String> {
+        ViewNames::new(&self.tree, self.view)
+            .to_virtual(physical)
+            .or_else(|| self.tree.owner(physical).map(|_| HIDDEN_NAMESPACE.to_owned()))
+    }
+
+    /// Canopy's own words that may name physical namespaces (a bound's constraint and reason,
+    /// from the config) as the view may read them: namespaces as prose shows them, and `None`
+    /// when a node's physical prefix (`acme-web-`) still shows, as in a pattern over names.
+    /// A controller's view reads physical names anyway.
+    pub fn prose(&self, text: &str) -> Option<String> {
+        let mut text = text.to_owned();
+        map_prose(&mut text, &|physical: &str| self.in_prose(physical));
+        if self.tree.nodes[self.view].reach.is_some() {
+            return Some(text);
+        }
+        let shows_prefix = self.tree.nodes.iter().any(|node| !node.prefix.is_empty() && text.contains(&node.prefix));
+        (!shows_prefix).then_some(text)
     }
 
     /// One document translated; empty when it is hidden.

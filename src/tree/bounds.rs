@@ -4,7 +4,9 @@
 //! and regex parsed, one constraint per bound); judged by [`crate::policy::bound_gate`] on the
 //! dry-run result of every write with the pure [`Bound::violations`].
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::Value;
@@ -28,6 +30,45 @@ pub struct Bound {
     pub reason: Option<String>,
 }
 
+/// The bounds in force at a node, in config order, and indexed by the resource they hold for:
+/// a write meets only the bounds on its own resource, shared with no copy, however many the
+/// tree holds.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    all: Vec<Arc<Bound>>,
+    /// Group, then resource.
+    by_resource: HashMap<String, HashMap<String, Shared>>,
+}
+
+/// The bounds on one resource, shared by every write of it.
+pub type Shared = Arc<[Arc<Bound>]>;
+
+impl Bounds {
+    /// Indexes `all`.
+    pub fn new(all: Vec<Arc<Bound>>) -> Self {
+        let mut grouped: HashMap<String, HashMap<String, Vec<Arc<Bound>>>> = HashMap::new();
+        for bound in &all {
+            let resources = grouped.entry(bound.group.clone()).or_default();
+            resources.entry(bound.resource.clone()).or_default().push(Arc::clone(bound));
+        }
+        let by_resource = grouped
+            .into_iter()
+            .map(|(group, resources)| (group, resources.into_iter().map(|(r, b)| (r, Arc::from(b))).collect()))
+            .collect();
+        Bounds { all, by_resource }
+    }
+
+    /// Every bound, in config order.
+    pub fn all(&self) -> &[Arc<Bound>] {
+        &self.all
+    }
+
+    /// The bounds on writes of `group`/`resource`, in config order.
+    pub fn on(&self, group: &str, resource: &str) -> Option<Shared> {
+        self.by_resource.get(group)?.get(resource).cloned()
+    }
+}
+
 /// What each value a bound's path selects must be.
 #[derive(Debug, Clone)]
 pub enum Constraint {
@@ -46,11 +87,31 @@ pub enum Constraint {
 /// A field a write would store against a bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The field as Kubernetes names fields (`spec.containers[0].image`).
-    pub field: String,
-    /// As the apiserver words a field error (`Invalid value: 11: must be at most 10 (…)`).
-    pub message: String,
+    /// Where the value at fault is; [`field_path`] names it as Kubernetes names fields.
+    pub location: Location,
+    /// Why it breaks the bound (`must be a number between 2 and 10`), in the bound's own words.
+    why: String,
 }
+
+impl Violation {
+    /// The field as Kubernetes names fields (`spec.containers[0].image`).
+    pub fn field(&self) -> String {
+        field_path(&self.location)
+    }
+}
+
+/// How a refusal words a violation for the caller: the value at fault is read where the caller
+/// would read it, and the bound's own words (its constraint, its reason) pass through `prose`.
+pub struct Wording<'a> {
+    /// The object the write would store as the caller sees it (namespaces in the view's names,
+    /// read masks applied); a value the result holds and this does not is hidden.
+    pub object: &'a Value,
+    /// The bound's words as the caller may read them; `None`: they are withheld.
+    pub prose: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// What a refusal quotes for a value the caller cannot read.
+pub const HIDDEN_VALUE: &str = "<hidden>";
 
 impl Bound {
     /// Compiles `raw`, declared at `at`; a bound on pods comes with one per pod template (see
@@ -147,11 +208,6 @@ impl Bound {
             .collect()
     }
 
-    /// Whether the bound holds for writes of `group`/`resource`.
-    pub fn applies(&self, group: &str, resource: &str) -> bool {
-        self.group == group && self.resource == resource
-    }
-
     /// Whether the bound holds for the object named `name`.
     pub fn names(&self, name: &str) -> bool {
         self.names.is_empty()
@@ -159,18 +215,27 @@ impl Bound {
     }
 
     /// Where `result` (the object a write would store) breaks the bound; `stored` is the object
-    /// before the write (`None`: the write creates it).
+    /// before the write (`None`: the write creates it). Judged on the values as stored, so a bound
+    /// means the same whichever view a write comes through.
     pub fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
-        let found = self.path.locate(result);
         let mut out = Vec::new();
         if let Constraint::Immutable = self.constraint {
             let Some(stored) = stored else { return out };
-            let before = self.path.locate(stored);
-            let value_at = |doc: &'_ Value, location: &Location| path::get(doc, location).cloned();
-            let before_values: Vec<(Location, Option<Value>)> =
-                before.iter().map(|l| (l.clone(), value_at(stored, l))).collect();
-            let after_values: Vec<(Location, Option<Value>)> =
-                found.iter().map(|l| (l.clone(), value_at(result, l))).collect();
+            // Values compared first, without a location built: what nearly every write meets.
+            let values = |doc| {
+                let mut values = Vec::new();
+                self.path.walk(doc, &mut |_, value| values.push(value));
+                values
+            };
+            if self.path.is_fixed() && values(stored) == values(result) {
+                return out;
+            }
+            let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
+                let mut found = Vec::new();
+                self.path.walk(doc, &mut |trail, value| found.push((path::to_location(trail), Some(value.clone()))));
+                found
+            };
+            let (before_values, after_values) = (located(stored), located(result));
             if before_values != after_values {
                 let location = after_values
                     .iter()
@@ -178,17 +243,15 @@ impl Bound {
                     .or_else(|| before_values.iter().find(|entry| !after_values.contains(entry)))
                     .map(|(location, _)| location.clone())
                     .unwrap_or_default();
-                let shown = path::get(result, &location).map_or_else(|| "null".to_owned(), show);
-                out.push(self.violation(&location, &shown, "field is immutable"));
+                out.push(Violation { location, why: "field is immutable".to_owned() });
             }
             return out;
         }
-        for location in found {
-            let Some(value) = path::get(result, &location) else { continue };
+        self.path.walk(result, &mut |trail, value| {
             if let Some(why) = self.breaks(value) {
-                out.push(self.violation(&location, &show(value), &why));
+                out.push(Violation { location: path::to_location(trail), why });
             }
-        }
+        });
         out
     }
 
@@ -196,14 +259,13 @@ impl Bound {
     fn breaks(&self, value: &Value) -> Option<String> {
         match &self.constraint {
             Constraint::Range { min, max } => {
-                let range = match (min, max) {
-                    (Some(min), Some(max)) => format!("between {min} and {max}"),
-                    (Some(min), None) => format!("at least {min}"),
-                    (None, Some(max)) => format!("at most {max}"),
-                    (None, None) => "a number".to_owned(),
-                };
                 let inside = value.as_f64().is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m));
-                (!inside).then(|| format!("must be a number {range}"))
+                (!inside).then(|| match (min, max) {
+                    (Some(min), Some(max)) => format!("must be a number between {min} and {max}"),
+                    (Some(min), None) => format!("must be a number at least {min}"),
+                    (None, Some(max)) => format!("must be a number at most {max}"),
+                    (None, None) => "must be a number".to_owned(),
+                })
             }
             Constraint::OneOf(values) => {
                 let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
@@ -222,13 +284,30 @@ impl Bound {
         }
     }
 
-    fn violation(&self, location: &[Step], shown: &str, why: &str) -> Violation {
+    /// `violation` of `result` as the apiserver words a field error (`Invalid value: 11: must
+    /// be at most 10 (bound tree.nodes[1].bounds[3]: capacity)`), in `wording`: the value as the
+    /// caller reads it, never as stored, and the bound's words as the caller may read them.
+    pub fn message(&self, violation: &Violation, result: &Value, wording: &Wording) -> String {
+        let shown = match path::get(result, &violation.location) {
+            None => "null".to_owned(),
+            Some(_) => path::get(wording.object, &violation.location).map_or_else(|| HIDDEN_VALUE.to_owned(), show),
+        };
+        let why = (wording.prose)(&violation.why).unwrap_or_else(|| self.withheld().to_owned());
         let mut message = format!("Invalid value: {shown}: {why} (bound {}", self.at);
-        if let Some(reason) = &self.reason {
+        if let Some(reason) = self.reason.as_deref().and_then(wording.prose) {
             let _ = write!(message, ": {reason}");
         }
         message.push(')');
-        Violation { field: field_path(location), message }
+        message
+    }
+
+    /// What a refusal says of the constraint when its words are withheld.
+    fn withheld(&self) -> &'static str {
+        match self.constraint {
+            Constraint::OneOf(_) => "must be one of the values the bound allows",
+            Constraint::Pattern { .. } => "must be a string matching the bound's pattern",
+            _ => "must meet the bound",
+        }
     }
 
     /// The bound in a line: `spec.replicas: between 2 and 10 (queueworker)`.
@@ -297,7 +376,13 @@ mod tests {
     }
 
     fn fields(bound: &Bound, result: Value, stored: Option<Value>) -> Vec<String> {
-        bound.violations(&result, stored.as_ref()).into_iter().map(|v| v.field).collect()
+        bound.violations(&result, stored.as_ref()).into_iter().map(|v| v.field()).collect()
+    }
+
+    /// The messages of `bound` on `result`, worded as stored.
+    fn messages(bound: &Bound, result: &Value) -> Vec<String> {
+        let wording = Wording { object: result, prose: &|text: &str| Some(text.to_owned()) };
+        bound.violations(result, None).iter().map(|v| bound.message(v, result, &wording)).collect()
     }
 
     #[test]
@@ -307,11 +392,10 @@ mod tests {
         );
         assert!(fields(&b, json!({"spec": {"replicas": 2}}), None).is_empty());
         assert!(fields(&b, json!({"spec": {}}), None).is_empty(), "nothing selected, nothing to bound");
-        let found = b.violations(&json!({"spec": {"replicas": 11}}), None);
-        assert_eq!(found[0].field, "spec.replicas");
+        assert_eq!(fields(&b, json!({"spec": {"replicas": 11}}), None), ["spec.replicas"]);
         assert_eq!(
-            found[0].message,
-            "Invalid value: 11: must be a number between 2 and 10 (bound tree.nodes[1].bounds[2]: capacity)"
+            messages(&b, &json!({"spec": {"replicas": 11}})),
+            ["Invalid value: 11: must be a number between 2 and 10 (bound tree.nodes[1].bounds[2]: capacity)"]
         );
         assert_eq!(fields(&b, json!({"spec": {"replicas": "3"}}), None), ["spec.replicas"]);
         assert!(b.names("queueworker") && !b.names("web"));
@@ -345,14 +429,64 @@ mod tests {
     }
 
     #[test]
+    fn a_message_quotes_the_value_as_the_caller_reads_it_and_the_bounds_words_through_prose() {
+        let b = bound(
+            "{resource: rolebindings.rbac.authorization.k8s.io, path: '$.subjects[*].namespace', enum: [acme-dev], reason: acme-dev only}",
+        );
+        let stored = json!({"subjects": [{"namespace": "acme-prod"}], "spec": {"nodeName": "n1"}});
+        let seen = json!({"subjects": [{"namespace": "prod"}]});
+        let prose = |text: &str| Some(text.replace("acme-", ""));
+        let wording = Wording { object: &seen, prose: &prose };
+        let found = b.violations(&stored, None);
+        assert_eq!(found[0].field(), "subjects[0].namespace");
+        assert_eq!(
+            b.message(&found[0], &stored, &wording),
+            r#"Invalid value: "prod": must be one of "dev" (bound tree.nodes[1].bounds[2]: dev only)"#
+        );
+        // Withheld words: the constraint in general terms, no reason; a value the caller cannot
+        // read is hidden.
+        let withheld = Wording { object: &json!({}), prose: &|_: &str| None };
+        assert_eq!(
+            b.message(&found[0], &stored, &withheld),
+            "Invalid value: <hidden>: must be one of the values the bound allows (bound tree.nodes[1].bounds[2])"
+        );
+        let b = bound("{resource: pods, path: $.spec.nodeName, regex: 'n[0-9]+-acme-.*'}");
+        let found = b.violations(&stored, None);
+        assert_eq!(
+            b.message(&found[0], &stored, &withheld),
+            "Invalid value: <hidden>: must be a string matching the bound's pattern (bound tree.nodes[1].bounds[2])"
+        );
+    }
+
+    #[test]
     fn a_pod_bound_holds_on_every_pod_template() {
         let all = compile("{resource: pods, path: $.spec.hostNetwork, absent: true}").unwrap();
         assert_eq!(all.len(), POD_TEMPLATES.len() + 1);
-        let cronjobs = all.iter().find(|b| b.applies("batch", "cronjobs")).unwrap();
+        let cronjobs = all.iter().find(|b| (b.group.as_str(), b.resource.as_str()) == ("batch", "cronjobs")).unwrap();
         let job = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"hostNetwork": true}}}}}});
         assert_eq!(fields(cronjobs, job, None), ["spec.jobTemplate.spec.template.spec.hostNetwork"]);
         assert_eq!(cronjobs.at, "tree.nodes[1].bounds[2]");
         assert!(compile("{resource: services, path: $.spec.externalIPs, absent: true}").unwrap().len() == 1);
+    }
+
+    #[test]
+    fn a_write_meets_the_bounds_on_its_resource_in_config_order() {
+        let mut all: Vec<Arc<Bound>> = Vec::new();
+        for yaml in [
+            "{resource: deployments.apps, path: $.a, absent: true}",
+            "{resource: pods, path: $.b, absent: true}",
+            "{resource: deployments.apps, path: $.c, absent: true}",
+        ] {
+            all.extend(compile(yaml).unwrap().into_iter().map(Arc::new));
+        }
+        let bounds = Bounds::new(all);
+        let paths = |group, resource| -> Vec<String> {
+            bounds.on(group, resource).unwrap().iter().map(|b| b.path.text.clone()).collect()
+        };
+        assert_eq!(paths("apps", "deployments"), ["$.a", "$.spec.template.b", "$.c"]);
+        assert_eq!(paths("", "pods"), ["$.b"]);
+        assert!(bounds.on("", "services").is_none() && bounds.on("apps", "statefulsets").is_some());
+        assert_eq!(bounds.all().len(), 3 + POD_TEMPLATES.len());
     }
 
     #[test]

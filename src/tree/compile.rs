@@ -167,7 +167,7 @@ impl Tree {
                 &format!("{at}.deny[{i}]"),
             )?));
         }
-        let mut bounds = parent.map(|p| self.nodes[p].bounds.clone()).unwrap_or_default();
+        let mut bounds = parent.map(|p| self.nodes[p].bounds.all().to_vec()).unwrap_or_default();
         for (i, raw_bound) in raw.bounds.iter().enumerate() {
             let compiled = super::bounds::Bound::compile(raw_bound, &format!("{at}.bounds[{i}]"))?;
             bounds.extend(compiled.into_iter().map(Arc::new));
@@ -190,7 +190,7 @@ impl Tree {
             links,
             namespace_labels,
             denies,
-            bounds,
+            bounds: super::bounds::Bounds::new(bounds),
             reach: None,
         });
         if let Some(p) = parent {

@@ -91,7 +91,7 @@ impl Tree {
                 links: Vec::new(),
                 namespace_labels: BTreeMap::new(),
                 denies: super::deny::Denies::default(),
-                bounds: Vec::new(),
+                bounds: super::bounds::Bounds::default(),
                 reach: Some(reach),
             });
             self.controllers.push(Controller { subjects, view });

@@ -131,7 +131,7 @@ pub struct Node {
     pub denies: deny::Denies,
     /// Value bounds in force here: the ancestors', then the node's own (pod bounds with their
     /// pod-template twins).
-    pub bounds: Vec<Arc<bounds::Bound>>,
+    pub bounds: bounds::Bounds,
     /// `None` for a node of the tree; for a controller's view (see [`controllers`]), the
     /// namespaces it reaches under their physical names.
     pub reach: Option<Reach>,

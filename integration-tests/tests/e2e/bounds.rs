@@ -297,3 +297,75 @@ fn a_reload_with_a_bad_bound_keeps_the_bounds_in_force() {
     ));
     assert!(refused.contains("tree.nodes[1].bounds[1]"), "{refused}");
 }
+
+/// A bound on acme's RoleBindings whose values are namespace names, as stored: the subjects'
+/// namespaces, `acme-web-dev` only (`tree.nodes[0].bounds[0]`).
+const SUBJECTS_BOUND: &str = "      bounds:
+        - {resource: rolebindings.rbac.authorization.k8s.io, path: '$.subjects[*].namespace', enum: [acme-web-dev, globex-main],
+           reason: service accounts of acme-web-dev or globex-main only}
+";
+
+#[test]
+fn a_bound_refusal_shows_namespaces_in_the_callers_view_and_no_other_tenants() {
+    let _tree = tree::reading();
+    let canopy = canopy();
+    let original = std::fs::read_to_string(&canopy.config).unwrap();
+    let children = "      children:\n        - name: web\n";
+    assert!(original.contains(children));
+    std::fs::write(&canopy.config, original.replacen(children, &format!("{SUBJECTS_BOUND}{children}"), 1)).unwrap();
+    eventually(Duration::from_secs(5), "the reload", || canopy.log().contains("configuration reloaded"));
+    // The references the bindings make exist, so only the bound refuses them.
+    let account = unique("sa");
+    let label = format!("test={account}");
+    for physical in ["acme-web-dev", "acme-web-prod"] {
+        ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", physical, "create", "serviceaccount", &account]));
+    }
+    let binding = |namespace: &str, subject_namespace: &str| {
+        format!(
+            r#"{{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+  "metadata": {{"name": "{}", "namespace": "{namespace}", "labels": {{"test": "{account}"}}}},
+  "roleRef": {{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}},
+  "subjects": [{{"kind": "ServiceAccount", "name": "{account}", "namespace": "{subject_namespace}"}}]}}"#,
+            unique("rb")
+        )
+    };
+    // Alice (admin at acme) in view acme, then in view acme/web: the same write, each in its names.
+    for (view, namespace, prod, dev) in [("acme", "web-dev", "web-prod", "web-dev"), ("acme/web", "dev", "prod", "dev")]
+    {
+        let alice = in_view(&canopy, "alice", view);
+        let refused =
+            fails(kubectl_stdin(kubectl_bin(), &alice, &["create", "-f", "-"], Some(&binding(namespace, prod))));
+        assert!(
+            refused.contains(&format!(
+                r#"subjects[0].namespace: Invalid value: "{prod}": must be one of "{dev}", "<another namespace>" (bound tree.nodes[0].bounds[0]: service accounts of {dev} or <another namespace> only)"#
+            )),
+            "in view {view}: {refused}"
+        );
+        assert!(!refused.contains("acme-") && !refused.contains("globex"), "in view {view}: {refused}");
+        // Within the bound, the write passes.
+        ok(kubectl_stdin(kubectl_bin(), &alice, &["create", "-f", "-"], Some(&binding(namespace, dev))));
+    }
+    // The JSON answer's causes too, read as a client library reads them.
+    let token = Harness::shared().token("alice");
+    let body = binding("web-dev", "web-prod");
+    let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let response = canopy
+            .http()
+            .post(format!("{}/v/acme/apis/rbac.authorization.k8s.io/v1/namespaces/web-dev/rolebindings", canopy.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    let status: serde_json::Value = serde_json::from_str(&answer.1).unwrap();
+    assert_eq!(status["details"]["causes"][0]["field"], "subjects[0].namespace");
+    assert!(!answer.1.contains("acme-") && !answer.1.contains("globex"), "{}", answer.1);
+    for physical in ["acme-web-dev", "acme-web-prod"] {
+        ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", physical, "delete", "serviceaccount", &account]));
+    }
+    ok(kubectl(kubectl_bin(), admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "rolebindings", "-l", &label]));
+}
