@@ -357,10 +357,13 @@ async fn tenants_read_copies_and_cannot_change_them() {
     let taken = fails(kubectl(bin, &bob, &["-n", "dev", "create", "configmap", "ca-bundle", "--from-literal=a=b"]));
     assert!(taken.contains("is forbidden: the name is reserved in namespace \"dev\""), "{taken}");
     // A collection delete that would reach a copy is refused; one that would not, goes, sparing copies.
+    // Both exclude what the example tree protects by label (`tree.nodes[0].deny[1]`), which
+    // refuses any collection delete that could reach it.
     let http = canopy.http();
     let token = Harness::shared().token("bob");
+    let unprotected = "labelSelector=platform.canopy.dev%2Fprotected%21%3Dtrue";
     let all = http
-        .delete(format!("{}/api/v1/namespaces/dev/configmaps", canopy.url))
+        .delete(format!("{}/api/v1/namespaces/dev/configmaps?{unprotected}", canopy.url))
         .bearer_auth(token)
         .send()
         .await
@@ -372,7 +375,7 @@ async fn tenants_read_copies_and_cannot_change_them() {
     let mine = unique("mine");
     ok(kubectl(bin, &bob, &["-n", "dev", "create", "configmap", &mine]));
     ok(kubectl(bin, &bob, &["-n", "dev", "label", "cm", &mine, "lk=x"]));
-    let url = format!("{}/api/v1/namespaces/dev/configmaps?labelSelector=lk%3Dx", canopy.url);
+    let url = format!("{}/api/v1/namespaces/dev/configmaps?{unprotected}%2Clk%3Dx", canopy.url);
     let some = http.delete(url).bearer_auth(token).send().await.unwrap();
     assert!(some.status().is_success(), "{:?}", some.text().await);
     assert!(!exists("acme-web-dev", "configmap", &mine));
