@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::resources::ApiResource;
-use super::{Ask, By, Gate, Pending, Verdict, table, verdicts};
+use super::{Ask, By, Pending, Verdict, table, verdicts};
 use crate::auth::Identity;
 use crate::rewrite::ViewNames;
 use crate::tree::{NodeId, Tree};
@@ -49,7 +49,7 @@ pub fn plan(tree: &Tree, identity: &Identity, place: &Place, rows: &[&ApiResourc
     for (index, resource) in rows.iter().enumerate() {
         for verb in VERBS.iter().copied().filter(|verb| resource.verbs.iter().any(|v| v == verb)) {
             let pending = match &standing {
-                Err(reason) => Pending { gate: Gate::Refused(reason.clone()), question: None },
+                Err(reason) => Pending::refused(reason.clone()),
                 Ok((view, namespace)) => {
                     let ask = Ask {
                         verb: verb.to_owned(),
@@ -198,6 +198,7 @@ impl Matrix {
             .iter()
             .map(|row| {
                 let marks = VERBS.iter().map(|verb| match row.access.get(verb) {
+                    Some(verdict) if verdict.allowed && verdict.except.is_some() => "✔*".to_owned(),
                     Some(verdict) if verdict.allowed => "✔".to_owned(),
                     Some(_) => "✖".to_owned(),
                     None => "n/a".to_owned(),
@@ -215,10 +216,39 @@ impl Matrix {
             (false, false) => legend.push_str(" ("),
         }
         legend.push_str("; -o json says why)  n/a: the resource has no such verb\n");
+        let excepted = self.resources.iter().flat_map(|r| r.access.values()).any(|v| v.allowed && v.except.is_some());
+        if excepted {
+            legend.push_str("✔* allowed but for the objects deny rules choose by label (--explain lists them)\n");
+        }
         out.push_str(&legend);
         if self.explain {
+            out.push_str(&self.render_exceptions());
             out.push_str(&self.render_bounds());
         }
+        out
+    }
+
+    /// The objects deny rules keep from allowed requests, one line per resource and exception.
+    fn render_exceptions(&self) -> String {
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for row in &self.resources {
+            let mut by_exception: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for verb in VERBS {
+                if let Some(except) = row.access.get(verb).filter(|v| v.allowed).and_then(|v| v.except.as_deref()) {
+                    by_exception.entry(except).or_default().push(verb);
+                }
+            }
+            rows.extend(
+                by_exception
+                    .into_iter()
+                    .map(|(except, verbs)| vec![row.resource.clone(), verbs.join(","), except.to_owned()]),
+            );
+        }
+        if rows.is_empty() {
+            return "no deny rule chooses objects by label among the allowed requests\n".to_owned();
+        }
+        let mut out = String::from("\nallowed requests that deny rules refuse for objects they choose by label:\n");
+        out.push_str(&table::render(&["NAME", "VERBS", "REFUSED FOR"], &rows));
         out
     }
 
@@ -251,8 +281,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::access::identity;
     use crate::access::resources::tests::sample;
+    use crate::access::{Gate, identity};
     use crate::policy::resolve_view;
     use crate::policy::tests::example;
     use crate::request::ViewPath;
@@ -348,6 +378,38 @@ mod tests {
         let cells = plan(&tree, &carol, &reader, &rows);
         let matrix = Matrix::new(&tree, &carol, &reader, None, &rows, &cells, &[]);
         assert!(matrix.resources.iter().all(|r| r.bounds.is_empty()));
+    }
+
+    #[test]
+    fn writes_a_label_rule_refuses_for_some_objects_are_marked_and_explained() {
+        let tree = example();
+        let bob = identity("bob", &[]);
+        let place = place(&tree, &bob, None, Some("acme-web-dev"));
+        let resources = sample();
+        let rows = rows(&resources, true);
+        let cells = plan(&tree, &bob, &place, &rows);
+        let answers: Vec<Value> = cells
+            .iter()
+            .filter(|(_, _, p)| p.question.is_some())
+            .map(|_| json!({"status": {"allowed": true}}))
+            .collect();
+        let mut matrix = Matrix::new(&tree, &bob, &place, Some("dev".into()), &rows, &cells, &answers);
+        let configmaps = matrix.resources.iter().find(|r| r.resource == "configmaps").unwrap();
+        let except = configmaps.access["patch"].except.as_deref().unwrap();
+        assert_eq!(
+            except,
+            "except objects labelled platform.canopy.dev/protected=true (tree.nodes[0].deny[1]: the platform team protects it)"
+        );
+        assert_eq!(configmaps.access["get"].except, None);
+        let text = matrix.render();
+        assert!(text.contains("\nconfigmaps            ✔    ✔     ✔      ✔*      ✔*      ✔*     ✔*\n"), "{text}");
+        assert!(text.contains("✔* allowed but for the objects deny rules choose by label"), "{text}");
+        matrix.explain = true;
+        let text = matrix.render();
+        let line = text.lines().find(|l| l.starts_with("configmaps ") && l.contains("labelled")).unwrap();
+        assert!(line.contains("create,update,patch,delete") && line.contains("tree.nodes[0].deny[1]"), "{text}");
+        let json = serde_json::to_value(&matrix).unwrap();
+        assert_eq!(json["resources"][0]["access"]["delete"]["except"], except);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::Identity;
-use crate::policy::{decide, review};
+use crate::policy::{decide, exceptions, review};
 use crate::request::RequestInfo;
 use crate::tree::{NodeId, Tree};
 
@@ -124,6 +124,9 @@ pub struct Verdict {
     pub allowed: bool,
     pub by: By,
     pub reason: String,
+    /// Allowed, but not for the objects deny rules choose by label: which ones, and the rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
 }
 
 /// A review to ask upstream: `ask`, its namespace physical, as `identity`.
@@ -139,12 +142,14 @@ pub struct Question {
 pub struct Pending {
     pub gate: Gate,
     pub question: Option<Question>,
+    /// What an allowed answer still excepts ([`crate::policy::exceptions`]).
+    pub except: Option<String>,
 }
 
 impl Pending {
     /// `ask` (its namespace as `view` names it) from `identity` in `view`.
     pub fn new(tree: &Tree, view: NodeId, identity: &Identity, ask: Ask) -> Self {
-        let gate = gate(tree, view, identity, &ask);
+        let (gate, except) = gate(tree, view, identity, &ask);
         let question = match &gate {
             Gate::AsCaller(namespace) => {
                 let physical = namespace.as_ref().map(|(physical, _)| physical.clone()).unwrap_or_default();
@@ -152,7 +157,21 @@ impl Pending {
             }
             Gate::Refused(_) | Gate::AsCanopy(_) => None,
         };
-        Pending { gate, question }
+        Pending { gate, question, except }
+    }
+
+    /// Refused before anything is decided, for `reason`.
+    pub fn refused(reason: String) -> Self {
+        Pending { gate: Gate::Refused(reason), question: None, except: None }
+    }
+
+    /// The verdict, given upstream's answer to the review a forwarded request needs.
+    pub fn verdict(&self, review: Option<&Value>) -> Verdict {
+        let mut verdict = self.gate.verdict(review);
+        if verdict.allowed {
+            verdict.except = self.except.clone();
+        }
+        verdict
     }
 }
 
@@ -164,7 +183,7 @@ pub fn questions(pending: &[Pending]) -> Vec<Question> {
 /// The verdicts of `pending`, given upstream's `answers` to its [`questions`] in order.
 pub fn verdicts(pending: &[Pending], answers: &[Value]) -> Vec<Verdict> {
     let mut answers = answers.iter();
-    pending.iter().map(|p| p.gate.verdict(p.question.as_ref().and_then(|_| answers.next()))).collect()
+    pending.iter().map(|p| p.verdict(p.question.as_ref().and_then(|_| answers.next()))).collect()
 }
 
 /// What Canopy does with a request before the apiserver has a say.
@@ -179,8 +198,9 @@ pub enum Gate {
     AsCaller(Option<(String, String)>),
 }
 
-/// How Canopy treats `ask` from `identity` in `view`: [`decide`], exactly as for a request.
-pub fn gate(tree: &Tree, view: NodeId, identity: &Identity, ask: &Ask) -> Gate {
+/// How Canopy treats `ask` from `identity` in `view` ([`decide`], exactly as for a request),
+/// and what an allowed answer still excepts ([`crate::policy::exceptions`]).
+pub fn gate(tree: &Tree, view: NodeId, identity: &Identity, ask: &Ask) -> (Gate, Option<String>) {
     let info = RequestInfo {
         is_resource_request: true,
         verb: ask.verb.clone(),
@@ -191,9 +211,14 @@ pub fn gate(tree: &Tree, view: NodeId, identity: &Identity, ask: &Ask) -> Gate {
         ..RequestInfo::default()
     };
     match decide(tree, view, identity, &info) {
-        Err(status) => Gate::Refused(status.message),
-        Ok(plan) if plan.as_canopy => Gate::AsCanopy(plan.rule),
-        Ok(plan) => Gate::AsCaller(plan.namespace),
+        Err(status) => (Gate::Refused(status.message), None),
+        Ok(plan) => {
+            let except = exceptions(&plan);
+            match plan.as_canopy {
+                true => (Gate::AsCanopy(plan.rule), except),
+                false => (Gate::AsCaller(plan.namespace), except),
+            }
+        }
     }
 }
 
@@ -201,9 +226,11 @@ impl Gate {
     /// The verdict, given upstream's answer to the review a forwarded request needs.
     pub fn verdict(&self, review: Option<&Value>) -> Verdict {
         match (self, review) {
-            (Gate::Refused(reason), _) => Verdict { allowed: false, by: By::Canopy, reason: reason.clone() },
+            (Gate::Refused(reason), _) => {
+                Verdict { allowed: false, by: By::Canopy, reason: reason.clone(), except: None }
+            }
             (Gate::AsCanopy(rule), _) => {
-                Verdict { allowed: true, by: By::Canopy, reason: format!("{rule} (sent as Canopy)") }
+                Verdict { allowed: true, by: By::Canopy, reason: format!("{rule} (sent as Canopy)"), except: None }
             }
             (Gate::AsCaller(namespace), Some(review)) => {
                 let mut review = review.clone();
@@ -213,7 +240,7 @@ impl Gate {
                 upstream_verdict(&review)
             }
             (Gate::AsCaller(_), None) => {
-                Verdict { allowed: false, by: By::Upstream, reason: "upstream was not asked".into() }
+                Verdict { allowed: false, by: By::Upstream, reason: "upstream was not asked".into(), except: None }
             }
         }
     }
@@ -230,7 +257,7 @@ fn upstream_verdict(review: &Value) -> Verdict {
         (None, None) if allowed => "allowed upstream".to_owned(),
         (None, None) => "no upstream RBAC rule allows it".to_owned(),
     };
-    Verdict { allowed, by: By::Upstream, reason }
+    Verdict { allowed, by: By::Upstream, reason, except: None }
 }
 
 /// The identity an authenticator gives `user` in `groups`: `system:authenticated` added, and a
@@ -272,11 +299,14 @@ mod tests {
         let tree = example();
         let web = tree.node("acme/web").unwrap();
         let bob = identity("bob", &[]);
-        let gate = gate(&tree, web, &bob, &ask("create", "policy", "poddisruptionbudgets", "dev"));
+        let gate = gate(&tree, web, &bob, &ask("create", "policy", "poddisruptionbudgets", "dev")).0;
         let Gate::Refused(reason) = &gate else { panic!("{gate:?}") };
         assert!(reason.contains("\"poddisruptionbudgets\" in API group \"policy\""), "{reason}");
-        assert_eq!(gate.verdict(None), Verdict { allowed: false, by: By::Canopy, reason: reason.clone() });
-        let forwarded = super::gate(&tree, web, &bob, &ask("create", "apps", "deployments", "dev"));
+        assert_eq!(
+            gate.verdict(None),
+            Verdict { allowed: false, by: By::Canopy, reason: reason.clone(), except: None }
+        );
+        let forwarded = super::gate(&tree, web, &bob, &ask("create", "apps", "deployments", "dev")).0;
         assert_eq!(forwarded, Gate::AsCaller(Some(("acme-web-dev".into(), "dev".into()))));
     }
 
@@ -285,11 +315,11 @@ mod tests {
         let tree = example();
         let data = tree.node("acme/data").unwrap();
         let carol = identity("carol", &[]);
-        let gate = gate(&tree, data, &carol, &ask("list", "", "namespaces", ""));
+        let gate = gate(&tree, data, &carol, &ask("list", "", "namespaces", "")).0;
         assert!(matches!(gate, Gate::AsCanopy(_)), "{gate:?}");
         let verdict = gate.verdict(None);
         assert!(verdict.allowed && verdict.by == By::Canopy, "{verdict:?}");
-        let create = super::gate(&tree, data, &carol, &ask("create", "", "namespaces", ""));
+        let create = super::gate(&tree, data, &carol, &ask("create", "", "namespaces", "")).0;
         assert!(matches!(create, Gate::Refused(_)), "readers create no namespaces: {create:?}");
     }
 

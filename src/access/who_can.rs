@@ -214,7 +214,10 @@ impl Report {
                     By::Upstream => "upstream",
                 };
                 let allowed = if r.verdict.allowed { "yes" } else { "no" };
-                let why = format!("{by}: {}", r.verdict.reason);
+                let why = match &r.verdict.except {
+                    Some(except) => format!("{by}: {}; Canopy: {except}", r.verdict.reason),
+                    None => format!("{by}: {}", r.verdict.reason),
+                };
                 row.extend([who.via.clone(), who.view.clone(), who.role.clone(), allowed.into(), why]);
                 row
             })
@@ -311,5 +314,22 @@ mod tests {
         assert_eq!(json["subjects"][0]["by"], "canopy");
         assert_eq!(json["subjects"][1]["subject"], "bob");
         assert_eq!(json["subjects"][1]["allowed"], false);
+    }
+
+    #[test]
+    fn who_can_names_the_objects_a_label_rule_keeps_from_those_allowed() {
+        let tree = example();
+        let resources = sample();
+        let target = resolve(&resources, "configmaps").unwrap();
+        let planned = plan(&tree, tree.node("acme/web"), Some("acme-web-dev"), "delete", &target);
+        let allowed: Vec<Value> = planned.iter().map(|_| serde_json::json!({"status": {"allowed": true}})).collect();
+        let rows = rows(planned, &allowed);
+        let report = Report::new("delete", "configmaps".into(), None, Some("dev".into()), rows);
+        let text = report.render();
+        let bob = text.lines().find(|l| l.starts_with("bob ")).unwrap();
+        assert!(
+            bob.contains("yes") && bob.ends_with("upstream: allowed upstream; Canopy: except objects labelled platform.canopy.dev/protected=true (tree.nodes[0].deny[1]: the platform team protects it)"),
+            "{text}"
+        );
     }
 }

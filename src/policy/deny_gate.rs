@@ -1,5 +1,5 @@
 //! Deny rules that choose objects by label (issue 20). A request about one object that such a
-//! rule reaches ([`DenyRule::refuses_labelled`]) is judged on that object's labels, read from
+//! rule reaches ([`DenyRule::refuses_labelled`], found by [`super::decide`]) is judged on that object's labels, read from
 //! upstream as the caller, never from the request:
 //!
 //! - create, update and patch of the object or its `status`: by the write driver, on the stored
@@ -9,8 +9,12 @@
 //! - delete: the stored object is judged and the delete sent with a precondition on the
 //!   resourceVersion judged, so an object relabelled meanwhile is not deleted (`409`).
 //! - get of the object or its `status`: judged on the answer itself.
-//! - the object's other subresources (`scale`, `log`, `exec`, `eviction`, …): the object is read
-//!   and judged first.
+//! - update and patch of the object's other subresources (`scale`), which carry its
+//!   resourceVersion: by the write driver, on the object read after the dry run, which must be
+//!   the state the dry run was based on; the commit is pinned to that state.
+//! - the object's other subresources (`log`, `exec`, `eviction`, …): the object is read and
+//!   judged first. These acts carry no precondition, so an object labelled between that read
+//!   and the act is not seen.
 //!
 //! Lists, watches and deletecollections never get here: the rule refuses them unless their own
 //! selector excludes its objects ([`DenyRule::refuses`]).
@@ -24,10 +28,10 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
-use super::AsCanopy;
 use super::as_caller::{self, encode_segment, read, read_json};
 use super::precondition::Verb;
 use super::write::{Proposed, Stored, Upstream, Write, WriteGate};
+use super::{AsCanopy, Plan};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
@@ -60,30 +64,26 @@ pub struct DenyGate {
 }
 
 impl DenyGate {
-    /// The check of `info` in `view`, answering to `governing`, if label rules reach it.
-    pub fn of(
-        tree: &Tree,
-        governing: NodeId,
-        view: NodeId,
-        info: &RequestInfo,
-        identity: &Identity,
-        namespace: &Option<(String, String)>,
-    ) -> Option<DenyCheck> {
-        let physical = namespace.as_ref().map(|(physical, _)| physical.as_str());
-        let rules = tree.nodes[governing].denies.refusing_labelled(identity, info, physical);
-        if rules.is_empty() {
+    /// The check of `info` in `view` under the label rules [`super::decide`] found in `plan`,
+    /// if any.
+    pub fn of(tree: &Tree, view: NodeId, info: &RequestInfo, identity: &Identity, plan: &Plan) -> Option<DenyCheck> {
+        if plan.labelled.is_empty() {
             return None;
         }
+        let physical = plan.namespace.as_ref().map(|(physical, _)| physical.as_str());
         let gate = DenyGate {
-            rules,
+            rules: plan.labelled.clone(),
             identity: identity.clone(),
             info: info.clone(),
             view: tree.nodes[view].path.clone(),
             object: object_path(info, physical),
         };
-        let whole = matches!(info.subresource.as_str(), "" | "status");
+        let whole = gate.whole();
         Some(match info.verb.as_str() {
             "create" | "update" | "patch" if whole => DenyCheck::Write(gate),
+            // Its other subresources (`scale`) share its resourceVersion: their writes are
+            // judged on the object and committed pinned to the version judged.
+            "update" | "patch" => DenyCheck::Write(gate),
             "get" if whole => DenyCheck::Answer(gate),
             "delete" if info.subresource.is_empty() => DenyCheck::Delete(gate),
             _ => DenyCheck::Lookup(gate),
@@ -191,6 +191,26 @@ impl DenyGate {
         }
     }
 
+    /// Whether the request is about the object itself or its `status`, which carry its labels.
+    fn whole(&self) -> bool {
+        matches!(self.info.subresource.as_str(), "" | "status")
+    }
+
+    /// Judges the object a write of another subresource (`scale`) is about, read after the dry
+    /// run: that subresource carries the object's resourceVersion, so the object judged must
+    /// be the one the dry run was based on (`base`), and the commit, pinned to `base`, meets a
+    /// `409` if the object is relabelled afterwards.
+    async fn judge_object(&self, upstream: Upstream, as_canopy: Option<AsCanopy>, base: &str) -> Result<(), Status> {
+        let Some(object) = self.stored(upstream, as_canopy).await? else {
+            return Err(moved(&self.info));
+        };
+        self.judge(&object)?;
+        match object.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            Some(judged) if judged == base => Ok(()),
+            _ => Err(moved(&self.info)),
+        }
+    }
+
     /// Refuses `object` if a rule chooses it.
     fn judge(&self, object: &Value) -> Result<(), Status> {
         let labels = labels(object);
@@ -216,17 +236,25 @@ impl WriteGate for DenyGate {
         verb != Verb::Create
     }
 
-    /// A write to an object the rules choose is refused before anything is tried.
+    /// A write to an object the rules choose is refused before anything is tried. Another
+    /// subresource stored (a `Scale`) has no labels of its own: its object is judged later.
     fn prepare(&self, _write: &mut Write, stored: &Stored) -> Result<(), Status> {
         match stored {
-            Stored::Found(object) => self.judge(object),
+            Stored::Found(object) if self.whole() => self.judge(object),
             Stored::Unreadable(status) => Err(self.unreadable(*status)),
-            Stored::NotRead | Stored::Absent => Ok(()),
+            Stored::Found(_) | Stored::NotRead | Stored::Absent => Ok(()),
         }
     }
 
-    fn judge<'a>(&'a self, _upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
-        Box::pin(async move { self.judge(proposed.result) })
+    fn judge<'a>(&'a self, upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            if self.whole() {
+                return self.judge(proposed.result);
+            }
+            let as_canopy = proposed.write.parts.extensions.get::<AsCanopy>().copied();
+            let base = proposed.result.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+            self.judge_object(upstream, as_canopy, base).await
+        })
     }
 }
 
@@ -248,6 +276,18 @@ fn object_path(info: &RequestInfo, namespace: Option<&str>) -> String {
         (_, Some(namespace)) => format!("{version}/namespaces/{}/{resource}/{name}", encode_segment(namespace)),
         (_, None) => format!("{version}/{resource}/{name}"),
     }
+}
+
+/// The object changed between the dry run of a subresource write and its judgement: the
+/// caller retries on the new state, as after any conflict.
+fn moved(info: &RequestInfo) -> Status {
+    Status::from_code(
+        StatusCode::CONFLICT,
+        format!(
+            "Operation cannot be fulfilled on {} {:?}: the object has been modified; please apply your changes to the latest version and try again",
+            info.resource, info.name
+        ),
+    )
 }
 
 /// A delete whose own precondition names another state than the one judged, worded as the
@@ -334,6 +374,52 @@ mod tests {
         assert_eq!(gate.guard_delete(upstream.clone(), stale).await.unwrap_err().code, StatusCode::CONFLICT);
         let protobuf = delete("k8s\0", "application/vnd.kubernetes.protobuf");
         assert_eq!(gate.guard_delete(upstream, protobuf).await.unwrap_err().code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    /// Judges bob's scale patch of Deployment `web` against a dry-run `Scale` at `base`, with
+    /// the Deployment stored at resourceVersion 7 with `labels`.
+    async fn judge_scale(labels: Value, base: &str) -> Result<(), Status> {
+        let raw: crate::config::raw_tree::RawDeny = serde_saphyr::from_str(
+            "{apiGroups: [apps], resources: [deployments], verbs: [patch], labelSelector: {matchExpressions: [{key: open, operator: DoesNotExist}]}}",
+        )
+        .unwrap();
+        let rule = DenyRule::compile(&raw, "acme-", &[], "tree.nodes[0].deny[1]").unwrap();
+        let info = RequestInfo::parse(&http::Method::PATCH, "/apis/apps/v1/namespaces/dev/deployments/web/scale", None)
+            .unwrap();
+        let gate = DenyGate {
+            rules: vec![Arc::new(rule)],
+            identity: Identity::new("bob", ["g"]),
+            object: object_path(&info, Some("acme-dev")),
+            info,
+            view: "acme".into(),
+        };
+        let upstream = tower::util::BoxCloneService::new(tower::service_fn(move |request: Request<Body>| {
+            let object =
+                json!({"kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "7", "labels": labels}});
+            async move {
+                assert_eq!(request.uri().path(), "/apis/apps/v1/namespaces/acme%2Ddev/deployments/web");
+                Ok(Response::new(body::full(serde_json::to_vec(&object).unwrap())))
+            }
+        }));
+        let (parts, ()) =
+            Request::patch("/apis/apps/v1/namespaces/acme-dev/deployments/web/scale").body(()).unwrap().into_parts();
+        let verb = Verb::Patch(super::super::precondition::Patch::Merge);
+        let mut write = Write { parts, verb, bytes: Bytes::new(), sent: None };
+        // The Scale has no labels: judged as one, it would be chosen by the rule.
+        let scale = json!({"kind": "Scale", "metadata": {"name": "web", "resourceVersion": base}});
+        let stored = Stored::Found(scale.clone());
+        gate.prepare(&mut write, &stored)?;
+        WriteGate::judge(&gate, upstream, Proposed { write: &write, stored: &stored, result: &scale }).await
+    }
+
+    #[tokio::test]
+    async fn a_scale_write_is_judged_on_its_objects_labels_at_the_version_the_dry_run_was_based_on() {
+        assert_eq!(judge_scale(json!({"open": "1"}), "7").await, Ok(()));
+        let refused = judge_scale(json!({}), "7").await.unwrap_err();
+        assert_eq!(refused.code, StatusCode::FORBIDDEN);
+        assert!(refused.message.contains("denied by tree.nodes[0].deny[1]"), "{}", refused.message);
+        // Relabelled between the dry run and the read: judged again by the caller's retry.
+        assert_eq!(judge_scale(json!({"open": "1"}), "6").await.unwrap_err().code, StatusCode::CONFLICT);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod secret_gate;
 mod secret_refs;
 pub mod write;
 
+use std::sync::Arc;
+
 use crate::auth::Identity;
 use crate::request::{RequestInfo, ViewPath};
 use crate::rewrite::ViewNames;
@@ -47,6 +49,9 @@ pub struct Plan {
     pub create_namespace: bool,
     /// The rule that allowed the request, for the audit line.
     pub rule: &'static str,
+    /// Deny rules choosing objects by label that refuse the request for the objects they
+    /// choose: it is judged on its object ([`deny_gate`]).
+    pub labelled: Vec<Arc<DenyRule>>,
 }
 
 /// The view of a request: for a controller's subject, the controller's, which takes no URL;
@@ -96,15 +101,26 @@ pub fn resolve_view(tree: &Tree, identity: &Identity, path: &ViewPath) -> Result
 /// Decides a request in `view`: what the view's confinement and ceiling allow, then the deny
 /// rules in force where it lands, which beat any allow.
 pub fn decide(tree: &Tree, view: NodeId, identity: &Identity, info: &RequestInfo) -> Result<Plan, Status> {
-    let plan = allowed(tree, view, identity, info)?;
+    let mut plan = allowed(tree, view, identity, info)?;
+    if !info.is_resource_request {
+        return Ok(plan);
+    }
     let physical = plan.namespace.as_ref().map(|(physical, _)| physical.as_str());
     let node = tree.answering(view, physical);
-    if info.is_resource_request
-        && let Some(rule) = tree.nodes[node].denies.refusing(identity, info, physical)
-    {
-        return Err(denied(&tree.nodes[view].path, identity, info, rule));
+    match tree.nodes[node].denies.judge(identity, info, physical) {
+        Err(rule) => Err(denied(&tree.nodes[view].path, identity, info, rule)),
+        Ok(labelled) => {
+            plan.labelled = labelled;
+            Ok(plan)
+        }
     }
-    Ok(plan)
+}
+
+/// What an allowed `plan` still keeps from its request: `except objects labelled … (…)`, for
+/// the answers of `kubectl auth can-i`, `who-can` and `access-matrix`.
+pub fn exceptions(plan: &Plan) -> Option<String> {
+    let rules: Vec<String> = plan.labelled.iter().map(|rule| rule.exception()).collect();
+    (!rules.is_empty()).then(|| format!("except {}", rules.join("; ")))
 }
 
 /// The refusal of `info` in the view at `view` by deny rule `rule`.

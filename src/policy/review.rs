@@ -67,10 +67,12 @@ pub enum Verdict {
     Upstream,
 }
 
-/// The verdict on the request `review` describes. A cluster-scoped resource is judged as the
-/// request for it would be, without the namespace kubectl fills in from its context.
-pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> Verdict {
-    let Some(attributes) = review.pointer("/spec/resourceAttributes") else { return Verdict::Upstream };
+/// The verdict on the request `review` describes, and what an answer allowing it must still
+/// except ([`super::exceptions`]: objects deny rules choose by label). A cluster-scoped resource
+/// is judged as the request for it would be, without the namespace kubectl fills in from its
+/// context.
+pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -> (Verdict, Option<String>) {
+    let Some(attributes) = review.pointer("/spec/resourceAttributes") else { return (Verdict::Upstream, None) };
     let field = |key: &str| attributes.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
     let mut info = RequestInfo {
         is_resource_request: true,
@@ -93,19 +95,40 @@ pub fn verdict(tree: &Tree, view: NodeId, identity: &Identity, review: &Value) -
         info.namespace.clear();
     }
     match decide(tree, view, identity, &info) {
-        Err(status) => Verdict::Denied(status.message),
-        Ok(plan) => match super::links::review_denial(tree, view, &info) {
-            Some(reason) => Verdict::Denied(reason),
-            None if plan.as_canopy => Verdict::Allowed(plan.rule),
-            None if plan.across => Verdict::Across(Box::new(info)),
-            None => Verdict::Upstream,
-        },
+        Err(status) => (Verdict::Denied(status.message), None),
+        Ok(plan) => {
+            let verdict = match super::links::review_denial(tree, view, &info) {
+                Some(reason) => return (Verdict::Denied(reason), None),
+                None if plan.as_canopy => Verdict::Allowed(plan.rule),
+                None if plan.across => Verdict::Across(Box::new(info)),
+                None => Verdict::Upstream,
+            };
+            (verdict, super::exceptions(&plan))
+        }
     }
 }
 
-/// The review answered by Canopy: allowed, for `reason`.
-pub fn allowed(review: Value, reason: &str) -> Response<Body> {
-    answered(review, json!({ "allowed": true, "reason": format!("Canopy: {reason}") }))
+/// The review answered by Canopy: allowed, for `reason`, `except` what deny rules keep.
+pub fn allowed(review: Value, reason: &str, except: Option<&str>) -> Response<Body> {
+    let reason = match except {
+        Some(except) => format!("Canopy: {reason}, {except}"),
+        None => format!("Canopy: {reason}"),
+    };
+    answered(review, json!({ "allowed": true, "reason": reason }))
+}
+
+/// An upstream answer allowing a review's request, with what Canopy's deny rules still keep
+/// from it added to its reason (upstream's own words kept).
+pub fn add_exception(review: &mut Value, except: &str) {
+    if review.pointer("/status/allowed") != Some(&Value::Bool(true)) {
+        return;
+    }
+    let Some(status) = review.get_mut("status").and_then(Value::as_object_mut) else { return };
+    let reason = match status.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        Some(upstream) => format!("{upstream}; Canopy: {except}"),
+        None => format!("Canopy: {except}"),
+    };
+    status.insert("reason".into(), reason.into());
 }
 
 /// The review answered by Canopy: denied, for `reason`.
@@ -280,17 +303,41 @@ mod tests {
         let carol = Identity::new("carol", ["system:authenticated"]);
         let data = tree.node("acme/data").unwrap();
         let ask = |ns: &str, verb: &str, resource: &str, sub: &str| json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource, "subresource": sub}}});
-        let denied = |review: &Value| match verdict(&tree, data, &carol, review) {
+        let denied = |review: &Value| match verdict(&tree, data, &carol, review).0 {
             Verdict::Denied(reason) => reason,
             other => panic!("{review}: {other:?}"),
         };
-        assert_eq!(verdict(&tree, data, &carol, &ask("warehouse", "get", "pods", "")), Verdict::Upstream);
+        assert_eq!(verdict(&tree, data, &carol, &ask("warehouse", "get", "pods", "")), (Verdict::Upstream, None));
         assert!(denied(&ask("warehouse", "create", "pods", "exec")).contains("exec"));
         denied(&ask("warehouse", "delete", "pods", ""));
         let elsewhere = denied(&ask("globex-main", "get", "pods", ""));
         assert!(elsewhere.contains("not found") && !elsewhere.contains("acme-"), "{elsewhere}");
         let non_resource = json!({"spec": {"nonResourceAttributes": {"path": "/x"}}});
-        assert_eq!(verdict(&tree, data, &carol, &non_resource), Verdict::Upstream);
+        assert_eq!(verdict(&tree, data, &carol, &non_resource), (Verdict::Upstream, None));
+    }
+
+    #[test]
+    fn can_i_names_the_objects_a_label_rule_keeps_from_an_allowed_write() {
+        let tree = example();
+        let bob = Identity::new("bob", ["system:authenticated"]);
+        let web = tree.node("acme/web").unwrap();
+        let ask = |verb: &str, resource: &str, name: &str| json!({"spec": {"resourceAttributes": {"namespace": "dev", "verb": verb, "group": "", "resource": resource, "name": name}}});
+        let (decided, except) = verdict(&tree, web, &bob, &ask("delete", "configmaps", "settings"));
+        assert_eq!(decided, Verdict::Upstream);
+        let except = except.unwrap();
+        assert!(
+            except.contains(
+                "labelled platform.canopy.dev/protected=true (tree.nodes[0].deny[1]: the platform team protects it)"
+            ),
+            "{except}"
+        );
+        assert_eq!(verdict(&tree, web, &bob, &ask("get", "configmaps", "settings")).1, None);
+        let mut answer = json!({"status": {"allowed": true, "reason": "RBAC: allowed by RoleBinding \"edit\""}});
+        add_exception(&mut answer, &except);
+        assert_eq!(answer["status"]["reason"], format!("RBAC: allowed by RoleBinding \"edit\"; Canopy: {except}"));
+        let mut refused = json!({"status": {"allowed": false}});
+        add_exception(&mut refused, &except);
+        assert_eq!(refused, json!({"status": {"allowed": false}}));
     }
 
     #[test]
@@ -299,8 +346,8 @@ mod tests {
         let carol = Identity::new("carol", ["system:authenticated"]);
         let data = tree.node("acme/data").unwrap();
         let ask = |ns: &str, verb: &str, resource: &str| json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource}}});
-        assert!(matches!(verdict(&tree, data, &carol, &ask("default", "list", "namespaces")), Verdict::Allowed(_)));
-        assert!(matches!(verdict(&tree, data, &carol, &ask("", "list", "pods")), Verdict::Across(_)));
-        assert!(matches!(verdict(&tree, data, &carol, &ask("", "create", "pods")), Verdict::Denied(_)));
+        assert!(matches!(verdict(&tree, data, &carol, &ask("default", "list", "namespaces")).0, Verdict::Allowed(_)));
+        assert!(matches!(verdict(&tree, data, &carol, &ask("", "list", "pods")).0, Verdict::Across(_)));
+        assert!(matches!(verdict(&tree, data, &carol, &ask("", "create", "pods")).0, Verdict::Denied(_)));
     }
 }

@@ -38,11 +38,11 @@ impl Phase for Gates {
             return inner.call(request).await;
         };
         claim(request.extensions_mut());
-        let Decision { tree, view, plan, governing, identity, info } = &*decision;
+        let Decision { tree, view, plan, identity, info, .. } = &*decision;
         let as_canopy = request.extensions().get::<AsCanopy>().copied();
         // Deny rules choosing objects by label: judged on the object, before anything else.
         let mut labelled = None;
-        match DenyGate::of(tree, *governing, *view, info, identity, &plan.namespace) {
+        match DenyGate::of(tree, *view, info, identity, plan) {
             Some(DenyCheck::Lookup(gate)) => gate.check(inner.clone(), as_canopy).await?,
             Some(DenyCheck::Delete(gate)) => request = gate.guard_delete(inner.clone(), request).await?,
             Some(DenyCheck::Answer(gate)) => {

@@ -70,8 +70,11 @@ async fn self_review<S: Inner>(
 ) -> Result<Response<Body>, Status> {
     let Decision { tree, view, identity, .. } = decision;
     let names = ViewNames::new(tree, *view);
+    let mut except = None;
     if review == Review::Access {
-        let decided = match review::verdict(tree, *view, identity, &document) {
+        let (verdict, excepted) = review::verdict(tree, *view, identity, &document);
+        except = excepted;
+        let decided = match verdict {
             Verdict::Denied(reason) => Some(Err(reason)),
             Verdict::Allowed(reason) => Some(Ok(reason)),
             Verdict::Across(info) => {
@@ -82,7 +85,7 @@ async fn self_review<S: Inner>(
             Verdict::Upstream => None,
         };
         match decided {
-            Some(Ok(reason)) => return Ok(review::allowed(document, reason)),
+            Some(Ok(reason)) => return Ok(review::allowed(document, reason, except.as_deref())),
             Some(Err(reason)) => return Ok(review::denied(document, &reason)),
             None => {}
         }
@@ -102,6 +105,9 @@ async fn self_review<S: Inner>(
             _ => {
                 if let Some((physical, virtual_name)) = &namespace {
                     review::scrub_reason(doc, physical, virtual_name);
+                }
+                if let Some(except) = &except {
+                    review::add_exception(doc, except);
                 }
             }
         }
@@ -144,7 +150,8 @@ async fn subject_review<S: Inner>(
     }
     let sent = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec});
     let ask = Asker { identity, path: SUBJECT_ACCESS_REVIEWS, as_canopy: true };
-    let verdict = match review::verdict(tree, *view, &subject, &asked) {
+    let (verdict, except) = review::verdict(tree, *view, &subject, &asked);
+    let verdict = match verdict {
         Verdict::Denied(reason) => Err(reason),
         Verdict::Across(info) => {
             let namespaces = across_namespaces(tree, *view, &subject, &info);
@@ -159,11 +166,14 @@ async fn subject_review<S: Inner>(
             if let Some(physical) = &physical {
                 review::scrub_reason(&mut answer, physical, virtual_namespace);
             }
+            if let Some(except) = &except {
+                review::add_exception(&mut answer, except);
+            }
             return Ok(review::answered(asked, answer["status"].take()));
         }
     };
     Ok(match verdict {
-        Ok(reason) => review::allowed(asked, reason),
+        Ok(reason) => review::allowed(asked, reason, except.as_deref()),
         Err(reason) => review::denied(asked, &reason),
     })
 }

@@ -150,6 +150,16 @@ impl DenyRule {
             && namespaced
     }
 
+    /// Which objects it keeps a request from, for an answer that allows the request otherwise:
+    /// `objects labelled a=b (tree.nodes[0].deny[1]: reason)`.
+    pub fn exception(&self) -> String {
+        let selector = self.selector.as_ref().map_or_else(|| "all".to_owned(), |s| format!("labelled {s}"));
+        match &self.reason {
+            Some(reason) => format!("objects {selector} ({}: {reason})", self.at),
+            None => format!("objects {selector} ({})", self.at),
+        }
+    }
+
     /// Why a request it refuses is refused.
     pub fn message(&self) -> String {
         let rule = match &self.selector {
@@ -236,16 +246,26 @@ impl Denies {
         candidates.find(|rule| rule.refuses(identity, info, namespace))
     }
 
-    /// The rules, in config order, that refuse `info` for the objects it touches whose labels
-    /// they choose (see [`DenyRule::refuses_labelled`]).
-    pub fn refusing_labelled(
+    /// The rules' judgement of `info` from `identity` in physical namespace `namespace`: the
+    /// first rule refusing it whatever object it touches, or else the rules, in config order,
+    /// that refuse it for the objects it touches whose labels they choose (see
+    /// [`DenyRule::refuses`] and [`DenyRule::refuses_labelled`]).
+    pub fn judge(
         &self,
         identity: &Identity,
         info: &RequestInfo,
         namespace: Option<&str>,
-    ) -> Vec<Arc<DenyRule>> {
-        let candidates = self.candidates(info).into_iter().map(|at| &self.rules[at]);
-        candidates.filter(|rule| rule.refuses_labelled(identity, info, namespace)).cloned().collect()
+    ) -> Result<Vec<Arc<DenyRule>>, &DenyRule> {
+        let mut labelled = Vec::new();
+        for rule in self.candidates(info).into_iter().map(|at| &self.rules[at]) {
+            if rule.refuses(identity, info, namespace) {
+                return Err(rule);
+            }
+            if rule.refuses_labelled(identity, info, namespace) {
+                labelled.push(Arc::clone(rule));
+            }
+        }
+        Ok(labelled)
     }
 
     /// The rules that could refuse `info`, in config order.

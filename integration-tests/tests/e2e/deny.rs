@@ -144,6 +144,13 @@ fn a_deny_rule_by_label_keeps_protected_objects_from_every_kind_of_write_and_rel
     ok(kubectl_stdin(bin, admin_kubeconfig(), &["apply", "-f", "-"], Some(&deployment)));
     refused(&["scale", "deployment", &guarded, "--replicas=2"], None);
     ok(kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "deployment", &guarded]));
+    // An unprotected one scales, its scale judged through its labels and committed pinned.
+    let unprotected = WORKER.replace("queueworker", &free);
+    ok(kubectl_stdin(bin, admin_kubeconfig(), &["apply", "-f", "-"], Some(&unprotected)));
+    ok(kubectl(bin, &bob, &["-n", "dev", "scale", "deployment", &free, "--replicas=2"]));
+    let replicas = ["-n", "acme-web-dev", "get", "deployment", &free, "-o", "jsonpath={.spec.replicas}"];
+    assert_eq!(ok(kubectl(bin, admin_kubeconfig(), &replicas)).trim(), "2");
+    ok(kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "deployment", &free]));
     // A delete of a collection reaches protected objects unless its selector excludes them
     // (`kubectl delete --all` deletes one by one; `--raw` sends the deletecollection itself).
     refused(&["delete", "--raw", "/api/v1/namespaces/dev/configmaps"], None);

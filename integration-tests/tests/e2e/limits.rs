@@ -15,17 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// it; returns how long the connection lived once Canopy closed it, `None` if it was still open
 /// after `limit`.
 async fn slowloris(canopy: &Canopy, limit: Duration) -> Option<Duration> {
-    let ca = pem::parse(std::fs::read(&canopy.ca_file).unwrap()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(ca.contents().to_vec())).unwrap();
-    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let address = canopy.url.trim_start_matches("https://");
-    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(canopy.url.trim_start_matches("https://")).await.unwrap();
     let started = Instant::now();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let Ok(tls) = connector.connect(name, tcp).await else { return Some(started.elapsed()) };
+    let Ok(tls) = http1_connector(canopy).connect(server_name(), tcp).await else { return Some(started.elapsed()) };
     let (mut reader, mut writer) = tokio::io::split(tls);
     let head = b"GET /api/v1/namespaces HTTP/1.1\r\nHost: canopy\r\nX-Slow: ";
     let mut bytes = head.iter().chain(std::iter::repeat(&b'a'));
@@ -49,15 +41,23 @@ async fn slowloris(canopy: &Canopy, limit: Duration) -> Option<Duration> {
 
 /// A TLS connection to Canopy speaking HTTP/1.1.
 async fn connect(canopy: &Canopy) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(canopy.url.trim_start_matches("https://")).await.unwrap();
+    http1_connector(canopy).connect(server_name(), tcp).await.unwrap()
+}
+
+/// A TLS connector trusting Canopy's CA and offering HTTP/1.1 only.
+fn http1_connector(canopy: &Canopy) -> tokio_rustls::TlsConnector {
     let ca = pem::parse(std::fs::read(&canopy.ca_file).unwrap()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls::pki_types::CertificateDer::from(ca.contents().to_vec())).unwrap();
     let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(canopy.url.trim_start_matches("https://")).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    connector.connect(name, tcp).await.unwrap()
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// The name Canopy's serving certificate holds for loopback.
+fn server_name() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap()
 }
 
 /// The value of an unlabelled metric on Canopy's admin port.

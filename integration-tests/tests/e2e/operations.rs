@@ -113,6 +113,45 @@ fn who_can_shows_the_ceiling_refusing_what_rbac_allows() {
 }
 
 #[test]
+fn can_i_who_can_and_access_matrix_name_the_objects_a_label_rule_keeps_from_allowed_writes() {
+    let _tree = tree::reading();
+    let canopy_process = tenants::canopy();
+    let config = &canopy_process.config;
+    let except = "except objects labelled platform.canopy.dev/protected=true (tree.nodes[0].deny[1]: the platform team protects it)";
+
+    // kubectl auth can-i says yes; the review itself says for which objects not.
+    let bob = tenants::as_user(&canopy_process, "bob");
+    let can_i = ok(kubectl(kubectl_bin(), &bob, &["auth", "can-i", "delete", "configmap/settings", "-n", "dev"]));
+    assert_eq!(can_i.trim(), "yes");
+    let review = r#"{"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": "dev", "verb": "delete", "resource": "configmaps", "name": "settings"}}}"#;
+    let answer =
+        ok(kubectl_stdin(kubectl_bin(), &bob, &["create", "--validate=false", "-f", "-", "-o", "json"], Some(review)));
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["status"]["allowed"], true, "{answer:#}");
+    let reason = answer["status"]["reason"].as_str().unwrap();
+    assert!(reason.ends_with(&format!("; Canopy: {except}")), "{reason}");
+
+    let text = ok(canopy(config, &["who-can", "delete", "configmaps", "-n", "dev", "--view", "acme/web"]));
+    let bob_row = text.lines().find(|l| l.starts_with("bob ")).unwrap();
+    assert!(bob_row.contains(" yes ") && bob_row.ends_with(except), "{text}");
+
+    let args = ["access-matrix", "--user", "bob", "-n", "dev", "--view", "acme/web", "--explain"];
+    let text = ok(canopy(config, &args));
+    let configmaps = text.lines().find(|l| l.starts_with("configmaps ")).unwrap();
+    assert_eq!(
+        configmaps.split_whitespace().collect::<Vec<_>>(),
+        ["configmaps", "✔", "✔", "✔", "✔*", "✔*", "✔*", "✔*"]
+    );
+    let explained = text.lines().find(|l| l.starts_with("configmaps ") && l.contains(except)).unwrap();
+    assert!(explained.contains("create,update,patch,delete"), "{text}");
+    let matrix = json(config, &args[..7]);
+    let row = matrix["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "configmaps").unwrap();
+    assert_eq!(row["access"]["patch"]["except"], except, "{row:#}");
+    assert!(row["access"]["get"].get("except").is_none(), "{row:#}");
+}
+
+#[test]
 fn access_matrix_of_a_reader_is_read_only_and_empty_for_a_member_of_no_node() {
     let _tree = tree::reading();
     let canopy_process = tenants::canopy();
