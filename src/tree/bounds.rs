@@ -314,10 +314,10 @@ impl Bound {
 /// Where `result` changes what `path` selects in `stored`, for an immutable bound.
 fn changed(path: &MaskPath, result: &Value, stored: &Value) -> Option<Violation> {
     // Values compared first, without a location built: what nearly every write meets.
-    if let (Some(before), Some(after)) = (path.fixed_value(stored), path.fixed_value(result)) {
-        if before == after {
-            return None;
-        }
+    if let (Some(before), Some(after)) = (path.fixed_value(stored), path.fixed_value(result))
+        && before == after
+    {
+        return None;
     }
     let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
         let mut found = Vec::new();
