@@ -108,18 +108,17 @@ fn bound_notes(
     if verbs.is_empty() {
         return Vec::new();
     }
-    tree.nodes[node]
-        .bounds
-        .on(&resource.group, &resource.resource)
-        .unwrap_or_default()
-        .iter()
-        .map(|bound| BoundNote {
-            at: bound.at.clone(),
-            verbs: verbs.clone(),
-            bound: bound.describe(),
-            reason: bound.reason.clone(),
-        })
-        .collect()
+    tree.nodes[node].bounds.on(&resource.group, &resource.resource).map_or_else(Vec::new, |on| {
+        on.all()
+            .iter()
+            .map(|bound| BoundNote {
+                at: bound.at.clone(),
+                verbs: verbs.clone(),
+                bound: bound.describe(),
+                reason: bound.reason.clone(),
+            })
+            .collect()
+    })
 }
 
 /// A decided matrix.

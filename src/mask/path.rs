@@ -140,11 +140,14 @@ impl MaskPath {
         }
     }
 
-    /// Whether the path selects one fixed location, if any (member names only).
-    pub fn is_fixed(&self) -> bool {
-        self.picks
-            .as_ref()
-            .is_some_and(|picks| picks.iter().all(|pick| matches!(pick, Pick::Names(names) if names.len() == 1)))
+    /// For a path of single member names (`$.metadata.labels['team']`), which selects one fixed
+    /// location if any, the value there in `document` (`Some(None)`: nothing), looked up
+    /// without building a trail; `None` for any other path.
+    pub fn fixed_value<'a>(&self, document: &'a Value) -> Option<Option<&'a Value>> {
+        self.picks.as_ref()?.iter().try_fold(Some(document), |current, pick| match pick {
+            Pick::Names(names) if names.len() == 1 => Some(current.and_then(|value| value.get(&names[0]))),
+            _ => None,
+        })
     }
 
     /// The locations jsonpath-rust finds.
@@ -352,7 +355,9 @@ mod tests {
     #[test]
     fn names_only_paths_are_walked_directly() {
         let path = MaskPath::compile("$.spec.nodeName").unwrap();
-        assert!(path.picks.is_some() && path.is_fixed());
+        assert!(path.picks.is_some());
+        assert_eq!(path.fixed_value(&pod()), Some(Some(&json!("n1"))));
+        assert_eq!(path.fixed_value(&json!({"spec": []})), Some(None));
         assert_eq!(path.locate(&pod()), vec![vec![Step::Key("spec".into()), Step::Key("nodeName".into())]]);
         assert!(path.locate(&json!({"spec": {}})).is_empty());
         assert_eq!(path.field(), "spec.nodeName");
@@ -362,7 +367,8 @@ mod tests {
     #[test]
     fn general_paths_are_evaluated_by_jsonpath() {
         let path = MaskPath::compile("$.spec.containers[*].env[?@.name == 'K'].value").unwrap();
-        assert!(path.picks.is_none() && !path.is_fixed());
+        assert!(path.picks.is_none() && path.fixed_value(&pod()).is_none());
+        assert!(MaskPath::compile("$.spec['a','b']").unwrap().fixed_value(&pod()).is_none());
         let mut doc = pod();
         let found = path.locate(&doc);
         assert_eq!(found.len(), 2);

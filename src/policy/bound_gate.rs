@@ -22,12 +22,12 @@ use super::write::{Proposed, Stored, Upstream, WriteGate};
 use crate::request::RequestInfo;
 use crate::status::Status;
 use crate::transform::Translation;
-use crate::tree::bounds::{Bound, Constraint, Violation, Wording};
+use crate::tree::bounds::{Bound, OnResource, Violation, Wording};
 use crate::tree::{NodeId, Tree};
 
 /// A write to a resource with bounds.
 pub struct BoundGate {
-    bounds: Arc<[Arc<Bound>]>,
+    bounds: Arc<OnResource>,
     resource: String,
     group: String,
     /// How the request's answers are translated into its view: refusals read the object so.
@@ -45,10 +45,6 @@ impl BoundGate {
         }
         let bounds = tree.nodes[governing].bounds.on(&info.api_group, &info.resource)?;
         Some(BoundGate { bounds, resource: info.resource.clone(), group: info.api_group.clone(), view: view.clone() })
-    }
-
-    fn immutable(&self) -> bool {
-        self.bounds.iter().any(|bound| matches!(bound.constraint, Constraint::Immutable))
     }
 
     /// The refusal of `result` for `violations`, in the view's names.
@@ -81,13 +77,7 @@ impl BoundGate {
     /// Refuses `result`, the object the write would store, where it breaks a bound; `stored`
     /// is the object before the write.
     pub fn check(&self, result: &Value, stored: Option<&Value>) -> Result<(), Status> {
-        let name = result.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let violations: Vec<(&Bound, Violation)> = self
-            .bounds
-            .iter()
-            .filter(|bound| bound.names(name))
-            .flat_map(|bound| bound.violations(result, stored).into_iter().map(move |v| (&**bound, v)))
-            .collect();
+        let violations = self.bounds.violations(result, stored);
         match violations.is_empty() {
             true => Ok(()),
             false => Err(self.refusal(result, &violations)),
@@ -97,14 +87,14 @@ impl BoundGate {
 
 impl WriteGate for BoundGate {
     fn needs_stored(&self, verb: Verb) -> bool {
-        verb != Verb::Create && self.immutable()
+        verb != Verb::Create && self.bounds.immutable()
     }
 
     fn judge<'a>(&'a self, _upstream: Upstream, proposed: Proposed<'a>) -> BoxFuture<'a, Result<(), Status>> {
         let judged = (|| {
             let stored = match proposed.stored {
                 Stored::Found(stored) => Some(stored),
-                Stored::Unreadable(status) if self.immutable() => {
+                Stored::Unreadable(status) if self.bounds.immutable() => {
                     return Err(Status::forbidden(format!(
                         "reading the object to check its immutable fields answered {status}; such writes need read access"
                     )));
@@ -157,16 +147,7 @@ mod tests {
         let read = mask.map(|mask| {
             crate::mask::read::ReadMask::for_request(&mask, &info.resource, &info.verb, &mut Vec::new()).unwrap()
         });
-        let translation = Translation {
-            tree: Arc::clone(&tree),
-            view,
-            namespace: None,
-            watch: false,
-            namespaces: false,
-            secrets: None,
-            mask: read,
-        };
-        BoundGate::of(&tree, tree.node("a").unwrap(), &info, &translation)
+        BoundGate::of(&tree, tree.node("a").unwrap(), &info, &Translation::of_view(&tree, view, read))
     }
 
     fn gate(method: Method, path: &str) -> Option<BoundGate> {

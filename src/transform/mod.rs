@@ -64,6 +64,21 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// The translation of a request's answers into `view` with read masks `mask`, outside any
+    /// namespace: what unit tests read answers through.
+    #[cfg(test)]
+    pub(crate) fn of_view(tree: &Arc<Tree>, view: NodeId, mask: Option<ReadMask>) -> Self {
+        Translation {
+            tree: Arc::clone(tree),
+            view,
+            namespace: None,
+            watch: false,
+            namespaces: false,
+            secrets: None,
+            mask,
+        }
+    }
+
     /// Translates one JSON document into the view; false when the document is hidden from it
     /// as a whole (a watch event about a secret of another type, which is then dropped).
     pub fn apply(&self, value: &mut Value) -> bool {
@@ -299,15 +314,7 @@ mod tests {
     fn messages_name_no_namespace_outside_the_view() {
         let tree = Arc::new(crate::policy::tests::example());
         let view = tree.node("acme/web").unwrap();
-        let translation = Translation {
-            tree: Arc::clone(&tree),
-            view,
-            namespace: None,
-            watch: false,
-            namespaces: false,
-            secrets: None,
-            mask: None,
-        };
+        let translation = Translation::of_view(&tree, view, None);
         let mut status = serde_json::json!({"kind": "Status",
             "message": "cannot move acme-web-dev/x to acme-data-warehouse or globex-main; kube-system stays"});
         translation.apply(&mut status);

@@ -1,8 +1,11 @@
 //! Value bounds: what the objects a write would store may hold in one field (a number range, a
 //! set of values, a pattern, nothing at all, or what the object first had). A node holds its
 //! ancestors' bounds, then its own, so none below can lift one. Compiled once at load (JSONPath
-//! and regex parsed, one constraint per bound); judged by [`crate::policy::bound_gate`] on the
-//! dry-run result of every write with the pure [`Bound::violations`].
+//! and regex parsed, one constraint per bound), then grouped per resource by the path they
+//! check ([`by_path`]); judged by [`crate::policy::bound_gate`] on the dry-run result of every
+//! write with the pure [`OnResource::violations`].
+
+mod by_path;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,6 +18,7 @@ use super::TreeError;
 use crate::config::raw_tree::RawBound;
 use crate::mask::path::{self, Location, Step};
 use crate::mask::{MaskPath, POD_TEMPLATES};
+pub use by_path::OnResource;
 
 /// A compiled bound.
 #[derive(Debug, Clone)]
@@ -36,12 +40,9 @@ pub struct Bound {
 #[derive(Debug, Clone, Default)]
 pub struct Bounds {
     all: Vec<Arc<Bound>>,
-    /// Group, then resource.
-    by_resource: HashMap<String, HashMap<String, Shared>>,
+    /// Group, then resource; shared by every write of it.
+    by_resource: HashMap<String, HashMap<String, Arc<OnResource>>>,
 }
-
-/// The bounds on one resource, shared by every write of it.
-pub type Shared = Arc<[Arc<Bound>]>;
 
 impl Bounds {
     /// Indexes `all`.
@@ -53,7 +54,9 @@ impl Bounds {
         }
         let by_resource = grouped
             .into_iter()
-            .map(|(group, resources)| (group, resources.into_iter().map(|(r, b)| (r, Arc::from(b))).collect()))
+            .map(|(group, resources)| {
+                (group, resources.into_iter().map(|(r, b)| (r, Arc::new(OnResource::new(b)))).collect())
+            })
             .collect();
         Bounds { all, by_resource }
     }
@@ -63,8 +66,8 @@ impl Bounds {
         &self.all
     }
 
-    /// The bounds on writes of `group`/`resource`, in config order.
-    pub fn on(&self, group: &str, resource: &str) -> Option<Shared> {
+    /// The bounds on writes of `group`/`resource`.
+    pub fn on(&self, group: &str, resource: &str) -> Option<Arc<OnResource>> {
         self.by_resource.get(group)?.get(resource).cloned()
     }
 }
@@ -214,39 +217,15 @@ impl Bound {
             || self.names.iter().any(|n| n.strip_suffix('*').map_or(n == name, |prefix| name.starts_with(prefix)))
     }
 
-    /// Where `result` (the object a write would store) breaks the bound; `stored` is the object
-    /// before the write (`None`: the write creates it). Judged on the values as stored, so a bound
-    /// means the same whichever view a write comes through.
-    pub fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
-        let mut out = Vec::new();
+    /// Where `result` (the object a write would store) breaks this bound alone, whatever object
+    /// it names; `stored` is the object before the write (`None`: the write creates it). The
+    /// reading [`OnResource::violations`] is held to.
+    #[cfg(test)]
+    pub(crate) fn violations(&self, result: &Value, stored: Option<&Value>) -> Vec<Violation> {
         if let Constraint::Immutable = self.constraint {
-            let Some(stored) = stored else { return out };
-            // Values compared first, without a location built: what nearly every write meets.
-            let values = |doc| {
-                let mut values = Vec::new();
-                self.path.walk(doc, &mut |_, value| values.push(value));
-                values
-            };
-            if self.path.is_fixed() && values(stored) == values(result) {
-                return out;
-            }
-            let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
-                let mut found = Vec::new();
-                self.path.walk(doc, &mut |trail, value| found.push((path::to_location(trail), Some(value.clone()))));
-                found
-            };
-            let (before_values, after_values) = (located(stored), located(result));
-            if before_values != after_values {
-                let location = after_values
-                    .iter()
-                    .find(|entry| !before_values.contains(entry))
-                    .or_else(|| before_values.iter().find(|entry| !after_values.contains(entry)))
-                    .map(|(location, _)| location.clone())
-                    .unwrap_or_default();
-                out.push(Violation { location, why: "field is immutable".to_owned() });
-            }
-            return out;
+            return stored.and_then(|stored| changed(&self.path, result, stored)).into_iter().collect();
         }
+        let mut out = Vec::new();
         self.path.walk(result, &mut |trail, value| {
             if let Some(why) = self.breaks(value) {
                 out.push(Violation { location: path::to_location(trail), why });
@@ -330,6 +309,32 @@ impl Bound {
         }
         line
     }
+}
+
+/// Where `result` changes what `path` selects in `stored`, for an immutable bound.
+fn changed(path: &MaskPath, result: &Value, stored: &Value) -> Option<Violation> {
+    // Values compared first, without a location built: what nearly every write meets.
+    if let (Some(before), Some(after)) = (path.fixed_value(stored), path.fixed_value(result))
+        && before == after
+    {
+        return None;
+    }
+    let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
+        let mut found = Vec::new();
+        path.walk(doc, &mut |trail, value| found.push((path::to_location(trail), Some(value.clone()))));
+        found
+    };
+    let (before_values, after_values) = (located(stored), located(result));
+    if before_values == after_values {
+        return None;
+    }
+    let location = after_values
+        .iter()
+        .find(|entry| !before_values.contains(entry))
+        .or_else(|| before_values.iter().find(|entry| !after_values.contains(entry)))
+        .map(|(location, _)| location.clone())
+        .unwrap_or_default();
+    Some(Violation { location, why: "field is immutable".to_owned() })
 }
 
 /// A value as a field error shows it: JSON, cut short.
@@ -481,7 +486,7 @@ mod tests {
         }
         let bounds = Bounds::new(all);
         let paths = |group, resource| -> Vec<String> {
-            bounds.on(group, resource).unwrap().iter().map(|b| b.path.text.clone()).collect()
+            bounds.on(group, resource).unwrap().all().iter().map(|b| b.path.text.clone()).collect()
         };
         assert_eq!(paths("apps", "deployments"), ["$.a", "$.spec.template.b", "$.c"]);
         assert_eq!(paths("", "pods"), ["$.b"]);
