@@ -48,8 +48,9 @@ free_port() { # a loopback port nothing listens on now
 }
 
 start_canopy() { # RUN_DIR THREADS PROTOCOL [UPSTREAM_YAML...]: a fresh Canopy in front of the harness
-	# Writes RUN_DIR/canopy.yaml (extra lines go under upstream:), starts target/release/canopy with
-	# its log in RUN_DIR/canopy.log and waits for /readyz. Sets canopy_pid, canopy_port, canopy_admin_port.
+	# Writes RUN_DIR/canopy.yaml (extra lines go under upstream:, then $canopy_extra_yaml if set:
+	# top-level settings such as a tree), starts target/release/canopy with its log in
+	# RUN_DIR/canopy.log and waits for /readyz. Sets canopy_pid, canopy_port, canopy_admin_port.
 	local run="$1" threads="$2" protocol="$3" line
 	shift 3
 	canopy_port="$(free_port)"
@@ -69,6 +70,7 @@ upstream:
   protocol: $protocol
 YAML
 		for line in "$@"; do echo "  $line"; done
+		echo "${canopy_extra_yaml:-}"
 	} >"$run/canopy.yaml"
 	CANOPY_LOG=warn,rustls=error target/release/canopy serve --config "$run/canopy.yaml" >"$run/canopy.log" 2>&1 &
 	canopy_pid=$!

@@ -45,7 +45,7 @@ trap 'exit 143' TERM
 
 mkdir -p "$run"
 start_harness "$harness_dir"
-cargo build --release --quiet --bin canopy --example upstream_faults
+[ "${BENCH_BUILD:-1}" = 1 ] && cargo build --release --quiet --bin canopy --example upstream_faults # BENCH_BUILD=0: the binaries as built
 admin=("$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG")
 "${admin[@]}" create namespace upstream-faults --dry-run=client -o yaml | "${admin[@]}" apply -f - >/dev/null
 "${admin[@]}" -n upstream-faults create configmap cm-0 --from-literal=a=b --dry-run=client -o yaml |

@@ -35,9 +35,12 @@ struct Args {
     /// The apiserver's port, to count Canopy's connections to it.
     #[arg(long)]
     apiserver_port: u16,
-    /// Namespace to watch (created if missing).
+    /// Namespace written to, directly upstream (created if missing).
     #[arg(long)]
     namespace: String,
+    /// The same namespace as the watches name it (in a view); default: `--namespace`.
+    #[arg(long)]
+    watch_namespace: Option<String>,
     /// Watches to open.
     #[arg(long)]
     watches: usize,
@@ -73,7 +76,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .http;
 
     let before = args.canopy_pid.map(|pid| Holdings::of(pid, args.apiserver_port));
-    let path = format!("/api/v1/namespaces/{}/configmaps?watch=1&allowWatchBookmarks=false", args.namespace);
+    let watched = args.watch_namespace.as_deref().unwrap_or(&args.namespace);
+    let path = format!("/api/v1/namespaces/{watched}/configmaps?watch=1&allowWatchBookmarks=false");
     let opened = Instant::now();
     // Opened a few hundred at a time, as informers starting up would.
     let opening = Arc::new(Semaphore::new(256));
@@ -129,6 +133,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?").to_owned();
 
+    let cpu_before = args.canopy_pid.map(cpu_ticks);
     let written = Instant::now();
     let configmap =
         ConfigMap { metadata: ObjectMeta { name: Some(marker), ..Default::default() }, ..Default::default() };
@@ -142,6 +147,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             () = &mut deadline => break,
         }
     }
+    // Canopy's CPU time for the fan-out (user and system, in clock ticks of 10 ms).
+    let cpu = args.canopy_pid.map(cpu_ticks).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     latencies.sort();
     let quantile =
         |q: f64| latencies.get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)).map_or(f64::NAN, ms);
@@ -155,8 +162,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         _ => "— | — | — | —".to_owned(),
     };
+    let cpu = cpu.map_or("—".to_owned(), |ticks| format!("{} ms", ticks * 10));
     println!(
-        "| {} | {}/{} | {:.1} s | {holdings} | {load} | {}/{} | {:.0} | {:.0} | {:.0} |",
+        "| {} | {}/{} | {:.1} s | {holdings} | {load} | {}/{} | {:.0} | {:.0} | {:.0} | {cpu} |",
         args.label,
         open,
         args.watches,
@@ -193,6 +201,14 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
         namespaces.create(&PostParams::default(), &namespace).await?;
     }
     Ok(())
+}
+
+/// A process's CPU time so far, user and system, in clock ticks (`/proc/PID/stat` fields 14, 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    [11, 12].iter().filter_map(|&at| fields.get(at)?.parse::<u64>().ok()).sum()
 }
 
 /// What a process holds: resident memory, open descriptors, established connections to a port.

@@ -21,8 +21,8 @@ use super::UpstreamError;
 use super::http2::{Http2Pool, Sent, Target};
 use crate::body::{self, Body, BoxError};
 use crate::config::{UpstreamProtocol, UpstreamTimeouts};
-use crate::request::headers;
 use crate::request::RequestInfo;
+use crate::request::headers;
 
 type Http1 = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
