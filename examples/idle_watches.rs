@@ -50,7 +50,7 @@ struct Args {
     /// Label for the table row.
     #[arg(long)]
     label: String,
-    /// Shell command started (not awaited) half a second before the write, e.g. a profiler.
+    /// Shell command started half a second before the write (e.g. a profiler), waited for at the end.
     #[arg(long)]
     before_write: Option<String>,
 }
@@ -147,7 +147,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             () = &mut deadline => break,
         }
     }
-    // Canopy's CPU time for the fan-out (user and system, in clock ticks of 10 ms).
+    // Canopy's CPU time for the fan-out (user and system, in clock ticks: 10 ms on Linux).
     let cpu = args.canopy_pid.map(cpu_ticks).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     latencies.sort();
     let quantile =
