@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# Idle watches through Canopy: for each upstream protocol and watch count, a fresh Canopy, the
-# driver (examples/idle_watches.rs) opening that many watches over HTTP/2, Canopy's RSS, file
-# descriptors and apiserver connections with them open, and how long one write takes to reach
-# every watch. Bounded: each driver run gives up after BENCH_WATCH_SECONDS. Prints a markdown table.
+# Idle watches through Canopy: for each case, a fresh Canopy, the driver (examples/idle_watches.rs)
+# opening that many watches over HTTP/2, Canopy's RSS, file descriptors and apiserver connections
+# with them open, and how long one write takes to reach every watch. The `direct` cases are the
+# baseline: the same driver, watches and write straight at the apiserver (admin credentials), no
+# Canopy. Bounded: each driver run gives up after BENCH_WATCH_SECONDS. Prints a markdown table.
 #
 #   bash bench/idle-watches.sh
 #   BENCH_HARNESS_DIR=/abs/run/dir bash bench/idle-watches.sh   # use (and leave) a running harness
-#   BENCH_IDLE_CASES="http2:1000 http2:10000 http1:1000" bash bench/idle-watches.sh
+#   BENCH_IDLE_CASES="direct:10000 http2:10000 streams:10000" bash bench/idle-watches.sh
+#   BENCH_PERF=1 bash bench/idle-watches.sh   # also perf record -g Canopy while the write fans out
+# A case is UPSTREAM:WATCHES, UPSTREAM one of direct, http1, http2, streams (upstream.protocol),
+# the admin watching at the root view (no translation); `-view` after http1, http2 or streams
+# (e.g. streams-view:10000) has bob watch the namespace inside his node's view instead
+# (`idle` owning `watches`, upstream idle-watches), so that each event is translated.
+# HARNESS_HTTP2_MAX_STREAMS=1000 starts the harness's apiserver allowing 1,000 streams a connection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 run="$root/bench/.run/idle"
-cases="${BENCH_IDLE_CASES:-http2:1000 http2:10000 http1:1000}"
+cases="${BENCH_IDLE_CASES:-direct:1000 http2:1000 http1:1000 direct:10000 http2:10000 streams:10000}"
 threads="${BENCH_CANOPY_THREADS:-2}"
 seconds="${BENCH_WATCH_SECONDS:-300}"
+perf="${BENCH_PERF:-0}"
 harness_dir="${BENCH_HARNESS_DIR:-$root/bench/.run/harness}"
 keep="${BENCH_HARNESS_DIR:+1}"
 
 log() { echo "[idle-watches] $*" >&2; }
-. bench/lib.sh # stop_pid, release_harness
+. bench/lib.sh # stop_pid, need_command, release_harness, start_harness, start_canopy
 
 canopy_pid=""
 cleanup() {
@@ -33,48 +41,40 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$run"
-env_file="$(integration-tests/up.sh "$harness_dir")"
-set -a
-# shellcheck disable=SC1090
-source "$env_file"
-set +a
-cargo build --release --quiet --bin canopy --example idle_watches
-apiserver_port="${KUBE_SERVER##*:}"
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+start_harness "$harness_dir"
+[ "${BENCH_BUILD:-1}" = 1 ] && cargo build --release --quiet --bin canopy --example idle_watches # BENCH_BUILD=0: the binaries as built
+[ "$perf" = 1 ] && need_command perf linux-perf
 
-echo "| upstream, watches | open | opening took | Canopy RSS | RSS per watch | Canopy fds | upstream connections | saw the write | p50 ms | p99 ms | max ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| upstream, watches | open | opening took | Canopy RSS | RSS per watch | Canopy fds | upstream connections | load at the write | saw the write | p50 ms | p99 ms | max ms | Canopy CPU for the fan-out |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for case in $cases; do
 	protocol="${case%%:*}"
 	watches="${case##*:}"
-	port="$(free_port)"
-	admin_port="$(free_port)"
-	cat >"$run/canopy.yaml" <<YAML
-server:
-  workerThreads: $threads
-  listen: 127.0.0.1:$port
-  adminListen: 127.0.0.1:$admin_port
-  tls:
-    generatedDir: $run/tls
-upstream:
-  kubeconfig: $CANOPY_UPSTREAM_KUBECONFIG
-  protocol: $protocol
-authentication:
-  tokenReview: {cacheTtlSeconds: 600}
-YAML
-	CANOPY_LOG=warn,rustls=error target/release/canopy serve --config "$run/canopy.yaml" >"$run/canopy.log" 2>&1 &
-	canopy_pid=$!
-	for _ in $(seq 100); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz")" = 200 ] && break
-		sleep 0.2
-	done
-	target/release/canopy kubeconfig --config "$run/canopy.yaml" --user admin --token "$TOKEN_ADMIN" >"$run/admin.kubeconfig"
-	log "$protocol, $watches watches (canopy pid $canopy_pid, $threads threads)"
-	target/release/examples/idle_watches --canopy-kubeconfig "$run/admin.kubeconfig" \
-		--admin-kubeconfig "$ADMIN_KUBECONFIG" --canopy-pid "$canopy_pid" --apiserver-port "$apiserver_port" \
-		--namespace idle-watches --watches "$watches" --seconds "$seconds" --label "$protocol, $watches"
+	profile=()
+	user=admin token="$TOKEN_ADMIN" watch_namespace=idle-watches canopy_extra_yaml=""
+	if [ "${protocol%-view}" != "$protocol" ]; then
+		user=bob token="$TOKEN_BOB" watch_namespace=watches
+		canopy_extra_yaml="$(printf '%s\n' "tree:" "  domain: canopy.dev" "  nodes:" "    - name: idle" \
+			"      members: [{kind: User, name: bob, role: edit}]" "      namespaces: [watches]")"
+	fi
+	if [ "$protocol" = direct ]; then
+		watch_kubeconfig="$ADMIN_KUBECONFIG"
+		pid_args=()
+		log "direct, $watches watches (no Canopy)"
+	else
+		start_canopy "$run" "$threads" "${protocol%-view}"
+		watch_kubeconfig="$run/$user.kubeconfig"
+		target/release/canopy kubeconfig --config "$run/canopy.yaml" --user "$user" --token "$token" >"$watch_kubeconfig"
+		pid_args=(--canopy-pid "$canopy_pid")
+		if [ "$perf" = 1 ]; then
+			profile=(--before-write "perf record -q -g -F 999 -p $canopy_pid -o $run/perf-$protocol-$watches.data -- sleep 4 2>/dev/null")
+		fi
+		log "$protocol, $watches watches (canopy pid $canopy_pid, $threads threads)"
+	fi
+	target/release/examples/idle_watches --watch-kubeconfig "$watch_kubeconfig" "${pid_args[@]}" \
+		--admin-kubeconfig "$ADMIN_KUBECONFIG" --apiserver-port "${KUBE_SERVER##*:}" \
+		--namespace idle-watches --watch-namespace "$watch_namespace" --watches "$watches" --seconds "$seconds" --label "$protocol, $watches" "${profile[@]}"
+	[ "$perf" = 1 ] && [ "$protocol" != direct ] && log "profile: perf report -i $run/perf-$protocol-$watches.data"
 	stop_pid canopy "$canopy_pid"
 	canopy_pid=""
 done

@@ -27,7 +27,7 @@ keepalive_timeout="${BENCH_KEEPALIVE_TIMEOUT:-2}"
 protocol="${BENCH_UPSTREAM_PROTOCOL:-streams}"
 
 log() { echo "[upstream-faults] $*" >&2; }
-. bench/lib.sh # stop_pid, release_harness
+. bench/lib.sh # stop_pid, release_harness, start_harness, start_canopy
 
 canopy_pid=""
 cleanup() {
@@ -44,45 +44,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$run"
-env_file="$(integration-tests/up.sh "$harness_dir")"
-set -a
-# shellcheck disable=SC1090
-source "$env_file"
-set +a
-cargo build --release --quiet --bin canopy --example upstream_faults
+start_harness "$harness_dir"
+[ "${BENCH_BUILD:-1}" = 1 ] && cargo build --release --quiet --bin canopy --example upstream_faults # BENCH_BUILD=0: the binaries as built
 admin=("$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG")
 "${admin[@]}" create namespace upstream-faults --dry-run=client -o yaml | "${admin[@]}" apply -f - >/dev/null
 "${admin[@]}" -n upstream-faults create configmap cm-0 --from-literal=a=b --dry-run=client -o yaml |
 	"${admin[@]}" apply -f - >/dev/null
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port="$(free_port)"
-admin_port="$(free_port)"
-cat >"$run/canopy.yaml" <<YAML
-server:
-  workerThreads: 2
-  listen: 127.0.0.1:$port
-  adminListen: 127.0.0.1:$admin_port
-  tls:
-    generatedDir: $run/tls
-upstream:
-  kubeconfig: $CANOPY_UPSTREAM_KUBECONFIG
-  protocol: $protocol
-  responseTimeoutSeconds: $response_timeout
-  keepAliveIntervalSeconds: $keepalive_interval
-  keepAliveTimeoutSeconds: $keepalive_timeout
-authentication:
-  tokenReview: {cacheTtlSeconds: 600}
-YAML
-CANOPY_LOG=warn,rustls=error target/release/canopy serve --config "$run/canopy.yaml" >"$run/canopy.log" 2>&1 &
-canopy_pid=$!
-for _ in $(seq 100); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz")" = 200 ] && break
-	sleep 0.2
-done
+start_canopy "$run" 2 "$protocol" "responseTimeoutSeconds: $response_timeout" \
+	"keepAliveIntervalSeconds: $keepalive_interval" "keepAliveTimeoutSeconds: $keepalive_timeout"
 log "canopy pid $canopy_pid ($protocol upstream, responseTimeoutSeconds $response_timeout, keep-alive ${keepalive_interval}s + ${keepalive_timeout}s); $clients clients, $watches watches, pause ${pause}s"
-target/release/examples/upstream_faults --canopy-url "https://127.0.0.1:$port" --canopy-ca "$run/tls/ca.crt" \
+target/release/examples/upstream_faults --canopy-url "https://127.0.0.1:$canopy_port" --canopy-ca "$run/tls/ca.crt" \
 	--token "$TOKEN_ADMIN" --apiserver-url "$KUBE_SERVER" --apiserver-ca "$KUBE_CA_FILE" \
 	--apiserver-pid "$HARNESS_PID" --restart "integration-tests/up.sh $harness_dir >/dev/null" \
 	--namespace upstream-faults --clients "$clients" --watches "$watches" --pause-seconds "$pause" \
@@ -91,7 +62,7 @@ target/release/examples/upstream_faults --canopy-url "https://127.0.0.1:$port" -
 HARNESS_PID="$(cat "$harness_dir/harness.pid")"
 if kill -0 "$canopy_pid" 2>/dev/null; then
 	echo
-	echo "Canopy crashes: 0 (pid $canopy_pid still serving: $(curl -s "http://127.0.0.1:$admin_port/readyz"))"
+	echo "Canopy crashes: 0 (pid $canopy_pid still serving: $(curl -s "http://127.0.0.1:$canopy_admin_port/readyz"))"
 else
 	echo
 	echo "Canopy crashes: 1 (pid $canopy_pid is gone); last lines of its log:"

@@ -1,8 +1,8 @@
 //! Load driver for idle watches (bench/idle-watches.sh): opens `--watches` watches on configmaps
-//! in one namespace through Canopy over HTTP/2, measures what Canopy holds for them (RSS, file
-//! descriptors, connections to the apiserver), then creates one configmap directly upstream and
-//! measures how long each watch takes to see it. Bounded: gives up after `--seconds`. Prints one
-//! markdown table row.
+//! in one namespace over HTTP/2, through Canopy or straight at the apiserver (the baseline),
+//! measures what Canopy holds for them (RSS, file descriptors, connections to the apiserver), then
+//! creates one configmap directly upstream and measures how long each watch takes to see it.
+//! Bounded: gives up after `--seconds`. Prints one markdown table row.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,21 +23,24 @@ use tower::ServiceExt;
 
 #[derive(Parser)]
 struct Args {
-    /// Kubeconfig for Canopy (the watches go there).
+    /// Kubeconfig the watches go to: Canopy's, or the apiserver's for the baseline.
     #[arg(long)]
-    canopy_kubeconfig: PathBuf,
+    watch_kubeconfig: PathBuf,
     /// Kubeconfig for the apiserver itself (the write goes there).
     #[arg(long)]
     admin_kubeconfig: PathBuf,
-    /// Canopy's process id, for its RSS, descriptors and connections.
+    /// Canopy's process id, for its RSS, descriptors and connections (none for the baseline).
     #[arg(long)]
-    canopy_pid: u32,
+    canopy_pid: Option<u32>,
     /// The apiserver's port, to count Canopy's connections to it.
     #[arg(long)]
     apiserver_port: u16,
-    /// Namespace to watch (created if missing).
+    /// Namespace written to, directly upstream (created if missing).
     #[arg(long)]
     namespace: String,
+    /// The same namespace as the watches name it (in a view); default: `--namespace`.
+    #[arg(long)]
+    watch_namespace: Option<String>,
     /// Watches to open.
     #[arg(long)]
     watches: usize,
@@ -47,6 +50,9 @@ struct Args {
     /// Label for the table row.
     #[arg(long)]
     label: String,
+    /// Shell command started half a second before the write (e.g. a profiler), waited for at the end.
+    #[arg(long)]
+    before_write: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,14 +69,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let configmaps: Api<ConfigMap> = Api::namespaced(admin.clone(), &args.namespace);
     ensure_namespace(&admin, &args.namespace).await?;
     let canopy = Upstream::from_kube_config(
-        kube_config(&args.canopy_kubeconfig).await?,
+        kube_config(&args.watch_kubeconfig).await?,
         UpstreamProtocol::Http2,
         Default::default(),
     )?
     .http;
 
-    let before = Holdings::of(args.canopy_pid, args.apiserver_port);
-    let path = format!("/api/v1/namespaces/{}/configmaps?watch=1&allowWatchBookmarks=false", args.namespace);
+    let before = args.canopy_pid.map(|pid| Holdings::of(pid, args.apiserver_port));
+    let watched = args.watch_namespace.as_deref().unwrap_or(&args.namespace);
+    let path = format!("/api/v1/namespaces/{watched}/configmaps?watch=1&allowWatchBookmarks=false");
     let opened = Instant::now();
     // Opened a few hundred at a time, as informers starting up would.
     let opening = Arc::new(Semaphore::new(256));
@@ -114,8 +121,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opening_took = opened.elapsed();
     // Let buffers and connections settle before measuring what the idle watches hold.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = Holdings::of(args.canopy_pid, args.apiserver_port);
+    let during = args.canopy_pid.map(|pid| Holdings::of(pid, args.apiserver_port));
+    let before_write = match &args.before_write {
+        Some(command) => {
+            let child = std::process::Command::new("sh").arg("-c").arg(command).spawn()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some(child)
+        }
+        None => None,
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_owned();
 
+    let cpu_before = args.canopy_pid.map(cpu_ticks);
     let written = Instant::now();
     let configmap =
         ConfigMap { metadata: ObjectMeta { name: Some(marker), ..Default::default() }, ..Default::default() };
@@ -129,20 +147,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
             () = &mut deadline => break,
         }
     }
+    // Canopy's CPU time for the fan-out (user and system, in clock ticks: 10 ms on Linux).
+    let cpu = args.canopy_pid.map(cpu_ticks).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     latencies.sort();
     let quantile =
         |q: f64| latencies.get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)).map_or(f64::NAN, ms);
-    let per_watch_kb = (during.rss_kb.saturating_sub(before.rss_kb)) as f64 / open.max(1) as f64;
+    let holdings = match (before, during) {
+        (Some(before), Some(during)) => format!(
+            "{} MB | {:.1} KB | {} | {}",
+            during.rss_kb / 1024,
+            during.rss_kb.saturating_sub(before.rss_kb) as f64 / open.max(1) as f64,
+            during.fds,
+            during.upstream,
+        ),
+        _ => "— | — | — | —".to_owned(),
+    };
+    let cpu = cpu.map_or("—".to_owned(), |ticks| format!("{} ms", ticks * 10));
     println!(
-        "| {} | {}/{} | {:.1} s | {} MB | {:.1} KB | {} | {} | {}/{} | {:.0} | {:.0} | {:.0} |",
+        "| {} | {}/{} | {:.1} s | {holdings} | {load} | {}/{} | {:.0} | {:.0} | {:.0} | {cpu} |",
         args.label,
         open,
         args.watches,
         opening_took.as_secs_f64(),
-        during.rss_kb / 1024,
-        per_watch_kb,
-        during.fds,
-        during.upstream,
         latencies.len(),
         open,
         quantile(0.5),
@@ -150,6 +176,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         quantile(1.0),
     );
     let _ = configmaps.delete(&configmap.metadata.name.unwrap_or_default(), &Default::default()).await;
+    // The command bounds its own time (a profiler writes its data when it ends).
+    if let Some(mut child) = before_write {
+        child.wait()?;
+    }
     Ok(())
 }
 
@@ -171,6 +201,14 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
         namespaces.create(&PostParams::default(), &namespace).await?;
     }
     Ok(())
+}
+
+/// A process's CPU time so far, user and system, in clock ticks (`/proc/PID/stat` fields 14, 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    [11, 12].iter().filter_map(|&at| fields.get(at)?.parse::<u64>().ok()).sum()
 }
 
 /// What a process holds: resident memory, open descriptors, established connections to a port.

@@ -21,8 +21,8 @@ use super::UpstreamError;
 use super::http2::{Http2Pool, Sent, Target};
 use crate::body::{self, Body, BoxError};
 use crate::config::{UpstreamProtocol, UpstreamTimeouts};
+use crate::request::RequestInfo;
 use crate::request::headers;
-use crate::request::query::Query;
 
 type Http1 = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
@@ -65,7 +65,7 @@ impl Service<Request<Body>> for Client {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let http1 = self.http1.clone();
-        let multiplexed = !self.watches_only || is_watch(request.uri());
+        let multiplexed = !self.watches_only || is_watch(request.method(), request.uri());
         let http2 = self
             .http2
             .clone()
@@ -83,10 +83,11 @@ impl Service<Request<Body>> for Client {
     }
 }
 
-/// Whether `uri` asks for a watch (`?watch=true`, as the apiserver reads it; the path form
-/// `/watch/…` is deprecated and rare, and goes over HTTP/1.1 like any request).
-pub(super) fn is_watch(uri: &http::Uri) -> bool {
-    Query::parse(uri.query().unwrap_or("")).is_ok_and(|query| query.is_true("watch"))
+/// Whether `method uri` asks for a watch, as the apiserver reads it: `?watch=true`, or the
+/// deprecated path form `/api/v1/watch/…`, `/apis/G/V/watch/…`.
+pub(super) fn is_watch(method: &http::Method, uri: &http::Uri) -> bool {
+    method == http::Method::GET
+        && RequestInfo::parse(method, uri.path(), uri.query()).is_ok_and(|info| info.verb == "watch")
 }
 
 /// hyper's pooled HTTP/1.1 client over kube's TLS connector (ALPN `http/1.1` only).
@@ -125,14 +126,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn watches_are_told_by_the_query_as_the_apiserver_reads_it() {
+    fn watches_are_told_by_the_query_or_the_old_watch_path_as_the_apiserver_reads_them() {
         for (uri, watch) in [
             ("/api/v1/namespaces/a/pods?watch=true", true),
             ("/api/v1/pods?labelSelector=x&watch=1", true),
+            ("/api/v1/watch/namespaces/a/pods", true),
+            ("/api/v1/watch/pods?labelSelector=x", true),
+            ("/apis/apps/v1/watch/namespaces/a/deployments/web", true),
             ("/api/v1/pods?watch=false", false),
             ("/api/v1/pods", false),
+            ("/api/v1/namespaces/a/pods/watch", false),
         ] {
-            assert_eq!(is_watch(&uri.parse().unwrap()), watch, "{uri}");
+            assert_eq!(is_watch(&http::Method::GET, &uri.parse().unwrap()), watch, "{uri}");
         }
+        assert!(!is_watch(&http::Method::DELETE, &"/api/v1/pods?watch=true".parse().unwrap()));
     }
 }

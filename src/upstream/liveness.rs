@@ -87,7 +87,7 @@ impl Service<Request<Body>> for Liveness {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let watch = is_watch(request.uri());
+        let watch = is_watch(request.method(), request.uri());
         let answer = self.inner.call(request);
         if !watch {
             return answer;
@@ -287,7 +287,11 @@ mod tests {
 
     /// Opens a watch and reads it to its end in a task; returns its text.
     async fn open_watch(apiserver: &Apiserver) -> tokio::task::JoinHandle<String> {
-        let request = Request::get("/api/v1/pods?watch=1").body(body::empty()).unwrap();
+        open_watch_at(apiserver, "/api/v1/pods?watch=1").await
+    }
+
+    async fn open_watch_at(apiserver: &Apiserver, uri: &str) -> tokio::task::JoinHandle<String> {
+        let request = Request::get(uri).body(body::empty()).unwrap();
         let response = apiserver.liveness.clone().oneshot(request).await.unwrap();
         let (parts, incoming) = response.into_parts();
         let body = end_with_error_event(&parts.headers, incoming);
@@ -312,6 +316,18 @@ mod tests {
         let text = watch.await.unwrap();
         assert_eq!(text.lines().next(), Some("{\"type\":\"ADDED\"}"));
         assert_eq!(error_code(&text), Some(504), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_on_the_old_watch_path_is_guarded_by_the_prober() {
+        for path in ["/api/v1/watch/namespaces/a/pods", "/apis/apps/v1/watch/deployments"] {
+            let (apiserver, _events) = apiserver(Version::HTTP_11);
+            let watch = open_watch_at(&apiserver, path).await;
+            apiserver.answering.store(false, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(30 + 10 + 1)).await;
+            assert_eq!(apiserver.probes.load(Ordering::SeqCst), 1, "{path}");
+            assert_eq!(error_code(&watch.await.unwrap()), Some(504), "{path}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
