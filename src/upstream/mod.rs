@@ -56,7 +56,7 @@ pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Body>, Bo
 pub struct Upstream {
     /// Raw HTTP, for forwarding tenant requests.
     pub http: UpstreamService,
-    /// A kube-rs client on the same credentials, for Canopy's own API calls.
+    /// A kube-rs client on the same credentials, for Canopy's own API calls ([`kube_client`]).
     pub kube: kube::Client,
     config: kube::Config,
     protocol: UpstreamProtocol,
@@ -84,8 +84,7 @@ impl Upstream {
         timeouts: UpstreamTimeouts,
     ) -> Result<Self, UpstreamError> {
         let http = http_service(&config, protocol, timeouts)?;
-        let kube = kube::Client::try_from(config.clone())?;
-        Ok(Self { http, kube, config, protocol, timeouts })
+        Ok(Self { http, kube: kube_client(&config, protocol, timeouts)?, config, protocol, timeouts })
     }
 
     /// The same upstream with a connection pool of its own for `http`, for a serving thread:
@@ -93,6 +92,25 @@ impl Upstream {
     pub fn with_own_connections(&self) -> Result<Self, UpstreamError> {
         Ok(Self { http: http_service(&self.config, self.protocol, self.timeouts)?, ..self.clone() })
     }
+}
+
+/// Canopy's own kube-rs client, on `config`'s TLS and credentials. Its calls wait on no tenant,
+/// so in `streams` mode they go over HTTP/2 too: its watches and the bursts of writes that
+/// materialize the tree share one multiplexed connection instead of a keep-alive pool that grows
+/// with the burst.
+fn kube_client(
+    config: &kube::Config,
+    protocol: UpstreamProtocol,
+    timeouts: UpstreamTimeouts,
+) -> Result<kube::Client, UpstreamError> {
+    let protocol = match protocol {
+        UpstreamProtocol::Streams => UpstreamProtocol::Http2,
+        other => other,
+    };
+    let service = ServiceBuilder::new()
+        .map_request(|request: Request<kube::client::Body>| request.map(crate::body::boxed))
+        .service(http_service(config, protocol, timeouts)?);
+    Ok(kube::Client::new(service, config.default_namespace.clone()))
 }
 
 /// A pooled HTTP client to the apiserver with `config`'s TLS and credentials.

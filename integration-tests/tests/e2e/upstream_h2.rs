@@ -194,3 +194,16 @@ async fn exec_and_port_forward_work_beside_an_http2_upstream() {
     }
     drop(watches);
 }
+
+/// Canopy's own watches (the tree's reconciler, the live namespace index, revocation) go over
+/// the multiplexed upstream connections as tenants' do, not one HTTP/1.1 connection each.
+#[test]
+fn canopys_own_watches_share_the_multiplexed_upstream_connections() {
+    let _tree = tree::reading();
+    let harness = Harness::shared();
+    let canopy = tenants::canopy();
+    std::thread::sleep(Duration::from_secs(3));
+    let upstream = connections_to(canopy.pid(), apiserver_port(harness));
+    println!("figure: Canopy with the example tree, materialized and idle, holds {upstream} upstream connection(s)");
+    assert!((1..=4).contains(&upstream), "Canopy's own watches hold {upstream} upstream connections");
+}
