@@ -358,6 +358,8 @@ pub fn kubectl_env(bin: &Path, kubeconfig: &Path, env: &[(&str, &str)], args: &[
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
+        // Discovery is cached by server address: users of one Canopy see different clusters.
+        .env("KUBECACHEDIR", kubeconfig.with_extension("kubectl-cache"))
         .envs(env.iter().copied())
         .env_remove("KUBECONFIG")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
