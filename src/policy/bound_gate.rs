@@ -114,6 +114,7 @@ mod tests {
 
     use super::*;
     use crate::config::raw_tree::RawTree;
+    use crate::rewrite::HIDDEN_NAMESPACE;
 
     /// Node `a` (prefix `a-`) with `a/web` below it; `b` is another tenant.
     fn tree() -> Arc<Tree> {
@@ -255,15 +256,21 @@ mod tests {
     }
 
     #[test]
-    fn a_tenants_own_literal_is_quoted_as_written_whether_or_not_it_names_a_namespace() {
-        // A name the view does not know stays as the caller wrote it: the refusal does not tell
-        // whether it names another tenant's namespace (`b-ops`) or none (`b-nope`).
+    fn a_tenants_own_literal_reads_alike_whether_or_not_it_names_a_namespace() {
+        // A name of the tree's the view does not own reads as the placeholder whether it names
+        // another tenant's namespace (`b-ops`) or none (`b-nope`, `a-web-nope`): the refusal does
+        // not tell which exists. A name no node could own stays as the caller wrote it.
         let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/dev/rolebindings";
-        for literal in ["b-ops", "b-nope", "a-web-nope"] {
+        for (literal, quoted) in [
+            ("b-ops", HIDDEN_NAMESPACE),
+            ("b-nope", HIDDEN_NAMESPACE),
+            ("a-web-nope", HIDDEN_NAMESPACE),
+            ("nope", "nope"),
+        ] {
             let binding = json!({"kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "a-web-dev"},
                 "subjects": [{"kind": "ServiceAccount", "name": "s", "namespace": literal}]});
             let (causes, _) = refused_in("a/web", bindings, binding);
-            assert!(causes[0].starts_with(&format!(r#"Invalid value: "{literal}": "#)), "{causes:?}");
+            assert!(causes[0].starts_with(&format!(r#"Invalid value: "{quoted}": "#)), "{literal}: {causes:?}");
         }
     }
 }

@@ -320,31 +320,34 @@ mod tests {
         assert_eq!(object_path(&info, None), "/api/v1/nodes/n%2E1");
     }
 
-    /// A Canopy reading the example tree's label rule, and an apiserver holding ConfigMap `c`
-    /// at resourceVersion 7 with `labels`.
-    fn gate_and_upstream(labels: Value) -> (DenyGate, Upstream) {
-        let raw: crate::config::raw_tree::RawDeny = serde_saphyr::from_str(
-            "{resources: [configmaps], verbs: [delete], labelSelector: {matchLabels: {protected: 'true'}}}",
-        )
-        .unwrap();
+    /// The gate of bob's `method` on `uri` (in view acme, whose `dev` is `acme-dev`) under the
+    /// label rule `rule`, and an apiserver answering every read of the object with `object`.
+    fn gate_and_upstream(rule: &str, method: http::Method, uri: &str, object: Value) -> (DenyGate, Upstream) {
+        let raw: crate::config::raw_tree::RawDeny = serde_saphyr::from_str(rule).unwrap();
         let rule = DenyRule::compile(&raw, "acme-", &[], "tree.nodes[0].deny[1]").unwrap();
-        let info = RequestInfo::parse(&http::Method::DELETE, "/api/v1/namespaces/dev/configmaps/c", None).unwrap();
+        let info = RequestInfo::parse(&method, uri, None).unwrap();
+        let path = object_path(&info, Some("acme-dev"));
         let gate = DenyGate {
             rules: vec![Arc::new(rule)],
             identity: Identity::new("bob", ["g"]),
-            object: object_path(&info, Some("acme-dev")),
+            object: path.clone(),
             info,
             view: "acme".into(),
         };
         let upstream = tower::util::BoxCloneService::new(tower::service_fn(move |request: Request<Body>| {
-            let object =
-                json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "7", "labels": labels}});
-            async move {
-                assert_eq!(request.uri().path(), "/api/v1/namespaces/acme%2Ddev/configmaps/c");
-                Ok(Response::new(body::full(serde_json::to_vec(&object).unwrap())))
-            }
+            assert_eq!(request.uri().path(), path);
+            let answer = Response::new(body::full(serde_json::to_vec(&object).unwrap()));
+            async move { Ok(answer) }
         }));
         (gate, upstream)
+    }
+
+    /// An apiserver holding ConfigMap `c` at resourceVersion 7 with `labels`, under a rule
+    /// refusing deletes of protected ones.
+    fn configmap(labels: Value) -> (DenyGate, Upstream) {
+        let object = json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "7", "labels": labels}});
+        let rule = "{resources: [configmaps], verbs: [delete], labelSelector: {matchLabels: {protected: 'true'}}}";
+        gate_and_upstream(rule, http::Method::DELETE, "/api/v1/namespaces/dev/configmaps/c", object)
     }
 
     fn delete(options: &str, content_type: &str) -> Request<Body> {
@@ -356,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_delete_is_sent_pinned_to_the_object_judged() {
-        let (gate, upstream) = gate_and_upstream(json!({"app": "web"}));
+        let (gate, upstream) = configmap(json!({"app": "web"}));
         let request = gate.guard_delete(upstream, delete(r#"{"propagationPolicy":"Foreground"}"#, "application/json"));
         let sent = read(request.await.unwrap().into_body()).await.unwrap();
         let sent: Value = serde_json::from_slice(&sent).unwrap();
@@ -365,11 +368,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_delete_of_a_chosen_object_or_of_another_state_than_judged_is_refused() {
-        let (gate, upstream) = gate_and_upstream(json!({"protected": "true"}));
+        let (gate, upstream) = configmap(json!({"protected": "true"}));
         let refused = gate.guard_delete(upstream, delete("", "application/json")).await.unwrap_err();
         assert_eq!(refused.code, StatusCode::FORBIDDEN);
         assert!(refused.message.contains("denied by tree.nodes[0].deny[1]"), "{}", refused.message);
-        let (gate, upstream) = gate_and_upstream(json!({}));
+        let (gate, upstream) = configmap(json!({}));
         let stale = delete(r#"{"preconditions":{"resourceVersion":"6"}}"#, "application/json");
         assert_eq!(gate.guard_delete(upstream.clone(), stale).await.unwrap_err().code, StatusCode::CONFLICT);
         let protobuf = delete("k8s\0", "application/vnd.kubernetes.protobuf");
@@ -379,28 +382,11 @@ mod tests {
     /// Judges bob's scale patch of Deployment `web` against a dry-run `Scale` at `base`, with
     /// the Deployment stored at resourceVersion 7 with `labels`.
     async fn judge_scale(labels: Value, base: &str) -> Result<(), Status> {
-        let raw: crate::config::raw_tree::RawDeny = serde_saphyr::from_str(
-            "{apiGroups: [apps], resources: [deployments], verbs: [patch], labelSelector: {matchExpressions: [{key: open, operator: DoesNotExist}]}}",
-        )
-        .unwrap();
-        let rule = DenyRule::compile(&raw, "acme-", &[], "tree.nodes[0].deny[1]").unwrap();
-        let info = RequestInfo::parse(&http::Method::PATCH, "/apis/apps/v1/namespaces/dev/deployments/web/scale", None)
-            .unwrap();
-        let gate = DenyGate {
-            rules: vec![Arc::new(rule)],
-            identity: Identity::new("bob", ["g"]),
-            object: object_path(&info, Some("acme-dev")),
-            info,
-            view: "acme".into(),
-        };
-        let upstream = tower::util::BoxCloneService::new(tower::service_fn(move |request: Request<Body>| {
-            let object =
-                json!({"kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "7", "labels": labels}});
-            async move {
-                assert_eq!(request.uri().path(), "/apis/apps/v1/namespaces/acme%2Ddev/deployments/web");
-                Ok(Response::new(body::full(serde_json::to_vec(&object).unwrap())))
-            }
-        }));
+        let rule = "{apiGroups: [apps], resources: [deployments], verbs: [patch], labelSelector: {matchExpressions: [{key: open, operator: DoesNotExist}]}}";
+        let object =
+            json!({"kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "7", "labels": labels}});
+        let uri = "/apis/apps/v1/namespaces/dev/deployments/web/scale";
+        let (gate, upstream) = gate_and_upstream(rule, http::Method::PATCH, uri, object);
         let (parts, ()) =
             Request::patch("/apis/apps/v1/namespaces/acme-dev/deployments/web/scale").body(()).unwrap().into_parts();
         let verb = Verb::Patch(super::super::precondition::Patch::Merge);

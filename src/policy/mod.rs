@@ -9,6 +9,7 @@ mod as_caller;
 pub mod bound_gate;
 pub mod deny_gate;
 mod escalation;
+pub mod hidden_gate;
 pub mod links;
 pub mod mask_gate;
 pub mod namespace_gate;

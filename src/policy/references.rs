@@ -163,8 +163,16 @@ fn outside(tree: &Tree, view: NodeId, subject: &Value) -> Result<(), String> {
         return Ok(());
     }
     Err(match (kind, accounts) {
-        ("ServiceAccount", _) => format!("subject ServiceAccount {}/{name} is outside view {path}", text("namespace")),
-        (_, Some(_)) => format!("subject {kind} {name:?} names ServiceAccounts outside view {path}"),
+        ("ServiceAccount", _) => {
+            let namespace = text("namespace");
+            let shown = names.in_field(namespace).unwrap_or_else(|| namespace.to_owned());
+            format!("subject ServiceAccount {shown}/{name} is outside view {path}")
+        }
+        (_, Some(_)) => {
+            let mut shown = name.to_owned();
+            crate::rewrite::json::map_service_account_name(&mut shown, &|namespace: &str| names.in_field(namespace));
+            format!("subject {kind} {shown:?} names ServiceAccounts outside view {path}")
+        }
         _ => format!("subject {kind} {name:?} is not a member of view {path} or below"),
     })
 }
@@ -296,7 +304,11 @@ mod tests {
             ),
             (
                 json!({"kind": "ServiceAccount", "name": "x", "namespace": "globex-main"}),
-                "subject ServiceAccount globex-main/x is outside view acme/web",
+                "subject ServiceAccount <another namespace>/x is outside view acme/web",
+            ),
+            (
+                json!({"kind": "User", "name": "system:serviceaccount:globex-main:x"}),
+                "subject User \"system:serviceaccount:<another namespace>:x\" names ServiceAccounts outside view acme/web",
             ),
             (
                 json!({"kind": "User", "name": "system:serviceaccount:kube-system:x"}),

@@ -107,7 +107,7 @@ pub fn map_service_account_name(text: &mut String, map: &dyn Fn(&str) -> Option<
 }
 
 /// kubectl's client-side apply keeps the applied object, as JSON text, in this annotation.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Maps the names in an embedded document, rewriting its text (as kubectl writes it) only when a
 /// name changed, so an annotation with nothing to map stays byte for byte as stored.

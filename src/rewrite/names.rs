@@ -7,6 +7,10 @@
 
 use crate::tree::{NodeId, Reach, Tree};
 
+/// What a view reads in place of a namespace of the tree outside it, in fields and in prose; not
+/// a DNS label, so it never names a namespace.
+pub const HIDDEN_NAMESPACE: &str = "<another namespace>";
+
 /// Translation between virtual and physical namespace names for one view.
 #[derive(Clone, Copy)]
 pub struct ViewNames<'a> {
@@ -43,6 +47,21 @@ impl<'a> ViewNames<'a> {
         }
         let canonical = self.tree.canonical_of(physical).unwrap_or(physical);
         canonical.strip_prefix(self.prefix()).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    /// What a field shows for `physical` in this view: its virtual name, [`HIDDEN_NAMESPACE`] for
+    /// a namespace the view may not read ([`Self::hidden`]), `None` (shown as it is) for one no
+    /// tenant could own (the platform's `kube-system`).
+    pub fn in_field(&self, physical: &str) -> Option<String> {
+        self.to_virtual(physical).or_else(|| self.hidden(physical).then(|| HIDDEN_NAMESPACE.to_owned()))
+    }
+
+    /// Whether a field naming `physical` hides it: a namespace outside the view that the config
+    /// gives a node, by declaration or by its prefix. Whether it exists plays no part, so what
+    /// a view reads of a name it wrote itself (`globex-main`, `globex-nope`) does not tell
+    /// whether another tenant has such a namespace.
+    pub fn hidden(&self, physical: &str) -> bool {
+        crate::tree::is_dns_label(physical) && !self.owns(physical) && self.tree.namespace_area(physical).is_some()
     }
 
     /// Whether `physical` belongs to the view's subtree.

@@ -1,7 +1,7 @@
 //! Phase 9: the gates. A write any gate judges (write masks, secret types, references,
-//! namespace labels, value bounds, protobuf bodies) goes through the write driver, which judges the object
-//! the apiserver would store and commits exactly that ([`crate::policy::write`]); linked copies
-//! are refused before anything is written; a single secret is read or deleted only if its type
+//! namespace labels, value bounds, protobuf bodies, a namespace the view could not read sent
+//! back) goes through the write driver, which judges the object the apiserver would store and
+//! commits exactly that ([`crate::policy::write`]); linked copies are refused before anything is written; a single secret is read or deleted only if its type
 //! is the view's; an object a deny rule chooses by label is neither read, written nor deleted.
 //! Everything else goes upstream as rewritten.
 
@@ -15,6 +15,7 @@ use crate::body::Body;
 use crate::policy::AsCanopy;
 use crate::policy::bound_gate::BoundGate;
 use crate::policy::deny_gate::{DenyCheck, DenyGate};
+use crate::policy::hidden_gate::HiddenGate;
 use crate::policy::links::LinkGuard;
 use crate::policy::mask_gate::MaskGate;
 use crate::policy::namespace_gate::NamespaceGate;
@@ -23,7 +24,7 @@ use crate::policy::reference_gate::ReferenceGate;
 use crate::policy::secret_gate::{SecretCheck, SecretGate};
 use crate::policy::write::{WriteDriver, WriteGate};
 use crate::status::Status;
-use crate::transform;
+use crate::transform::{self, CarriesHidden};
 
 /// Judges writes and secret lookups.
 #[derive(Clone, Default)]
@@ -72,8 +73,12 @@ async fn gated<S: Inner>(
     if let Some(guard) = LinkGuard::of(tree, *view, info, identity, namespace) {
         request = guard.check(inner.clone(), request).await?;
     }
-    // Masks first: an update gets the values the view hid back before anything judges it.
+    // Hidden namespaces and masks first: an update gets what the view hid back before anything
+    // judges it.
     let mut gates: Vec<Box<dyn WriteGate>> = Vec::new();
+    if request.extensions().get::<CarriesHidden>().is_some() {
+        gates.push(Box::new(HiddenGate::new(tree, *view, info)));
+    }
     if let Some(gate) = labelled {
         gates.push(Box::new(gate));
     }

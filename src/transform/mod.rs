@@ -27,10 +27,10 @@ use crate::body::{self, Body, BoxError};
 use crate::discovery::openapi_v2_protobuf::{self, MEDIA_TYPES as OPENAPI_V2_PROTOBUF};
 use crate::mask::read::ReadMask;
 use crate::mask::secrets::SecretFilter;
-use crate::rewrite::ViewNames;
 use crate::rewrite::json::{
     hide_tree_labels, map_messages, map_namespace_names, map_namespaces, map_prose, map_status_message,
 };
+use crate::rewrite::{HIDDEN_NAMESPACE, ViewNames};
 use crate::server::body_deadline::BodyTimedOut;
 use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
@@ -43,8 +43,9 @@ pub const MAX_RESPONSE_BODY: usize = 256 << 20;
 /// Largest single watch event.
 pub const MAX_EVENT: usize = 16 << 20;
 
-/// What a message shows in place of a namespace of the tree outside the view.
-pub const HIDDEN_NAMESPACE: &str = "<another namespace>";
+/// Marks a request whose body holds [`HIDDEN_NAMESPACE`]: the gates restore or refuse it.
+#[derive(Debug, Clone, Copy)]
+pub struct CarriesHidden;
 
 /// How a response is translated back into a view.
 #[derive(Clone)]
@@ -87,9 +88,14 @@ impl Translation {
         // also those created after this request's snapshot of the tree: their names drop the
         // view's prefix as every name of the view does.
         let prefix = self.tree.nodes[self.view].prefix.as_str();
+        // A namespace of the tree outside the view shows as a placeholder, which a write brings
+        // back as stored only where it was shown ([`crate::rewrite::hidden`]).
         let to_virtual = |physical: &str| {
             let fallback = || physical.strip_prefix(prefix).filter(|v| !v.is_empty()).map(str::to_owned);
-            names.to_virtual(physical).or_else(|| if self.namespaces { fallback() } else { None })
+            names
+                .to_virtual(physical)
+                .or_else(|| if self.namespaces { fallback() } else { None })
+                .or_else(|| names.hidden(physical).then(|| HIDDEN_NAMESPACE.to_owned()))
         };
         map_namespaces(value, &to_virtual);
         if self.namespaces {
@@ -158,7 +164,7 @@ pub fn is_protobuf(headers: &http::HeaderMap) -> bool {
 }
 
 /// Rewrites namespace names in a request body Canopy has read ([`reading::canonical`]: JSON,
-/// or protobuf) with `map`.
+/// or protobuf) with `map`, marking it [`CarriesHidden`] when it holds the placeholder.
 pub async fn request(
     request: Request<Body>,
     map: &(dyn Fn(&str) -> Option<String> + Sync),
@@ -170,12 +176,18 @@ pub async fn request(
         return Ok(Request::from_parts(parts, body::empty()));
     }
     if protobuf {
+        if memchr::memmem::find(&bytes, HIDDEN_NAMESPACE.as_bytes()).is_some() {
+            parts.extensions.insert(CarriesHidden);
+        }
         let rewritten =
             crate::rewrite::protobuf::map_namespace(&bytes, map).map_err(|e| Status::bad_request(e.to_string()))?;
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
         return Ok(Request::from_parts(parts, body::full(rewritten)));
     }
     let mut document = parse_document(&bytes)?;
+    if crate::rewrite::hidden::carries(&document) {
+        parts.extensions.insert(CarriesHidden);
+    }
     // The object's own namespace is read in view terms: a name the view does not know (a physical
     // name included) matches no namespace, so the apiserver answers the mismatch as it would.
     if let Some(Value::String(namespace)) = document.pointer_mut("/metadata/namespace")
@@ -322,6 +334,29 @@ mod tests {
             status["message"],
             "cannot move dev/x to <another namespace> or <another namespace>; kube-system stays"
         );
+    }
+
+    #[test]
+    fn fields_name_no_namespace_outside_the_view() {
+        let tree = Arc::new(crate::policy::tests::example());
+        let view = tree.node("acme/web").unwrap();
+        let translation = Translation::of_view(&tree, view, None);
+        let mut binding = serde_json::json!({"kind": "RoleBinding", "metadata": {"namespace": "acme-web-dev"},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "a", "namespace": "globex-main"},
+                {"kind": "ServiceAccount", "name": "b", "namespace": "acme-data-warehouse"},
+                {"kind": "ServiceAccount", "name": "c", "namespace": "kube-system"},
+                {"kind": "User", "name": "system:serviceaccount:acme-data-warehouse:d"}]});
+        translation.apply(&mut binding);
+        let namespaces: Vec<&Value> = (0..3).map(|i| &binding["subjects"][i]["namespace"]).collect();
+        // Another tenant's and an ancestor's namespace are hidden; the platform's shows.
+        assert_eq!(namespaces, [HIDDEN_NAMESPACE, HIDDEN_NAMESPACE, "kube-system"]);
+        assert_eq!(binding["subjects"][3]["name"], format!("system:serviceaccount:{HIDDEN_NAMESPACE}:d"));
+        assert_eq!(binding["metadata"]["namespace"], "dev");
+        let mut table = serde_json::json!({"kind": "Table",
+            "rows": [{"cells": ["b", "ClusterRole/view", "", "", "", "globex-main/a, acme-web-prod/e"]}]});
+        translation.apply(&mut table);
+        assert_eq!(table["rows"][0]["cells"][5], format!("{HIDDEN_NAMESPACE}/a, prod/e"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod config_cli;
 mod controllers;
 mod deny;
 mod helm;
+mod hidden;
 mod kubectl_plugin;
 mod limits;
 mod links;

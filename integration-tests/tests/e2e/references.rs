@@ -94,7 +94,7 @@ fn rolebindings_name_bindable_roles_and_subjects_of_the_view() {
         ),
         (
             vec!["--clusterrole=view", "--serviceaccount=globex-main:x"],
-            "subject ServiceAccount globex-main/x is outside view acme/web",
+            "subject ServiceAccount <another namespace>/x is outside view acme/web",
         ),
         (
             vec!["--clusterrole=view", "--group=system:serviceaccounts:globex-main"],
