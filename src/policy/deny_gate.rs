@@ -6,15 +6,16 @@
 //!   object and on the object the apiserver would store; either one matching refuses, so a write
 //!   can neither lift the rule by relabelling nor bring a chosen object into being. The commit
 //!   carries the judged resourceVersion ([`super::write`]).
-//! - delete: the stored object is judged and the delete sent with a precondition on the
-//!   resourceVersion judged, so an object relabelled meanwhile is not deleted (`409`).
+//! - delete and eviction: the stored object is judged and the delete (the eviction's delete
+//!   options) sent with a precondition on the resourceVersion judged, so an object relabelled
+//!   meanwhile is not deleted (`409`).
 //! - get of the object or its `status`: judged on the answer itself.
 //! - update and patch of the object's other subresources (`scale`), which carry its
 //!   resourceVersion: by the write driver, on the object read after the dry run, which must be
 //!   the state the dry run was based on; the commit is pinned to that state.
-//! - the object's other subresources (`log`, `exec`, `eviction`, …): the object is read and
-//!   judged first. These acts carry no precondition, so an object labelled between that read
-//!   and the act is not seen.
+//! - the object's other subresources (`log`, `exec`, `attach`, `portforward`, `proxy`): the
+//!   object is read and judged first. The API gives these acts no precondition, so an object
+//!   labelled between that read and the act is not seen.
 //!
 //! Lists, watches and deletecollections never get here: the rule refuses them unless their own
 //! selector excludes its objects ([`DenyRule::refuses`]).
@@ -22,7 +23,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use serde_json::Value;
@@ -35,6 +35,7 @@ use super::{AsCanopy, Plan};
 use crate::auth::Identity;
 use crate::body::{self, Body};
 use crate::request::RequestInfo;
+use crate::rewrite::protobuf;
 use crate::status::Status;
 use crate::transform;
 use crate::tree::deny::DenyRule;
@@ -46,7 +47,7 @@ pub enum DenyCheck {
     Write(DenyGate),
     /// Get of the object or its status: on the answer.
     Answer(DenyGate),
-    /// Delete: on the stored object, sent with a precondition.
+    /// Delete or eviction: on the stored object, sent with a precondition.
     Delete(DenyGate),
     /// Anything else naming an object: on the object, first.
     Lookup(DenyGate),
@@ -86,6 +87,7 @@ impl DenyGate {
             "update" | "patch" => DenyCheck::Write(gate),
             "get" if whole => DenyCheck::Answer(gate),
             "delete" if info.subresource.is_empty() => DenyCheck::Delete(gate),
+            "create" if info.subresource == "eviction" => DenyCheck::Delete(gate),
             _ => DenyCheck::Lookup(gate),
         })
     }
@@ -101,7 +103,7 @@ impl DenyGate {
         }
     }
 
-    /// Judges the object `request` deletes and pins the delete to the state judged.
+    /// Judges the object `request` deletes (or evicts) and pins the act to the state judged.
     pub async fn guard_delete<S>(&self, inner: S, request: Request<Body>) -> Result<Request<Body>, Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Status>,
@@ -113,32 +115,57 @@ impl DenyGate {
         };
         self.judge(&stored)?;
         let judged = stored.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let evicts = self.info.subresource == "eviction";
         let (mut parts, body) = request.into_parts();
         let bytes = read(body).await?;
-        if transform::is_protobuf(&parts.headers) {
-            return Err(Status::unsupported_media_type(
-                "delete options in protobuf cannot be read here; send them as JSON",
-            ));
-        }
-        let mut options = match bytes.is_empty() {
-            true => Value::Object(Default::default()),
-            false => transform::parse_document(&bytes)?,
+        let pinned = match transform::is_protobuf(&parts.headers) {
+            true if evicts => {
+                let malformed = |_| Status::bad_request("malformed protobuf Eviction");
+                match protobuf::eviction_precondition(&bytes).map_err(malformed)? {
+                    Some(asked) if asked != judged => return Err(stale(&self.info, &asked, judged)),
+                    _ => protobuf::eviction_with_precondition(&bytes, judged).map_err(malformed)?,
+                }
+            }
+            true => {
+                return Err(Status::unsupported_media_type(
+                    "delete options in protobuf cannot be read here; send them as JSON",
+                ));
+            }
+            false => {
+                let mut document = match bytes.is_empty() {
+                    true => Value::Object(Default::default()),
+                    false => transform::parse_document(&bytes)?,
+                };
+                let options = match evicts {
+                    true => document
+                        .as_object_mut()
+                        .map(|e| e.entry("deleteOptions").or_insert(Value::Object(Default::default()))),
+                    false => Some(&mut document),
+                };
+                self.pin(options.and_then(Value::as_object_mut), judged)?;
+                parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                serde_json::to_vec(&document).map_err(|e| Status::internal(e.to_string()))?
+            }
         };
-        let Some(fields) = options.as_object_mut() else {
-            return Err(Status::bad_request("the delete options are not an object"));
-        };
-        let preconditions = fields.entry("preconditions").or_insert_with(|| Value::Object(Default::default()));
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(pinned.len()));
+        Ok(Request::from_parts(parts, body::full(pinned)))
+    }
+
+    /// Sets `preconditions.resourceVersion` in delete `options` to `judged`; `409` if the caller
+    /// asked for another.
+    fn pin(&self, options: Option<&mut serde_json::Map<String, Value>>, judged: &str) -> Result<(), Status> {
+        let options = options.ok_or_else(|| Status::bad_request("the delete options are not an object"))?;
+        let preconditions = options.entry("preconditions").or_insert_with(|| Value::Object(Default::default()));
         let Some(preconditions) = preconditions.as_object_mut() else {
             return Err(Status::bad_request("preconditions is not an object"));
         };
         match preconditions.get("resourceVersion").and_then(Value::as_str) {
-            Some(asked) if asked != judged => return Err(stale(&self.info, asked, judged)),
-            _ => preconditions.insert("resourceVersion".into(), Value::from(judged)),
-        };
-        let bytes = Bytes::from(serde_json::to_vec(&options).map_err(|e| Status::internal(e.to_string()))?);
-        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        Ok(Request::from_parts(parts, body::full(bytes)))
+            Some(asked) if asked != judged => Err(stale(&self.info, asked, judged)),
+            _ => {
+                preconditions.insert("resourceVersion".into(), Value::from(judged));
+                Ok(())
+            }
+        }
     }
 
     /// Refuses `answer` (to a get of the object) if it shows an object the rules choose; a
@@ -304,6 +331,7 @@ fn stale(info: &RequestInfo, asked: &str, judged: &str) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use serde_json::json;
 
     use super::*;
@@ -377,6 +405,38 @@ mod tests {
         assert_eq!(gate.guard_delete(upstream.clone(), stale).await.unwrap_err().code, StatusCode::CONFLICT);
         let protobuf = delete("k8s\0", "application/vnd.kubernetes.protobuf");
         assert_eq!(gate.guard_delete(upstream, protobuf).await.unwrap_err().code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    /// An apiserver holding Pod `p` at resourceVersion 7 with `labels`, under a rule refusing
+    /// evictions of protected ones.
+    fn pod(labels: Value) -> (DenyGate, Upstream) {
+        let object = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "7", "labels": labels}});
+        let rule = "{resources: [pods/eviction], verbs: [create], labelSelector: {matchLabels: {protected: 'true'}}}";
+        gate_and_upstream(rule, http::Method::POST, "/api/v1/namespaces/dev/pods/p/eviction", object)
+    }
+
+    #[tokio::test]
+    async fn an_eviction_is_judged_on_its_pod_and_sent_pinned_to_the_state_judged() {
+        let (gate, upstream) = pod(json!({"app": "web"}));
+        let eviction = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p"}}"#;
+        let request = gate.guard_delete(upstream.clone(), delete(eviction, "application/json"));
+        let sent: Value = serde_json::from_slice(&read(request.await.unwrap().into_body()).await.unwrap()).unwrap();
+        assert_eq!(sent["deleteOptions"], json!({"preconditions": {"resourceVersion": "7"}}));
+        // In protobuf (kubectl drain): the precondition is appended to the Eviction.
+        let protobuf = [&b"k8s\0"[..], &[0x12, 0x05, 0x0a, 0x03, 0x0a, 0x01, b'p']].concat();
+        let request = Request::post("/").header(header::CONTENT_TYPE, "application/vnd.kubernetes.protobuf");
+        let request = request.body(body::full(protobuf)).unwrap();
+        let sent = read(gate.guard_delete(upstream.clone(), request).await.unwrap().into_body()).await.unwrap();
+        assert_eq!(protobuf::eviction_precondition(&sent), Ok(Some("7".into())));
+        // Asked for another state: 409. A protected pod: 403.
+        let stale = r#"{"kind":"Eviction","deleteOptions":{"preconditions":{"resourceVersion":"6"}}}"#;
+        assert_eq!(
+            gate.guard_delete(upstream, delete(stale, "application/json")).await.unwrap_err().code,
+            StatusCode::CONFLICT
+        );
+        let (gate, upstream) = pod(json!({"protected": "true"}));
+        let refused = gate.guard_delete(upstream, delete(eviction, "application/json")).await.unwrap_err();
+        assert_eq!(refused.code, StatusCode::FORBIDDEN);
     }
 
     /// Judges bob's scale patch of Deployment `web` against a dry-run `Scale` at `base`, with

@@ -157,6 +157,43 @@ pub fn with_resource_version(body: &[u8], version: &str) -> Result<Vec<u8>, Malf
     Ok([MAGIC, &unknown].concat())
 }
 
+/// The `deleteOptions.preconditions.resourceVersion` an Eviction asks for (Eviction field 2,
+/// DeleteOptions field 2, Preconditions field 2), if any: the last value met, as a reader merging
+/// the message fields met more than once reads it.
+pub fn eviction_precondition(body: &[u8]) -> Result<Option<String>, Malformed> {
+    let unknown = strings(body.strip_prefix(MAGIC).ok_or(Malformed)?)?;
+    let mut asked = None;
+    for options in each(&strings(field(&unknown, 2).ok_or(Malformed)?)?, 2) {
+        for preconditions in each(&strings(options)?, 2) {
+            if let Some(version) = each(&strings(preconditions)?, 2).last() {
+                asked = Some(String::from_utf8(version.to_vec()).map_err(|_| Malformed)?);
+            }
+        }
+    }
+    Ok(asked)
+}
+
+/// The Eviction with `deleteOptions.preconditions.resourceVersion` set to `version`: appended,
+/// since a message field met twice is merged and a string's last value is the one read.
+pub fn eviction_with_precondition(body: &[u8], version: &str) -> Result<Vec<u8>, Malformed> {
+    let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
+    let nested = |number: u64, contents: &[u8]| {
+        let mut out = Vec::with_capacity(contents.len() + 4);
+        put_varint(&mut out, number << 3 | 2);
+        put_varint(&mut out, contents.len() as u64);
+        out.extend_from_slice(contents);
+        out
+    };
+    let appended = nested(2, &nested(2, &nested(2, version.as_bytes())));
+    let unknown = rewrite_field(envelope, 2, &|raw| Ok([raw, &appended].concat()))?;
+    Ok([MAGIC, &unknown].concat())
+}
+
+/// Every length-delimited field `number` among `fields`, in order.
+fn each<'a, 'f>(fields: &'f [(u64, &'a [u8])], number: u64) -> impl Iterator<Item = &'a [u8]> + 'f {
+    fields.iter().filter(move |(n, _)| *n == number).map(|(_, b)| *b)
+}
+
 /// The first length-delimited field `number` among `fields`.
 fn field<'a>(fields: &[(u64, &'a [u8])], number: u64) -> Option<&'a [u8]> {
     fields.iter().find(|(n, _)| *n == number).map(|(_, b)| *b)
@@ -270,6 +307,27 @@ mod tests {
             [field(1, b"typemeta"), field(2, &object), field(4, b"application/vnd.kubernetes.protobuf")].concat();
         assert_eq!(with_resource_version(&body("dev"), "42").unwrap(), [MAGIC, &unknown].concat());
         assert_eq!(with_resource_version(b"not protobuf", "1"), Err(Malformed));
+    }
+
+    #[test]
+    fn an_eviction_is_pinned_by_appending_a_precondition_that_merges_into_its_delete_options() {
+        let eviction = |options: &[u8]| {
+            let type_meta = [field(1, b"policy/v1"), field(2, b"Eviction")].concat();
+            let object = [field(1, &field(1, b"web")), options.to_vec()].concat();
+            [MAGIC, &[field(1, &type_meta), field(2, &object)].concat()].concat()
+        };
+        let bare = eviction(&[]);
+        assert_eq!(eviction_precondition(&bare), Ok(None));
+        let pinned = eviction_with_precondition(&bare, "7").unwrap();
+        assert_eq!(pinned, eviction(&field(2, &field(2, &field(2, b"7")))));
+        assert_eq!(eviction_precondition(&pinned), Ok(Some("7".into())));
+        // Asked by the client, with a grace period beside it; the last value met counts.
+        let asked =
+            eviction(&field(2, &[vec![0x08, 0x00], field(2, &[field(1, b"uid"), field(2, b"6")].concat())].concat()));
+        assert_eq!(eviction_precondition(&asked), Ok(Some("6".into())));
+        let repinned = eviction_with_precondition(&asked, "7").unwrap();
+        assert_eq!(eviction_precondition(&repinned), Ok(Some("7".into())));
+        assert_eq!(eviction_precondition(b"k8s\0\x12"), Err(Malformed));
     }
 
     #[test]

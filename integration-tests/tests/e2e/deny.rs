@@ -206,3 +206,41 @@ fn a_deny_rule_by_label_on_reads_hides_protected_objects_from_gets_and_unnarrowe
     std::fs::write(&canopy.config, &original).unwrap();
     let _ = kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "configmap", &guarded, &free]);
 }
+
+#[test]
+fn a_deny_rule_by_label_keeps_protected_pods_from_eviction_pinned_to_the_pod_judged() {
+    let _tree = tree::reading();
+    let canopy = canopy();
+    let bob = as_user(&canopy, "bob");
+    let bin = kubectl_bin();
+    // This Canopy's acme may evict, and its label rule covers evictions.
+    let original = std::fs::read_to_string(&canopy.config).unwrap();
+    let evicting = original
+        .replacen(
+            "subresources: [exec, attach, portforward, log]",
+            "subresources: [exec, attach, portforward, log, eviction]",
+            1,
+        )
+        .replace("resources: [configmaps, deployments]\n", "resources: [configmaps, deployments, pods/eviction]\n");
+    assert_eq!(evicting.matches("eviction").count(), 2, "the example is where this test expects it");
+    std::fs::write(&canopy.config, &evicting).unwrap();
+    let (guarded, free) = (unique("guarded"), unique("free"));
+    for (name, labels) in [(&guarded, format!(r#"{{"{PROTECTED}":"true"}}"#)), (&free, "{}".to_owned())] {
+        let pod = format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{labels}}},"spec":{{"containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+        );
+        ok(kubectl_stdin(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "create", "-f", "-"], Some(&pod)));
+    }
+    let evict = |name: &str| {
+        let eviction = format!(r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{name}"}}}}"#);
+        let path = format!("/api/v1/namespaces/dev/pods/{name}/eviction");
+        kubectl_stdin(bin, &bob, &["create", "--raw", &path, "-f", "-"], Some(&eviction))
+    };
+    eventually(Duration::from_secs(20), "the reload to let bob evict", || evict(&free).status.success());
+    assert!(!exists_upstream("acme-web-dev", "pod", &free), "the free pod was evicted");
+    let refused = fails(evict(&guarded));
+    assert!(refused.contains(LABEL_RULE), "{refused}");
+    assert!(exists_upstream("acme-web-dev", "pod", &guarded), "the protected pod stays");
+    std::fs::write(&canopy.config, &original).unwrap();
+    let _ = kubectl(bin, admin_kubeconfig(), &["-n", "acme-web-dev", "delete", "pod", &guarded, "--wait=false"]);
+}
