@@ -140,14 +140,17 @@ impl MaskPath {
         }
     }
 
-    /// For a path of single member names (`$.metadata.labels['team']`), which selects one fixed
-    /// location if any, the value there in `document` (`Some(None)`: nothing), looked up
-    /// without building a trail; `None` for any other path.
-    pub fn fixed_value<'a>(&self, document: &'a Value) -> Option<Option<&'a Value>> {
-        self.picks.as_ref()?.iter().try_fold(Some(document), |current, pick| match pick {
-            Pick::Names(names) if names.len() == 1 => Some(current.and_then(|value| value.get(&names[0]))),
-            _ => None,
-        })
+    /// For a path of single member names (`$.metadata.labels['team']`), those names; `None` for
+    /// any other path.
+    pub fn fixed_names(&self) -> Option<Vec<&str>> {
+        self.picks
+            .as_ref()?
+            .iter()
+            .map(|pick| match pick {
+                Pick::Names(names) if names.len() == 1 => Some(names[0].as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The locations jsonpath-rust finds.
@@ -356,8 +359,7 @@ mod tests {
     fn names_only_paths_are_walked_directly() {
         let path = MaskPath::compile("$.spec.nodeName").unwrap();
         assert!(path.picks.is_some());
-        assert_eq!(path.fixed_value(&pod()), Some(Some(&json!("n1"))));
-        assert_eq!(path.fixed_value(&json!({"spec": []})), Some(None));
+        assert_eq!(path.fixed_names(), Some(vec!["spec", "nodeName"]));
         assert_eq!(path.locate(&pod()), vec![vec![Step::Key("spec".into()), Step::Key("nodeName".into())]]);
         assert!(path.locate(&json!({"spec": {}})).is_empty());
         assert_eq!(path.field(), "spec.nodeName");
@@ -367,8 +369,9 @@ mod tests {
     #[test]
     fn general_paths_are_evaluated_by_jsonpath() {
         let path = MaskPath::compile("$.spec.containers[*].env[?@.name == 'K'].value").unwrap();
-        assert!(path.picks.is_none() && path.fixed_value(&pod()).is_none());
-        assert!(MaskPath::compile("$.spec['a','b']").unwrap().fixed_value(&pod()).is_none());
+        assert!(path.picks.is_none() && path.fixed_names().is_none());
+        assert!(MaskPath::compile("$.spec['a','b']").unwrap().fixed_names().is_none());
+        assert!(MaskPath::compile("$.spec[0]").unwrap().fixed_names().is_none());
         let mut doc = pod();
         let found = path.locate(&doc);
         assert_eq!(found.len(), 2);

@@ -311,14 +311,9 @@ impl Bound {
     }
 }
 
-/// Where `result` changes what `path` selects in `stored`, for an immutable bound.
+/// Where `result` changes what `path` selects in `stored`, for an immutable bound. Builds every
+/// location: [`OnResource`] calls it only on a change (or for paths it cannot look up directly).
 fn changed(path: &MaskPath, result: &Value, stored: &Value) -> Option<Violation> {
-    // Values compared first, without a location built: what nearly every write meets.
-    if let (Some(before), Some(after)) = (path.fixed_value(stored), path.fixed_value(result))
-        && before == after
-    {
-        return None;
-    }
     let located = |doc: &Value| -> Vec<(Location, Option<Value>)> {
         let mut found = Vec::new();
         path.walk(doc, &mut |trail, value| found.push((path::to_location(trail), Some(value.clone()))));

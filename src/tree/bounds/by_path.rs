@@ -1,8 +1,11 @@
 //! The bounds on one resource grouped by the path they check: a write's object is walked once
 //! per distinct path (and the stored object once more for immutable bounds) however many bounds
 //! share it, and the patterns on a path are matched against each value in one pass (a
-//! [`RegexSet`] built at load). The violations come out as judging each bound alone gives them
-//! ([`Bound::violations`]): in config order, each bound's in the order its path selects values.
+//! [`RegexSet`] built at load). Immutable bounds on member paths are grouped by the parent they
+//! share (`$.metadata.labels['a']`, `['b']`): the parent is looked up once in each object and,
+//! when equal in both, holds every bound below it at once. The violations come out as judging
+//! each bound alone gives them ([`Bound::violations`]): in config order, each bound's in the
+//! order its path selects values.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +22,25 @@ use crate::mask::path;
 pub struct OnResource {
     all: Vec<Arc<Bound>>,
     groups: Vec<PathGroup>,
+    parents: Vec<Parent>,
     immutable: bool,
+}
+
+/// Immutable bounds on member paths under one parent (`$.metadata.labels`).
+#[derive(Debug)]
+struct Parent {
+    /// The member names leading to it; none: the object itself.
+    names: Vec<String>,
+    children: Vec<Child>,
+}
+
+/// The immutable bounds on one member of a [`Parent`], by their index in config order.
+#[derive(Debug)]
+struct Child {
+    key: String,
+    /// The first bound's path, which locates a change.
+    path: MaskPath,
+    bounds: Vec<usize>,
 }
 
 /// The bounds checking one path, by their index in config order.
@@ -40,7 +61,24 @@ impl OnResource {
     pub fn new(all: Vec<Arc<Bound>>) -> Self {
         let mut groups: Vec<PathGroup> = Vec::new();
         let mut by_text: HashMap<&str, usize> = HashMap::new();
+        let mut parents: Vec<Parent> = Vec::new();
+        let mut by_parent: HashMap<&[&str], usize> = HashMap::new();
+        let fixed: Vec<Option<Vec<&str>>> = all.iter().map(|bound| bound.path.fixed_names()).collect();
         for (i, bound) in all.iter().enumerate() {
+            if let (Constraint::Immutable, Some((key, names))) =
+                (&bound.constraint, fixed[i].as_ref().and_then(|names| names.split_last()))
+            {
+                let at = *by_parent.entry(names).or_insert_with(|| {
+                    parents.push(Parent { names: names.iter().map(|&n| n.to_owned()).collect(), children: vec![] });
+                    parents.len() - 1
+                });
+                let children = &mut parents[at].children;
+                match children.iter_mut().find(|child| child.key == *key) {
+                    Some(child) => child.bounds.push(i),
+                    None => children.push(Child { key: (*key).to_owned(), path: bound.path.clone(), bounds: vec![i] }),
+                }
+                continue;
+            }
             let at = *by_text.entry(&bound.path.text).or_insert_with(|| {
                 let path = bound.path.clone();
                 groups.push(PathGroup { path, values: vec![], patterns: vec![], set: None, immutable: vec![] });
@@ -61,7 +99,7 @@ impl OnResource {
             group.set = RegexSet::new(regexes).ok();
         }
         let immutable = all.iter().any(|bound| matches!(bound.constraint, Constraint::Immutable));
-        OnResource { all, groups, immutable }
+        OnResource { all, groups, parents, immutable }
     }
 
     /// Every bound, in config order.
@@ -85,9 +123,50 @@ impl OnResource {
         for group in &self.groups {
             group.judge(&self.all, &holds, result, stored, &mut found);
         }
+        if let Some(stored) = stored {
+            for parent in &self.parents {
+                parent.judge(&holds, result, stored, &mut found);
+            }
+        }
         // Stable: each bound's violations stay in the order its path selects the values.
         found.sort_by_key(|(i, _)| *i);
         found.into_iter().map(|(i, violation)| (&*self.all[i], violation)).collect()
+    }
+}
+
+impl Parent {
+    /// The parent in `doc`, if there.
+    fn in_doc<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
+        self.names.iter().try_fold(doc, |value, name| value.get(name))
+    }
+
+    /// Adds to `found` the violations of the bounds below the parent that `holds`, by bound
+    /// index.
+    fn judge(
+        &self,
+        holds: &impl Fn(&usize) -> bool,
+        result: &Value,
+        stored: &Value,
+        found: &mut Vec<(usize, Violation)>,
+    ) {
+        let held = |child: &Child| child.bounds.iter().any(holds);
+        if !self.children.iter().any(held) {
+            return;
+        }
+        let (before, after) = (self.in_doc(stored), self.in_doc(result));
+        // One comparison for every child, where it may pay: a whole object nearly always changes
+        // in a write (its resourceVersion), a parent such as the labels seldom does.
+        if self.children.len() > 1 && !self.names.is_empty() && before == after {
+            return;
+        }
+        for child in &self.children {
+            if held(child)
+                && before.and_then(|value| value.get(&child.key)) != after.and_then(|value| value.get(&child.key))
+                && let Some(violation) = changed(&child.path, result, stored)
+            {
+                found.extend(child.bounds.iter().filter(|i| holds(i)).map(|&i| (i, violation.clone())));
+            }
+        }
     }
 }
 
@@ -186,7 +265,8 @@ mod tests {
             "{resource: deployments.apps, path: $.spec.replicas, max: 4}",
         ]);
         let on = OnResource::new(all.clone());
-        assert_eq!(on.groups.len(), 5, "replicas, images, team, hostNetwork, the filtered image");
+        assert_eq!(on.groups.len(), 4, "replicas, images, hostNetwork, the filtered image");
+        assert_eq!(on.parents.len(), 1, "the labels, holding the team");
         let good = || [json!("images.acme.internal/web:1.4"), json!("images.acme.internal/envoy:1.30")];
         let bad = [json!("evil.io/x:latest"), json!(5), json!("images.acme.internal/envoy:1.30")];
         let stored = deployment("web", json!(3), &good(), "a");
@@ -227,5 +307,71 @@ mod tests {
             ]
         );
         assert!(on.immutable());
+    }
+
+    #[test]
+    fn immutable_bounds_under_a_shared_parent_give_what_each_bound_alone_gives() {
+        let all = deployment_bounds(&[
+            "{resource: deployments.apps, path: $.metadata.labels.a, immutable: true}",
+            "{resource: deployments.apps, path: \"$.metadata.labels['b']\", immutable: true}",
+            "{resource: deployments.apps, names: [other], path: $.metadata.labels.c, immutable: true}",
+            "{resource: deployments.apps, path: \"$['metadata']['labels']['a']\", immutable: true}",
+            "{resource: deployments.apps, path: $.metadata.labels.a, regex: '[0-9]'}",
+            "{resource: deployments.apps, path: '$.metadata.labels.*', immutable: true}",
+            "{resource: deployments.apps, path: $.spec.replicas, immutable: true}",
+            "{resource: deployments.apps, path: $.kind, immutable: true}",
+            "{resource: deployments.apps, path: $.apiVersion, immutable: true}",
+            "{resource: pods, path: $.spec.nodeName, immutable: true}",
+            "{resource: deployments.apps, path: $.metadata.labels.b, immutable: true}",
+        ]);
+        let on = OnResource::new(all.clone());
+        assert_eq!(on.parents.len(), 4, "the labels, the spec, the object, the template's spec");
+        assert_eq!(on.parents[0].children.len(), 3, "a, b and c, whichever way their paths are written");
+        let object = |name: &str, labels: Value| {
+            json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name, "labels": labels},
+                   "spec": {"replicas": 2, "template": {"spec": {"nodeName": "n1"}}}})
+        };
+        let stored = object("web", json!({"a": "1", "b": "2", "c": "3"}));
+        let mut objects = vec![
+            stored.clone(),
+            object("web", json!({"a": "1", "b": "x", "c": "3"})),
+            object("web", json!({"a": "1", "b": "2", "c": "3", "d": "4"})),
+            object("web", json!({"a": "1", "c": "x"})),
+            object("other", json!({"a": "1", "c": "x"})),
+            object("web", json!({"b": "2", "a": "y", "c": "3"})),
+            object("web", json!({})),
+            object("web", Value::Null),
+            object("web", json!("a")),
+            object("web", json!(["1", "2", "3"])),
+            json!({"metadata": {"name": "web"}}),
+            json!({"kind": "Deployment", "apiVersion": "apps/v2", "metadata": {"name": "web", "labels": {"a": "1"}}}),
+        ];
+        let mut changed = stored.clone();
+        changed["spec"]["template"]["spec"]["nodeName"] = json!("n2");
+        changed["spec"]["replicas"] = json!(3.0);
+        objects.push(changed);
+        let key = |found: Vec<(&Bound, Violation)>| -> Vec<(*const Bound, Violation)> {
+            found.into_iter().map(|(bound, v)| (std::ptr::from_ref(bound), v)).collect()
+        };
+        for result in &objects {
+            // Each object against the stored one, the stored one against it, and created.
+            for (result, stored) in [(result, Some(&stored)), (&stored, Some(result)), (result, None)] {
+                assert_eq!(
+                    key(on.violations(result, stored)),
+                    key(one_by_one(&all, result, stored)),
+                    "{result} over {stored:?}"
+                );
+            }
+        }
+        let found = on.violations(&objects[3], Some(&stored));
+        let order: Vec<(&str, String)> = found.iter().map(|(bound, v)| (bound.at.as_str(), v.field())).collect();
+        assert_eq!(
+            order,
+            [
+                ("tree.nodes[0].bounds[1]", "metadata.labels.b".to_owned()),
+                ("tree.nodes[0].bounds[5]", "metadata.labels.c".to_owned()),
+                ("tree.nodes[0].bounds[10]", "metadata.labels.b".to_owned()),
+            ]
+        );
     }
 }
