@@ -156,9 +156,10 @@ pub struct RawDeny {
     pub namespaces: Vec<String>,
     /// Objects by their labels; absent: every object. An object is refused when its labels
     /// match, before or after the write (so a write cannot lift or dodge the rule by relabelling),
-    /// and a delete is committed only on the object judged. Lists, watches and deletecollections
-    /// are refused unless their own `labelSelector` selects none of the rule's objects
-    /// (`-l 'protected!=true'`).
+    /// and a delete or an eviction is committed only on the object judged (`log`, `exec`,
+    /// `attach`, `portforward` and `proxy`, which the API gives no precondition, are judged on
+    /// the object read just before). Lists, watches and deletecollections are refused unless
+    /// their own `labelSelector` selects none of the rule's objects (`-l 'protected!=true'`).
     pub label_selector: Option<RawLabelSelector>,
     /// Why, said in the refusal.
     pub reason: Option<String>,
