@@ -44,15 +44,24 @@ impl Events {
         translation: &Translation,
         line: &[u8],
     ) -> Option<serde_json::Result<(Vec<u8>, Option<u64>)>> {
+        let translated = self.translate_tape(translation, line);
+        // Each line is read afresh (an unfinished value must not be resumed by the next one),
+        // and a watch idles between events, often for hours: it keeps no buffer sized by the
+        // last one.
+        self.tokenizer = Tokenizer::default();
+        self.items.release_buffers();
+        translated
+    }
+
+    fn translate_tape(
+        &mut self,
+        translation: &Translation,
+        line: &[u8],
+    ) -> Option<serde_json::Result<(Vec<u8>, Option<u64>)>> {
         let start = skip_whitespace(line, 0);
         let end = match self.tokenizer.scan(line, start, self.items.needles()) {
             Ok(Some(end)) => end,
-            Ok(None) => {
-                // An unfinished value would be resumed by the next line: start afresh.
-                self.tokenizer = Tokenizer::default();
-                return None;
-            }
-            Err(_) => return None,
+            Ok(None) | Err(_) => return None,
         };
         if skip_whitespace(line, end) != line.len() {
             return None;
@@ -176,6 +185,18 @@ mod tests {
         assert_eq!(event["object"]["metadata"]["namespace"], "dev");
         assert!(event["object"]["spec"].get("nodeName").is_none());
         assert!(event["object"]["status"].get("hostIP").is_none());
+    }
+
+    #[test]
+    fn an_idle_watch_keeps_no_buffer_sized_by_its_last_event() {
+        let translation = translation();
+        let mut events = Events::new(&translation);
+        let mut object = pod("acme-web-dev");
+        object["metadata"]["labels"] = (0..1000).map(|i| (format!("l{i}"), json!("v"))).collect();
+        let line = json!({"type": "ADDED", "object": object}).to_string();
+        let translated = json_of(events.translate(&translation, line.as_bytes())).unwrap();
+        assert_eq!(translated["object"]["metadata"]["namespace"], "dev");
+        assert_eq!(events.tokenizer.allocated() + events.items.allocated(), 0);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! path (members left as text come first, the built ones sorted, as serde_json writes them).
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aho_corasick::{AhoCorasick, Input, MatchKind, Span, packed};
 use serde::de::Error as _;
@@ -118,7 +119,7 @@ struct Plan {
     /// Placeholders are this, then an index: a NUL and a per-answer random number.
     tag: String,
     /// Finds the words name translation looks for; without it every item is built whole.
-    words: Option<Words>,
+    words: Option<Arc<Words>>,
     /// Bits of the words and needles: built whole, built.
     whole_bits: u64,
     build_bits: u64,
@@ -134,8 +135,8 @@ pub struct Items {
     /// `kind` and `apiVersion` of the list.
     envelope: Map<String, Value>,
     /// The one-item list each item is translated in, kept between items while `apply` leaves
-    /// its envelope as it was.
-    list: Value,
+    /// its envelope as it was; built by the first item (watch events never need one).
+    list: Option<Value>,
 }
 
 impl Items {
@@ -180,9 +181,7 @@ impl Items {
         // or backslash could span tokens: then everything is built.
         let prefixes = patterns.iter().any(|p| patterns.iter().any(|q| p != q && q.starts_with(p.as_str())));
         let spans = patterns.iter().any(|p| p.contains(['"', '\\']));
-        let words = Words::new(&patterns).filter(|_| !prefixes && !spans);
-        let mut list = envelope.clone();
-        list.insert(key.to_owned(), Value::Array(Vec::new()));
+        let words = Words::shared(&patterns).filter(|_| !prefixes && !spans);
         Items {
             plan: Plan {
                 reach,
@@ -195,8 +194,20 @@ impl Items {
             needles: Needles::new(names.collect(), bit(escape)),
             found: Vec::new(),
             envelope,
-            list: Value::Object(list),
+            list: None,
         }
+    }
+
+    /// Frees what the last item or event left allocated (the words found in it), for a
+    /// translator that may idle long between events.
+    pub fn release_buffers(&mut self) {
+        self.found = Vec::new();
+    }
+
+    /// Bytes held for the item under way.
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.found.capacity() * std::mem::size_of::<(usize, u64)>()
     }
 
     /// The member names the tokenizer is to mark in items.
@@ -217,7 +228,12 @@ impl Items {
         let text = text_and_words(&self.plan, item, &mut self.found)?;
         let mut builder = Builder::new(&self.plan, text, tokens, &self.found);
         let value = builder.value(0, Some(&self.plan.reach), self.plan.whole, true)?;
-        match self.list.get_mut(key) {
+        let list = self.list.get_or_insert_with(|| {
+            let mut list = self.envelope.clone();
+            list.insert(key.to_owned(), Value::Array(Vec::new()));
+            Value::Object(list)
+        });
+        match list.get_mut(key) {
             Some(Value::Array(slot)) => {
                 slot.clear();
                 slot.push(value);
@@ -225,8 +241,8 @@ impl Items {
             _ => return Err(invalid("a list without its array")),
         }
         // A list is never hidden as a whole, only its items are.
-        translation.apply(&mut self.list);
-        let shown = match self.list.get(key).and_then(|items| items.get(0)) {
+        translation.apply(list);
+        let shown = match list.get(key).and_then(|items| items.get(0)) {
             Some(item) => {
                 builder.write(item, out)?;
                 true
@@ -234,9 +250,7 @@ impl Items {
             None => false,
         };
         if !self.intact(key) {
-            let mut list = self.envelope.clone();
-            list.insert(key.to_owned(), Value::Array(Vec::new()));
-            self.list = Value::Object(list);
+            self.list = None;
         }
         Ok(shown)
     }
@@ -272,7 +286,7 @@ impl Items {
 
     /// Whether the one-item list still has its envelope and array, for the next item.
     fn intact(&self, key: &str) -> bool {
-        let Value::Object(list) = &self.list else { return false };
+        let Some(Value::Object(list)) = &self.list else { return false };
         list.len() == self.envelope.len() + 1
             && matches!(list.get(key), Some(Value::Array(_)))
             && self.envelope.iter().all(|(name, value)| list.get(name) == Some(value))
@@ -301,6 +315,26 @@ enum Words {
 }
 
 impl Words {
+    /// The finder of `patterns`, shared by every answer while they stay the same (they change
+    /// only with the tree's domain): a watch keeps its translator for as long as it lasts, and a
+    /// searcher is kilobytes, which ten thousand watches held ten thousand times over.
+    fn shared(patterns: &[String]) -> Option<Arc<Self>> {
+        /// Patterns and their finder (`None` where none can be built).
+        type Built = (Vec<String>, Option<Arc<Words>>);
+        /// The finders last built, a few in case domains alternate (tests run several trees).
+        static BUILT: Mutex<Vec<Built>> = Mutex::new(Vec::new());
+        let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, words)) = built.iter().find(|(known, _)| known.as_slice() == patterns) {
+            return words.clone();
+        }
+        let words = Words::new(patterns).map(Arc::new);
+        if built.len() == 4 {
+            built.remove(0);
+        }
+        built.push((patterns.to_vec(), words.clone()));
+        words
+    }
+
     fn new(patterns: &[String]) -> Option<Self> {
         let packed =
             packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(patterns).build();
@@ -579,4 +613,21 @@ fn push_number(text: &mut String, n: usize) {
 
 fn invalid(what: &str) -> serde_json::Error {
     serde_json::Error::custom(format!("{what} in a list item"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz::example_tree;
+
+    #[test]
+    fn answers_share_one_word_finder() {
+        let tree = example_tree().expect("the example tree");
+        let view = tree.node("acme/web").expect("a node of the example");
+        let translation = Translation::of_view(&tree, view, None);
+        let watch = Items::new(&translation, Map::new(), "object");
+        let list = Items::new(&translation, Map::new(), "items");
+        let (watch, list) = (watch.plan.words.expect("a finder"), list.plan.words.expect("a finder"));
+        assert!(Arc::ptr_eq(&watch, &list), "one finder for both answers");
+    }
 }

@@ -1,6 +1,8 @@
 //! Newline-delimited JSON (watch streams) as a stream of lines: each complete line is yielded as
 //! soon as it arrives; a line longer than the bound ends the stream with an error instead of
-//! growing a buffer without limit.
+//! growing a buffer without limit. A line that arrives whole within a frame is a slice of that
+//! frame; only a line cut across frames is copied, into a buffer let go once the line is
+//! complete, so that an idle stream holds no buffer sized by its last event.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -12,54 +14,69 @@ use crate::body::{self, Body, BoxError};
 pub fn split_lines(body: Body, max_line: usize) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
     struct State {
         frames: BodyStream<Body>,
-        buffer: BytesMut,
-        /// How much of `buffer` holds no newline: a line arriving in pieces is searched once.
-        searched: usize,
+        /// What is left of the last frame past the lines taken from it; never an empty slice
+        /// that would keep the frame's memory.
+        frame: Bytes,
+        /// The start of a line cut across frames.
+        partial: BytesMut,
         done: bool,
     }
-    let state = State { frames: BodyStream::new(body), buffer: BytesMut::new(), searched: 0, done: false };
+    impl State {
+        /// Ends the stream with `error`, letting go of what it held.
+        fn fail(mut self, error: BoxError) -> Option<(Result<Bytes, BoxError>, State)> {
+            self.done = true;
+            (self.frame, self.partial) = (Bytes::new(), BytesMut::new());
+            Some((Err(error), self))
+        }
+    }
+    let state = State { frames: BodyStream::new(body), frame: Bytes::new(), partial: BytesMut::new(), done: false };
     futures_util::stream::unfold(state, move |mut state| async move {
         loop {
-            let found = memchr::memchr(b'\n', &state.buffer[state.searched..]).map(|at| state.searched + at);
-            state.searched = found.unwrap_or(state.buffer.len());
-            if let Some(end) = found {
-                state.searched = 0;
-                let mut line = state.buffer.split_to(end + 1);
-                line.truncate(end);
+            if let Some(at) = memchr::memchr(b'\n', &state.frame) {
+                let mut line = state.frame.split_to(at + 1);
+                line.truncate(at);
+                if state.frame.is_empty() {
+                    state.frame = Bytes::new();
+                }
+                if !state.partial.is_empty() {
+                    state.partial.extend_from_slice(&line);
+                    line = std::mem::take(&mut state.partial).freeze();
+                }
+                if line.len() > max_line {
+                    return state.fail(too_long(max_line));
+                }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Some((Ok(line.freeze()), state));
+                return Some((Ok(line), state));
+            }
+            if !state.frame.is_empty() {
+                state.partial.extend_from_slice(&std::mem::take(&mut state.frame));
+            }
+            if state.partial.len() > max_line {
+                return state.fail(too_long(max_line));
             }
             if state.done {
-                if state.buffer.iter().all(u8::is_ascii_whitespace) {
+                if state.partial.iter().all(u8::is_ascii_whitespace) {
                     return None;
                 }
-                state.searched = 0;
-                return Some((Ok(state.buffer.split().freeze()), state));
-            }
-            if state.buffer.len() > max_line {
-                state.done = true;
-                state.buffer.clear();
-                state.searched = 0;
-                return Some((Err(BoxError::from(format!("a watch event exceeds {max_line} bytes"))), state));
+                return Some((Ok(std::mem::take(&mut state.partial).freeze()), state));
             }
             match state.frames.next().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        state.buffer.extend_from_slice(&data);
+                        state.frame = data;
                     }
                 }
-                Some(Err(error)) => {
-                    state.done = true;
-                    state.buffer.clear();
-                    state.searched = 0;
-                    return Some((Err(error), state));
-                }
+                Some(Err(error)) => return state.fail(error),
                 None => state.done = true,
             }
         }
     })
+}
+
+fn too_long(max_line: usize) -> BoxError {
+    BoxError::from(format!("a watch event exceeds {max_line} bytes"))
 }
 
 /// `body` with every line replaced by `f(line)` followed by a newline; a line `f` maps to
@@ -115,9 +132,42 @@ mod tests {
         assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"a\nc\n");
     }
 
+    /// A frame's bytes that tell when the frame is let go.
+    struct Owned(&'static [u8], std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl AsRef<[u8]> for Owned {
+        fn as_ref(&self) -> &[u8] {
+            self.0
+        }
+    }
+
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_whole_in_a_frame_are_not_copied_and_an_idle_stream_keeps_no_frame() {
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let texts: [&'static str; 2] = ["{\"a\":1}\n{\"b\":", "2}\n"];
+        let frames = texts.map(|text| Owned(text.as_bytes(), dropped.clone()));
+        let frames = frames.map(|f| Ok::<_, BoxError>(http_body::Frame::data(Bytes::from_owner(f))));
+        // The stream then stays open, idle, as a watch does.
+        let frames = futures_util::stream::iter(frames).chain(futures_util::stream::pending());
+        let mut lines = std::pin::pin!(split_lines(body::boxed(StreamBody::new(frames)), 1024));
+        let first = lines.next().await.unwrap().unwrap();
+        assert_eq!((&first[..], first.as_ptr()), (&b"{\"a\":1}"[..], texts[0].as_ptr()), "a slice of its frame");
+        drop(first);
+        assert_eq!(&lines.next().await.unwrap().unwrap()[..], b"{\"b\":2}");
+        assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 2, "both frames let go");
+    }
+
     #[tokio::test]
     async fn an_overlong_line_ends_the_stream() {
         let body = translate_lines(chunks(&["0123456789", "0123456789"]), 8, |l| Ok(l.to_vec()));
         assert!(body.collect().await.is_err());
+        let body = translate_lines(chunks(&["0123456789\n"]), 8, |l| Ok(l.to_vec()));
+        assert!(body.collect().await.is_err(), "a line longer than the bound, even whole in one frame");
     }
 }

@@ -66,7 +66,12 @@ impl Needles {
         let lengths = names.iter().filter(|(n, _)| n.len() < 64).fold(0, |all, (n, _)| all | 1 << n.len());
         let mut names: Vec<_> = names.into_iter().map(|(name, bits)| (head(&name), name, bits)).collect();
         names.sort_by_key(|(_, name, _)| name.len());
-        let from = (0..=64).map(|len| names.partition_point(|(_, name, _)| name.len() < len)).collect();
+        // Without names (answers with no read mask) `find` never reads the index: none is kept.
+        let from = if names.is_empty() {
+            Vec::new()
+        } else {
+            (0..=64).map(|len| names.partition_point(|(_, name, _)| name.len() < len)).collect()
+        };
         Needles { names, from, lengths, escape }
     }
 
@@ -174,6 +179,12 @@ impl Tokenizer {
             self.active = false;
         }
         result.map(|end| end.map(|end| start + end)).map_err(|at| start + at)
+    }
+
+    /// Bytes held for the tape.
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.tokens.capacity() * std::mem::size_of::<Token>() + self.open.capacity() * std::mem::size_of::<usize>()
     }
 
     /// The tape of the value last completed.

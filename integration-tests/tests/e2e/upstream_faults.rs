@@ -123,9 +123,13 @@ fn apiserver_port(harness: &Harness) -> u16 {
 
 /// An open watch through Canopy: a task that returns its whole text once it ends.
 async fn open_watch(canopy: &Canopy, token: &str) -> tokio::task::JoinHandle<String> {
-    let url = format!("{}/api/v1/namespaces/default/configmaps?watch=1", canopy.url);
-    let response = canopy.http().get(url).bearer_auth(token).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    open_watch_at(canopy, token, "/api/v1/namespaces/default/configmaps?watch=1").await
+}
+
+/// An open watch through Canopy on `path`, as [`open_watch`].
+async fn open_watch_at(canopy: &Canopy, token: &str, path: &str) -> tokio::task::JoinHandle<String> {
+    let response = canopy.http().get(format!("{}{path}", canopy.url)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
     tokio::spawn(async move {
         let mut text = Vec::new();
         let mut stream = response.bytes_stream();
@@ -226,6 +230,51 @@ async fn an_http1_watch_on_a_stalled_apiserver_ends_with_a_504_error_event_and_s
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!watch.is_finished(), "a new watch goes on once the apiserver answers");
     watch.abort();
+}
+
+/// Regression guard: a watch asked for on the deprecated path (`/api/v1/watch/…`,
+/// `/apis/G/V/watch/…`) is a watch as much as the `?watch=true` form, so over HTTP/1.1 the
+/// liveness prober guards it and a stalled apiserver ends it with an `ERROR` event.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http1_watch_on_the_old_watch_path_on_a_stalled_apiserver_ends_with_a_504_error_event() {
+    let harness = Harness::shared();
+    let relay = Relay::start(apiserver_port(harness)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream =
+        "  protocol: http1\n  responseTimeoutSeconds: 5\n  keepAliveIntervalSeconds: 1\n  keepAliveTimeoutSeconds: 1\n";
+    let canopy = canopy_through(harness, &relay, &dir, upstream);
+    let (http, token) = (canopy.http(), harness.token("admin"));
+    let url = format!("{}/api/v1/namespaces/default", canopy.url);
+    assert_eq!(http.get(&url).bearer_auth(token).send().await.unwrap().status(), 200);
+    let paths = ["/api/v1/watch/namespaces/default/configmaps", "/apis/apps/v1/watch/namespaces/default/deployments"];
+    let mut watches = Vec::new();
+    for path in paths {
+        watches.push(open_watch_at(&canopy, token, path).await);
+    }
+    // Probes answered: the watches stay open over a few intervals.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (path, watch) in paths.iter().zip(&watches) {
+        assert!(!watch.is_finished(), "{path}: an answering apiserver's watch went on");
+    }
+
+    relay.set(Mode::Stall);
+    let started = Instant::now();
+    for (path, watch) in paths.iter().zip(watches) {
+        let text = tokio::time::timeout(Duration::from_secs(30), watch)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the watch ends"))
+            .unwrap();
+        let code = error_event_code(&text);
+        println!(
+            "figure: an HTTP/1.1 watch on {path} on a stalled apiserver ended with an ERROR event ({code}) after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(code, 504, "{path}: {text}");
+    }
+
+    relay.set(Mode::Pass);
+    let took = until_served(&http, &url, token, Duration::from_secs(20)).await;
+    println!("figure: served again {took:?} after the apiserver answered again");
 }
 
 #[tokio::test(flavor = "multi_thread")]
