@@ -24,21 +24,23 @@ use crate::status::Status;
 use crate::tree::{Ceiling, NodeId, Tree};
 use crate::upstream::StreamEnd;
 
-/// What a request's decision rested on, in terms that survive a reload (paths, not node ids).
+/// What a request's decision rested on, compared with a newer tree by paths, not node ids.
 #[derive(Debug)]
 pub struct Standing {
+    /// The tree it was decided in, shared (a stream keeps no copy of a node's ceiling).
+    tree: Arc<Tree>,
     view: String,
     role: Option<String>,
     namespace: Option<(String, String)>,
     /// Physical namespaces a request across namespaces reaches.
     across: Vec<String>,
-    /// Path, ceiling and mask rules of every node answering for the namespaces reached.
-    nodes: Vec<(String, Ceiling, Vec<Arc<MaskRule>>)>,
+    /// The nodes of `tree` answering for the namespaces reached.
+    nodes: Vec<NodeId>,
 }
 
 impl Standing {
     /// The standing of the request in `tree`; `None` when `tree` refuses it.
-    pub fn of(tree: &Tree, identity: &Identity, info: &RequestInfo, view_path: &ViewPath) -> Option<Standing> {
+    pub fn of(tree: &Arc<Tree>, identity: &Identity, info: &RequestInfo, view_path: &ViewPath) -> Option<Standing> {
         let view = resolve_view(tree, identity, view_path).ok()?;
         let plan = decide(tree, view, identity, info).ok()?;
         let across = if plan.across { tree.view_namespaces(view) } else { Vec::new() };
@@ -47,16 +49,13 @@ impl Standing {
             None if plan.across => tree.subtree(view).collect(),
             None => vec![view],
         };
-        let nodes = answering
-            .into_iter()
-            .map(|n| (tree.nodes[n].path.clone(), tree.nodes[n].ceiling.clone(), tree.nodes[n].masks.clone()))
-            .collect();
         Some(Standing {
+            tree: Arc::clone(tree),
+            nodes: answering,
             view: tree.nodes[view].path.clone(),
             role: tree.member_at(identity, view).map(|m| m.role.clone()),
             namespace: plan.namespace,
             across,
-            nodes,
         })
     }
 
@@ -67,8 +66,16 @@ impl Standing {
         self.view == now.view
             && self.role == now.role
             && self.namespace == now.namespace
-            && self.nodes == now.nodes
+            && self.answering().eq(now.answering())
             && self.across.iter().all(|n| now.across.binary_search(n).is_ok())
+    }
+
+    /// Path, ceiling and mask rules of every node answering for the namespaces reached.
+    fn answering(&self) -> impl Iterator<Item = (&str, &Ceiling, &[Arc<MaskRule>])> {
+        self.nodes.iter().map(|&n| {
+            let node = &self.tree.nodes[n];
+            (node.path.as_str(), &node.ceiling, node.masks.as_slice())
+        })
     }
 }
 
@@ -97,7 +104,7 @@ impl Revocation {
         identity: Identity,
         info: RequestInfo,
         view_path: ViewPath,
-        standing: Standing,
+        mut standing: Standing,
     ) -> Revocation {
         let token = CancellationToken::new();
         let finished = CancellationToken::new();
@@ -112,7 +119,11 @@ impl Revocation {
                 }
                 let tree = trees.borrow_and_update().clone();
                 let ending = match Standing::of(&tree, &identity, &info, &view_path) {
-                    Some(now) if standing.holds_in(&now) => continue,
+                    // Standing on the newer tree from now on lets the older one go.
+                    Some(now) if standing.holds_in(&now) => {
+                        standing = now;
+                        continue;
+                    }
                     Some(_) => Ending::Changed,
                     None => Ending::Revoked,
                 };
@@ -176,11 +187,11 @@ mod tests {
     use super::*;
     use crate::config::raw_tree::RawTree;
 
-    fn tree(edit: impl Fn(String) -> String) -> Tree {
+    fn tree(edit: impl Fn(String) -> String) -> Arc<Tree> {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/proxy-config/example.yaml")).unwrap();
         let doc: serde_json::Value = serde_saphyr::from_str(&edit(text)).unwrap();
         let raw: RawTree = serde_json::from_value(doc["tree"].clone()).unwrap();
-        Tree::compile(&raw, "tree").unwrap()
+        Arc::new(Tree::compile(&raw, "tree").unwrap())
     }
 
     fn watch(namespace: &str) -> RequestInfo {
@@ -200,7 +211,7 @@ mod tests {
         let (dev, all) = (watch("dev"), watch(""));
         let home = ViewPath::default();
         let before = tree(|t| t);
-        let standing = |tree: &Tree, info: &RequestInfo| Standing::of(tree, &bob, info, &home);
+        let standing = |tree: &Arc<Tree>, info: &RequestInfo| Standing::of(tree, &bob, info, &home);
         let (in_dev, across) = (standing(&before, &dev).unwrap(), standing(&before, &all).unwrap());
 
         let unrelated = tree(|t| t.replace("name: dave", "name: david"));
