@@ -20,6 +20,7 @@ pub mod reference_gate;
 mod references;
 pub mod review;
 pub mod revoke;
+pub mod rules_review;
 pub mod secret_gate;
 mod secret_refs;
 pub mod write;

@@ -194,7 +194,7 @@ pub fn narrow_rules(ceiling: &Ceiling, review: &mut Value) {
     *rules = narrowed;
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
+pub(super) fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())

@@ -59,7 +59,7 @@ impl Phase for Reviews {
 }
 
 /// A self access review decided against the tree first, or a self rules review narrowed to the
-/// ceiling.
+/// ceiling and the deny rules.
 async fn self_review<S: Inner>(
     decision: &Decision,
     parts: Parts,
@@ -98,10 +98,15 @@ async fn self_review<S: Inner>(
         return Ok(transform::response(response, translation));
     }
     let ceiling = tree.nodes[*view].ceiling.clone();
+    let (tree, view, identity) = (Arc::clone(tree), *view, identity.clone());
     let map = DocumentMap::Json(Box::new(move |doc| {
         translation.apply(doc);
         match review {
-            Review::Rules => review::narrow_rules(&ceiling, doc),
+            Review::Rules => {
+                review::narrow_rules(&ceiling, doc);
+                let asked = namespace.as_ref().map_or("", |(_, virtual_name)| virtual_name.as_str());
+                crate::policy::rules_review::deny_rules(&tree, view, &identity, asked, doc);
+            }
             _ => {
                 if let Some((physical, virtual_name)) = &namespace {
                     review::scrub_reason(doc, physical, virtual_name);

@@ -72,6 +72,13 @@ fn a_deny_rule_keeps_one_deployment_from_every_kind_of_write() {
     assert_eq!(can_i(&["patch", "deployments/web"]), "yes");
     assert_eq!(can_i(&["get", "deployments/queueworker"]), "yes");
     ok(kubectl(kubectl_bin(), &bob, &["-n", "dev", "get", "deployment", "queueworker"]));
+    // So does the list (a SelfSubjectRulesReview): what RBAC's terms cannot say, a warning says.
+    let listed = kubectl(kubectl_bin(), &bob, &["auth", "can-i", "--list", "-n", "dev"]);
+    let (rules, warning) = (String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
+    assert!(rules.lines().any(|l| l.starts_with("deployments.apps ") && l.contains("patch")), "{rules}");
+    assert!(warning.contains("the list may be incomplete"), "{warning}");
+    assert!(warning.contains("deployments.apps") && warning.contains("except the objects a rule names (denied by tree.nodes[0].deny[0]: the platform team runs the queue worker)"), "{warning}");
+    assert!(warning.contains("except objects labelled platform.canopy.dev/protected=true"), "{warning}");
 }
 
 const PROTECTED: &str = "platform.canopy.dev/protected";
