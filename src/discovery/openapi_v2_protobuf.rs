@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::openapi::{Scopes, path_visible};
-use crate::rewrite::protobuf::{Malformed, next_field, put_varint};
+use crate::rewrite::protobuf::{Malformed, next_field, put_field};
 use crate::tree::Ceiling;
 
 /// The media type clients ask for (`@`) and the one the apiserver labels its answer with (`.`).
@@ -54,10 +54,10 @@ pub fn filter(ceiling: &Ceiling, doc: &[u8]) -> Result<Vec<u8>, Malformed> {
     let mut out = Vec::with_capacity(doc.len());
     for field in &top {
         match (field.number, field.contents) {
-            (PATHS, Some(paths)) => put_message(&mut out, PATHS, &keep_entries(paths, PATH_ITEM, |n, _| visible(n))?),
+            (PATHS, Some(paths)) => put_field(&mut out, PATHS, &keep_entries(paths, PATH_ITEM, |n, _| visible(n))?),
             (DEFINITIONS, Some(definitions)) => {
                 let kept = keep_entries(definitions, NAMED_SCHEMA, |name, _| reached.contains(name))?;
-                put_message(&mut out, DEFINITIONS, &kept);
+                put_field(&mut out, DEFINITIONS, &kept);
             }
             _ => out.extend_from_slice(field.raw),
         }
@@ -103,12 +103,6 @@ fn keep_entries(message: &[u8], number: u64, mut keep: impl FnMut(&[u8], &[u8]) 
         }
     }
     Ok(out)
-}
-
-fn put_message(out: &mut Vec<u8>, number: u64, contents: &[u8]) {
-    put_varint(out, (number << 3) | 2);
-    put_varint(out, contents.len() as u64);
-    out.extend_from_slice(contents);
 }
 
 /// Every schema of the document (its top-level fields) by name.
@@ -161,13 +155,13 @@ mod tests {
 
     fn string(number: u64, value: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        put_message(&mut out, number, value.as_bytes());
+        put_field(&mut out, number, value.as_bytes());
         out
     }
 
     fn message(number: u64, parts: &[Vec<u8>]) -> Vec<u8> {
         let mut out = Vec::new();
-        put_message(&mut out, number, &parts.concat());
+        put_field(&mut out, number, &parts.concat());
         out
     }
 

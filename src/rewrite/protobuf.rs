@@ -148,9 +148,7 @@ pub fn with_resource_version(body: &[u8], version: &str) -> Result<Vec<u8>, Malf
     let unknown = rewrite_field(envelope, 2, &|raw| {
         rewrite_field(raw, 1, &|meta| {
             let mut meta = meta.to_vec();
-            put_varint(&mut meta, 6 << 3 | 2);
-            put_varint(&mut meta, version.len() as u64);
-            meta.extend_from_slice(version.as_bytes());
+            put_field(&mut meta, 6, version.as_bytes());
             Ok(meta)
         })
     })?;
@@ -177,14 +175,12 @@ pub fn eviction_precondition(body: &[u8]) -> Result<Option<String>, Malformed> {
 /// since a message field met twice is merged and a string's last value is the one read.
 pub fn eviction_with_precondition(body: &[u8], version: &str) -> Result<Vec<u8>, Malformed> {
     let envelope = body.strip_prefix(MAGIC).ok_or(Malformed)?;
-    let nested = |number: u64, contents: &[u8]| {
+    let nested = |contents: &[u8]| {
         let mut out = Vec::with_capacity(contents.len() + 4);
-        put_varint(&mut out, number << 3 | 2);
-        put_varint(&mut out, contents.len() as u64);
-        out.extend_from_slice(contents);
+        put_field(&mut out, 2, contents);
         out
     };
-    let appended = nested(2, &nested(2, &nested(2, version.as_bytes())));
+    let appended = nested(&nested(&nested(version.as_bytes())));
     let unknown = rewrite_field(envelope, 2, &|raw| Ok([raw, &appended].concat()))?;
     Ok([MAGIC, &unknown].concat())
 }
@@ -263,6 +259,13 @@ fn varint(input: &mut &[u8]) -> Result<u64, Malformed> {
     Err(Malformed)
 }
 
+/// Writes length-delimited field `number` holding `contents`.
+pub(crate) fn put_field(out: &mut Vec<u8>, number: u64, contents: &[u8]) {
+    put_varint(out, number << 3 | 2);
+    put_varint(out, contents.len() as u64);
+    out.extend_from_slice(contents);
+}
+
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -277,9 +280,7 @@ mod tests {
 
     fn field(number: u64, contents: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        put_varint(&mut out, number << 3 | 2);
-        put_varint(&mut out, contents.len() as u64);
-        out.extend_from_slice(contents);
+        put_field(&mut out, number, contents);
         out
     }
 

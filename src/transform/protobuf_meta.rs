@@ -12,7 +12,7 @@
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::rewrite::protobuf::put_varint;
+use crate::rewrite::protobuf::{put_field, put_varint};
 
 /// The media type of the answers encoded here.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -55,8 +55,8 @@ pub fn encode(doc: &Value) -> Result<Vec<u8>> {
     put_string(&mut type_meta, 1, api_version);
     put_string(&mut type_meta, 2, kind);
     let mut out = MAGIC.to_vec();
-    put_bytes(&mut out, 1, &type_meta);
-    put_bytes(&mut out, 2, &raw);
+    put_field(&mut out, 1, &type_meta);
+    put_field(&mut out, 2, &raw);
     // contentEncoding and contentType: empty, and written as the apiserver writes them.
     put_string(&mut out, 3, "");
     put_string(&mut out, 4, "");
@@ -68,26 +68,26 @@ pub fn encode_event(event: &Value) -> Result<Vec<u8>> {
     let kind = event.get("type").and_then(Value::as_str).ok_or(Unencodable::Event)?;
     let object = event.get("object").ok_or(Unencodable::Event)?;
     let mut raw_extension = Vec::new();
-    put_bytes(&mut raw_extension, 1, &encode(object)?);
+    put_field(&mut raw_extension, 1, &encode(object)?);
     let mut message = Vec::new();
     put_string(&mut message, 1, kind);
-    put_bytes(&mut message, 2, &raw_extension);
+    put_field(&mut message, 2, &raw_extension);
     let length = u32::try_from(message.len()).map_err(|_| Unencodable::Event)?;
     Ok([&length.to_be_bytes()[..], &message].concat())
 }
 
 fn partial_object_metadata(object: &Map<String, Value>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    put_bytes(&mut out, 1, &object_meta(section(object, "metadata")?)?);
+    put_field(&mut out, 1, &object_meta(section(object, "metadata")?)?);
     Ok(out)
 }
 
 fn partial_object_metadata_list(list: &Map<String, Value>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    put_bytes(&mut out, 1, &list_meta(section(list, "metadata")?)?);
+    put_field(&mut out, 1, &list_meta(section(list, "metadata")?)?);
     for item in array(list, "items", "items")? {
         let item = item.as_object().ok_or(Unencodable::Field("items"))?;
-        put_bytes(&mut out, 2, &partial_object_metadata(item)?);
+        put_field(&mut out, 2, &partial_object_metadata(item)?);
     }
     Ok(out)
 }
@@ -95,7 +95,7 @@ fn partial_object_metadata_list(list: &Map<String, Value>) -> Result<Vec<u8>> {
 /// A `Status` (errors, and the object of a watch's ERROR event).
 fn status(object: &Map<String, Value>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    put_bytes(&mut out, 1, &list_meta(section(object, "metadata")?)?);
+    put_field(&mut out, 1, &list_meta(section(object, "metadata")?)?);
     put_string(&mut out, 2, string(object, "status", "status")?);
     put_string(&mut out, 3, string(object, "message", "message")?);
     put_string(&mut out, 4, string(object, "reason", "reason")?);
@@ -111,12 +111,12 @@ fn status(object: &Map<String, Value>) -> Result<Vec<u8>> {
             for (number, key) in [(1, "reason"), (2, "message"), (3, "field")] {
                 put_string(&mut entry, number, string(cause, key, "details.causes")?);
             }
-            put_bytes(&mut encoded, 4, &entry);
+            put_field(&mut encoded, 4, &entry);
         }
         let retry = integer(details, "retryAfterSeconds", "details.retryAfterSeconds")?;
         put_integer(&mut encoded, 5, retry.unwrap_or(0));
         put_string(&mut encoded, 6, string(details, "uid", "details.uid")?);
-        put_bytes(&mut out, 5, &encoded);
+        put_field(&mut out, 5, &encoded);
     }
     put_integer(&mut out, 6, integer(object, "code", "code")?.unwrap_or(0));
     Ok(out)
@@ -134,7 +134,7 @@ fn list_meta(meta: &Map<String, Value>) -> Result<Vec<u8>> {
         let shard = shard.as_object().ok_or(Unencodable::Field("metadata.shardInfo"))?;
         let mut info = Vec::new();
         put_string(&mut info, 1, string(shard, "selector", "metadata.shardInfo.selector")?);
-        put_bytes(&mut out, 5, &info);
+        put_field(&mut out, 5, &info);
     }
     Ok(out)
 }
@@ -154,9 +154,9 @@ fn object_meta(meta: &Map<String, Value>) -> Result<Vec<u8>> {
     put_integer(&mut out, 7, integer(meta, "generation", "metadata.generation")?.unwrap_or(0));
     // creationTimestamp is not a pointer: an unset one is an empty Time.
     let created = time(meta, "creationTimestamp", "metadata.creationTimestamp")?;
-    put_bytes(&mut out, 8, &created.unwrap_or_default());
+    put_field(&mut out, 8, &created.unwrap_or_default());
     if let Some(deleted) = time(meta, "deletionTimestamp", "metadata.deletionTimestamp")? {
-        put_bytes(&mut out, 9, &deleted);
+        put_field(&mut out, 9, &deleted);
     }
     if let Some(grace) = integer(meta, "deletionGracePeriodSeconds", "metadata.deletionGracePeriodSeconds")? {
         put_integer(&mut out, 10, grace);
@@ -165,14 +165,14 @@ fn object_meta(meta: &Map<String, Value>) -> Result<Vec<u8>> {
     put_map(&mut out, 12, meta, "annotations", "metadata.annotations")?;
     for owner in array(meta, "ownerReferences", "metadata.ownerReferences")? {
         let owner = owner.as_object().ok_or(Unencodable::Field("metadata.ownerReferences"))?;
-        put_bytes(&mut out, 13, &owner_reference(owner)?);
+        put_field(&mut out, 13, &owner_reference(owner)?);
     }
     for finalizer in array(meta, "finalizers", "metadata.finalizers")? {
         put_string(&mut out, 14, finalizer.as_str().ok_or(Unencodable::Field("metadata.finalizers"))?);
     }
     for entry in array(meta, "managedFields", "metadata.managedFields")? {
         let entry = entry.as_object().ok_or(Unencodable::Field("metadata.managedFields"))?;
-        put_bytes(&mut out, 17, &managed_fields_entry(entry)?);
+        put_field(&mut out, 17, &managed_fields_entry(entry)?);
     }
     Ok(out)
 }
@@ -199,15 +199,15 @@ fn managed_fields_entry(entry: &Map<String, Value>) -> Result<Vec<u8>> {
     put_string(&mut out, 2, string(entry, "operation", WHAT)?);
     put_string(&mut out, 3, string(entry, "apiVersion", WHAT)?);
     if let Some(time) = time(entry, "time", WHAT)? {
-        put_bytes(&mut out, 4, &time);
+        put_field(&mut out, 4, &time);
     }
     put_string(&mut out, 6, string(entry, "fieldsType", WHAT)?);
     if let Some(fields) = optional(entry, "fieldsV1") {
         // FieldsV1 holds the JSON of the field set as bytes.
         let raw = serde_json::to_vec(fields).map_err(|_| Unencodable::Field(WHAT))?;
         let mut fields_v1 = Vec::new();
-        put_bytes(&mut fields_v1, 1, &raw);
-        put_bytes(&mut out, 7, &fields_v1);
+        put_field(&mut fields_v1, 1, &raw);
+        put_field(&mut out, 7, &fields_v1);
     }
     put_string(&mut out, 8, string(entry, "subresource", WHAT)?);
     Ok(out)
@@ -260,19 +260,13 @@ fn put_map(out: &mut Vec<u8>, number: u64, object: &Map<String, Value>, key: &st
         let mut entry = Vec::new();
         put_string(&mut entry, 1, name);
         put_string(&mut entry, 2, value.as_str().ok_or(Unencodable::Field(what))?);
-        put_bytes(out, number, &entry);
+        put_field(out, number, &entry);
     }
     Ok(())
 }
 
-fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
-    put_varint(out, number << 3 | 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
 fn put_string(out: &mut Vec<u8>, number: u64, text: &str) {
-    put_bytes(out, number, text.as_bytes());
+    put_field(out, number, text.as_bytes());
 }
 
 /// An int64, int32 or bool field; negative numbers take ten bytes, as Go's `uint64(v)` gives.
